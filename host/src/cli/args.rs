@@ -1,0 +1,72 @@
+//! Parsing of flag values shared by commands: JSON inputs, sizes, grants.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use flowhost::{DirGrant, DirMode};
+
+use super::Failure;
+
+/// `JSON`, `@FILE` or `@-` (stdin): returns the text, checked to be JSON.
+pub(crate) async fn json_arg(flag: &str, value: &str) -> Result<String, Failure> {
+    let text = match value.strip_prefix('@') {
+        Some("-") => {
+            let mut s = String::new();
+            tokio::io::AsyncReadExt::read_to_string(&mut tokio::io::stdin(), &mut s)
+                .await
+                .map_err(|e| Failure::usage(format!("{flag}: cannot read stdin: {e}")))?;
+            s
+        }
+        Some(path) => tokio::fs::read_to_string(path)
+            .await
+            .map_err(|e| Failure::usage(format!("{flag}: cannot read {path}: {e}")))?,
+        None => value.to_string(),
+    };
+    serde_json::from_str::<serde::de::IgnoredAny>(&text)
+        .map_err(|e| Failure::usage(format!("{flag} is not valid JSON: {e}")))?;
+    Ok(text)
+}
+
+/// A duration such as `500ms` or `2s`.
+pub(crate) fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 500ms or 2s: {e}"))
+}
+
+/// A size such as `64MiB` or `1048576`.
+pub(crate) fn size(s: &str) -> Result<u64, String> {
+    s.parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("`{s}` is not a size like 64MiB: {e}"))
+}
+
+/// `HOST[:GUEST[:ro|rw]]`; the host directory must exist.
+pub(crate) fn dir_grant(s: &str) -> Result<DirGrant, String> {
+    let mut parts = s.splitn(3, ':');
+    let host = PathBuf::from(parts.next().unwrap_or_default());
+    let guest = parts.next().filter(|g| !g.is_empty()).map(str::to_string);
+    let mode = match parts.next() {
+        None | Some("ro") => DirMode::Ro,
+        Some("rw") => DirMode::Rw,
+        Some(other) => return Err(format!("`{other}` is not a mode: use ro or rw")),
+    };
+    if !host.is_dir() {
+        return Err(format!("{}: no such directory", host.display()));
+    }
+    Ok(DirGrant { host, guest, mode })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sizes_and_grants() {
+        assert_eq!(size("64MiB"), Ok(64 << 20));
+        assert_eq!(size("1024"), Ok(1024));
+        assert!(size("lots").is_err());
+        let g = dir_grant(".:/data:rw").unwrap();
+        assert_eq!((g.guest.as_deref(), g.mode), (Some("/data"), DirMode::Rw));
+        assert!(dir_grant(".:/data:rx").is_err());
+        assert!(dir_grant("/no/such/dir").is_err());
+    }
+}

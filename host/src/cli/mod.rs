@@ -1,0 +1,97 @@
+//! Command-line front end: argument parsing, logging setup and exit codes.
+//!
+//! Exit codes: 0 success; 1 the step or flow failed; 2 bad usage or input
+//! (a bad flag, bad JSON, a missing file, not a step component).
+
+mod args;
+mod call;
+mod inspect;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A host for sandboxed WebAssembly flow steps.
+#[derive(Parser)]
+#[command(name = "flowhost", version, about)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Call one step component with a JSON input and print its output.
+    Call(call::CallArgs),
+    /// Print a step component's metadata, imports, exports, size and compile time.
+    Inspect(inspect::InspectArgs),
+}
+
+/// An error at the edge, with the exit code it maps to.
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) message: String,
+}
+
+impl Failure {
+    /// Bad usage or input: exit status 2.
+    pub(crate) fn usage(message: impl std::fmt::Display) -> Self {
+        Failure {
+            code: 2,
+            message: message.to_string(),
+        }
+    }
+
+    /// The step or flow failed: exit status 1.
+    pub(crate) fn failed(message: impl std::fmt::Display) -> Self {
+        Failure {
+            code: 1,
+            message: message.to_string(),
+        }
+    }
+}
+
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return report(Failure::failed(format!("cannot start the runtime: {e}"))),
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Call(args) => call::run(args).await,
+            Command::Inspect(args) => inspect::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => report(failure),
+    }
+}
+
+fn report(failure: Failure) -> ExitCode {
+    eprintln!("flowhost: {}", failure.message);
+    ExitCode::from(failure.code)
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("FLOWHOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.compact().init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

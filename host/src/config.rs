@@ -1,0 +1,196 @@
+//! Configuration: host-wide [`Config`], per-call [`Limits`] and [`Grants`].
+//!
+//! Every default is documented here, in one place, and every one can be
+//! overridden: host-wide through `Config`, per call through `Limits`/`Grants`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Limits on one guest call. All of them are always enforced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Wall-clock deadline for the whole call, guest code and guest waits alike.
+    /// Default: 10 s.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Fuel, about one unit per guest instruction; a tight loop burns about
+    /// nine billion a second. Default: 10 billion (about a second of CPU).
+    pub fuel: u64,
+    /// Linear memory, summed over all memories of the instance, in bytes.
+    /// Default: 128 MiB.
+    pub max_memory: u64,
+    /// Elements in any one table. Default: 100,000.
+    pub max_table_elements: u32,
+    /// Core instances, memories and tables per call. Large components
+    /// (componentize-py makes about 38 core instances) need the headroom.
+    /// Default: 200.
+    pub max_instances: u32,
+    /// Size of the returned JSON in bytes. Default: 16 MiB.
+    pub max_output: u64,
+    /// Bytes of log lines, stdout and stderr kept per call; the rest is
+    /// dropped and counted. Default: 64 KiB.
+    pub max_log: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(10),
+            fuel: 10_000_000_000,
+            max_memory: 128 << 20,
+            max_table_elements: 100_000,
+            max_instances: 200,
+            max_output: 16 << 20,
+            max_log: 64 << 10,
+        }
+    }
+}
+
+/// Capabilities granted to a call. The default grants nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Grants {
+    /// Host directories mounted into the guest.
+    pub dirs: Vec<DirGrant>,
+    /// Names of host environment variables the guest may read.
+    pub env: Vec<String>,
+    /// Hosts (`name` or `name:port`) the guest may reach with outbound HTTP.
+    pub http: Vec<String>,
+}
+
+/// A host directory mounted at a guest path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// Where the guest sees it; defaults to the host path.
+    #[serde(default)]
+    pub guest: Option<String>,
+    /// Read-only unless `rw`.
+    #[serde(default)]
+    pub mode: DirMode,
+}
+
+impl DirGrant {
+    /// The guest path, defaulting to the host path.
+    pub fn guest_path(&self) -> String {
+        self.guest
+            .clone()
+            .unwrap_or_else(|| self.host.to_string_lossy().into_owned())
+    }
+}
+
+/// Access to a mounted directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirMode {
+    /// Read only (the default).
+    #[default]
+    Ro,
+    /// Read and write.
+    Rw,
+}
+
+/// Host-wide settings: the engine, the instance pool and the default limits.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = flowhost::Config::new()
+///     .max_instances(64)
+///     .epoch_tick(Duration::from_millis(5));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) limits: Limits,
+    pub(crate) max_instances: u32,
+    pub(crate) max_memory_size: u64,
+    pub(crate) epoch_tick: Duration,
+    pub(crate) fuel_yield_interval: u64,
+    pub(crate) metering: Metering,
+}
+
+/// Which metering is compiled in. Both are always on outside benchmarks.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metering {
+    /// Fuel counting.
+    pub fuel: bool,
+    /// Epoch interruption.
+    pub epochs: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            limits: Limits::default(),
+            max_instances: 256,
+            max_memory_size: 4 << 30,
+            epoch_tick: Duration::from_millis(10),
+            fuel_yield_interval: 10_000_000,
+            metering: Metering {
+                fuel: true,
+                epochs: true,
+            },
+        }
+    }
+}
+
+impl Config {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Limits for calls that do not set their own. Default: [`Limits::default`].
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The default limits.
+    pub fn default_limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Guest instances alive at once, across all calls. The pooling allocator
+    /// reserves slots for this many up front; a call beyond it fails with a
+    /// host error. Raise it for servers with many concurrent calls. Default: 256.
+    pub fn max_instances(mut self, n: u32) -> Self {
+        self.max_instances = n.max(1);
+        self
+    }
+
+    /// The largest linear memory any call may be given, in bytes. Only
+    /// virtual address space is reserved. Default: 4 GiB (the wasm32 maximum).
+    pub fn max_memory_size(mut self, bytes: u64) -> Self {
+        self.max_memory_size = bytes;
+        self
+    }
+
+    /// How often the epoch clock ticks. Deadlines are checked, and running
+    /// guests yield to tokio, once a tick. Lower it for tighter deadlines at a
+    /// small CPU cost. Default: 10 ms.
+    pub fn epoch_tick(mut self, tick: Duration) -> Self {
+        self.epoch_tick = tick.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Benchmarks only: turn fuel or epoch metering off, to measure what it
+    /// costs. A host without them cannot bound CPU or deadlines for guest code.
+    #[doc(hidden)]
+    pub fn benchmark_only_metering(mut self, metering: Metering) -> Self {
+        self.metering = metering;
+        self
+    }
+
+    /// Fuel between yields to tokio, so CPU-bound guests share worker threads.
+    /// Default: 10 million (about a millisecond of guest code).
+    pub fn fuel_yield_interval(mut self, fuel: u64) -> Self {
+        self.fuel_yield_interval = fuel.max(1);
+        self
+    }
+}

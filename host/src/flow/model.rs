@@ -1,0 +1,476 @@
+//! The flow model: what a flow file says, checked and compiled.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::Pos;
+use super::expr::{Condition, Template};
+use crate::{Grants, Limits};
+
+/// A checked flow. Cheap to clone (expressions and the schema are shared),
+/// `Send + Sync`.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    /// The flow's name (`flow:`).
+    pub name: String,
+    /// The file it was loaded from.
+    pub file: PathBuf,
+    /// Deadline for a whole run (`timeout:`).
+    pub timeout: Option<Duration>,
+    /// JSON Schema for the flow input (`input_schema:`), compiled.
+    pub input_schema: Option<InputSchema>,
+    /// Topic patterns that start the flow (`triggers:`).
+    pub triggers: Vec<Trigger>,
+    /// At most this many runs of the flow in flight (`concurrency: {limit}`).
+    pub concurrency: Option<u32>,
+    /// The top-level steps, in order.
+    pub steps: Vec<Step>,
+    /// Runs with the error record when the flow fails (`on_error:`).
+    pub on_error: Option<PluginCall>,
+}
+
+impl Flow {
+    /// Checks a flow input against `input_schema` (always `Ok` without one).
+    ///
+    /// # Errors
+    /// Every violation, as `input<json-pointer>: <what is wrong>` (for
+    /// example `input/amount: "x" is not of type "number"`), joined with `; `.
+    pub fn check_input(&self, input: &Value) -> Result<(), String> {
+        match &self.input_schema {
+            Some(schema) => schema.check(input),
+            None => Ok(()),
+        }
+    }
+
+    /// Every step, nested ones included, depth first in document order.
+    pub fn all_steps(&self) -> Vec<&Step> {
+        let mut out = Vec::new();
+        for step in &self.steps {
+            step.walk(&mut |s| out.push(s));
+        }
+        out
+    }
+
+    /// Every plugin name the flow uses: plugin steps, fallbacks and
+    /// `on_error`, sorted and without repeats.
+    pub fn plugin_names(&self) -> BTreeSet<&str> {
+        let mut names = BTreeSet::new();
+        for step in self.all_steps() {
+            if let StepKind::Plugin(p) = &step.kind {
+                names.insert(p.plugin.as_str());
+                if let Some(f) = &p.fallback {
+                    names.insert(f.plugin.as_str());
+                }
+            }
+        }
+        if let Some(h) = &self.on_error {
+            names.insert(h.plugin.as_str());
+        }
+        names
+    }
+
+    /// The step with this id, wherever it is nested.
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.all_steps().into_iter().find(|s| s.id == id)
+    }
+
+    /// Whether a topic matches one of the flow's triggers.
+    pub fn triggered_by(&self, topic: &str) -> bool {
+        self.triggers.iter().any(|t| t.matches(topic))
+    }
+}
+
+/// A compiled `input_schema`.
+#[derive(Clone)]
+pub struct InputSchema {
+    /// The schema as written.
+    pub schema: Value,
+    validator: Arc<jsonschema::Validator>,
+}
+
+impl std::fmt::Debug for InputSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InputSchema")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InputSchema {
+    /// Compiles a schema.
+    ///
+    /// # Errors
+    /// What is wrong with the schema.
+    pub fn compile(schema: &Value) -> Result<InputSchema, String> {
+        let validator = jsonschema::validator_for(schema).map_err(|e| e.to_string())?;
+        Ok(InputSchema {
+            schema: schema.clone(),
+            validator: Arc::new(validator),
+        })
+    }
+
+    /// Checks a value (see [`Flow::check_input`]).
+    ///
+    /// # Errors
+    /// Every violation, naming the failing field path.
+    pub fn check(&self, input: &Value) -> Result<(), String> {
+        let errors: Vec<String> = self
+            .validator
+            .iter_errors(input)
+            .map(|e| format!("input{}: {e}", e.instance_path().as_str()))
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+}
+
+/// A trigger: an event topic pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    /// The topic pattern; `*` matches any run of characters (dots included).
+    pub event: String,
+    /// Where it is written.
+    pub pos: Pos,
+}
+
+impl Trigger {
+    /// Whether `topic` matches the pattern.
+    pub fn matches(&self, topic: &str) -> bool {
+        glob(self.event.as_bytes(), topic.as_bytes())
+    }
+}
+
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => (0..=text.len()).any(|i| glob(rest, &text[i..])),
+        Some((c, rest)) => text.first() == Some(c) && glob(rest, &text[1..]),
+    }
+}
+
+/// One step.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The id, unique in the whole flow.
+    pub id: String,
+    /// Where the step is written (its first key).
+    pub pos: Pos,
+    /// What the step does.
+    pub kind: StepKind,
+    /// The input mapping (`input:`). `None`: the previous step's output (the
+    /// flow input for a first step; see the module docs for nested steps).
+    pub input: Option<Template>,
+    /// Skip the step when false (`if:`).
+    pub condition: Option<Condition>,
+    /// A deadline: for a plugin step, per attempt; for the others, for the
+    /// whole step (`timeout:`).
+    pub timeout: Option<Duration>,
+    /// On failure, record the error as the step's output and go on
+    /// (`continue_on_error:`, default false).
+    pub continue_on_error: bool,
+}
+
+impl Step {
+    /// Calls `f` on this step and every step nested in it, depth first.
+    pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Step)) {
+        f(self);
+        for child in self.children() {
+            child.walk(f);
+        }
+    }
+
+    /// The steps directly nested in this one, in document order.
+    pub fn children(&self) -> Vec<&Step> {
+        match &self.kind {
+            StepKind::Plugin(_) => Vec::new(),
+            StepKind::Parallel(p) => p.branches.iter().collect(),
+            StepKind::Switch(s) => s
+                .cases
+                .iter()
+                .flat_map(|c| c.steps.iter())
+                .chain(s.default.iter().flatten())
+                .collect(),
+            StepKind::ForEach(f) => f.steps.iter().collect(),
+        }
+    }
+
+    /// The plugin step, if this is one.
+    pub fn plugin(&self) -> Option<&PluginStep> {
+        match &self.kind {
+            StepKind::Plugin(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// What a step does: exactly one of these.
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    /// Call a plugin (`plugin:`).
+    Plugin(PluginStep),
+    /// Run branches concurrently (`parallel:`).
+    Parallel(Parallel),
+    /// Run the first matching case (`switch:`).
+    Switch(Switch),
+    /// Run a sub-pipeline per item of an array (`for_each:` + `steps:`).
+    ForEach(ForEach),
+}
+
+impl StepKind {
+    /// The kind's key in the flow file: `plugin`, `parallel`, `switch` or
+    /// `for_each`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepKind::Plugin(_) => "plugin",
+            StepKind::Parallel(_) => "parallel",
+            StepKind::Switch(_) => "switch",
+            StepKind::ForEach(_) => "for_each",
+        }
+    }
+}
+
+/// A plugin call with its policies.
+#[derive(Debug, Clone)]
+pub struct PluginStep {
+    /// The plugin name (the file stem in the plugins folder).
+    pub plugin: String,
+    /// Passed to the step as `ctx.config` (`config:`, default `null`). Not
+    /// rendered: `${...}` in it is passed as text.
+    pub config: Value,
+    /// Retries (`retry:`). Without a `retry:` block, one attempt.
+    pub retry: RetryPolicy,
+    /// A circuit breaker for this step (`circuit_breaker:`).
+    pub circuit_breaker: Option<CircuitBreaker>,
+    /// Called when the step fails for good (`fallback:`).
+    pub fallback: Option<PluginCall>,
+    /// Capabilities (`allow:`). Host paths are as written (relative ones
+    /// are relative to the working directory of the host process).
+    pub grants: Grants,
+    /// Limit overrides (`limits:`).
+    pub limits: LimitOverrides,
+}
+
+/// Limits a step overrides; the rest come from the host's defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitOverrides {
+    /// `limits: {fuel: N}`.
+    pub fuel: Option<u64>,
+    /// `limits: {memory: 64MiB}`, in bytes.
+    pub max_memory: Option<u64>,
+}
+
+impl LimitOverrides {
+    /// `base` with these overrides and, when given, the per-attempt timeout.
+    pub fn apply(&self, base: &Limits, timeout: Option<Duration>) -> Limits {
+        let mut limits = base.clone();
+        if let Some(fuel) = self.fuel {
+            limits.fuel = fuel;
+        }
+        if let Some(mem) = self.max_memory {
+            limits.max_memory = mem;
+        }
+        if let Some(t) = timeout {
+            limits.timeout = t;
+        }
+        limits
+    }
+}
+
+/// A plugin call without policies: a fallback, or `on_error`.
+#[derive(Debug, Clone)]
+pub struct PluginCall {
+    /// The plugin name.
+    pub plugin: String,
+    /// The input mapping. `None`: for a fallback, the failed step's input;
+    /// for `on_error`, the error record.
+    pub input: Option<Template>,
+    /// Passed as `ctx.config` (default `null`).
+    pub config: Value,
+    /// Where it is written.
+    pub pos: Pos,
+}
+
+/// Concurrent branches. The output is `{branch_id: output}`.
+#[derive(Debug, Clone)]
+pub struct Parallel {
+    /// The branches: full steps.
+    pub branches: Vec<Step>,
+    /// Cancel the other branches on the first failure (`fail_fast:`,
+    /// default true).
+    pub fail_fast: bool,
+}
+
+/// The first case whose `when` holds runs; the output is that case's
+/// output (its last step's).
+#[derive(Debug, Clone)]
+pub struct Switch {
+    /// The cases with a `when`, in order.
+    pub cases: Vec<SwitchCase>,
+    /// The `default` case's steps, run when no case matches.
+    pub default: Option<Vec<Step>>,
+}
+
+/// One case of a switch.
+#[derive(Debug, Clone)]
+pub struct SwitchCase {
+    /// When the case runs.
+    pub when: Condition,
+    /// The case's steps, run in order.
+    pub steps: Vec<Step>,
+    /// Where the case is written.
+    pub pos: Pos,
+}
+
+/// Fan-out over an array: the sub-pipeline runs once per item. The output is
+/// the array of the pipelines' outputs, in item order.
+#[derive(Debug, Clone)]
+pub struct ForEach {
+    /// The array (`for_each:`), usually `"${...}"`.
+    pub items: Template,
+    /// At most this many items in flight (`max_concurrency:`, default
+    /// [`ForEach::DEFAULT_MAX_CONCURRENCY`]).
+    pub max_concurrency: usize,
+    /// The sub-pipeline (`steps:`), which sees `item` and `index`.
+    pub steps: Vec<Step>,
+}
+
+impl ForEach {
+    /// The default `max_concurrency`: 16.
+    pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
+}
+
+/// How a failing step is retried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Total attempts, at least 1. Default: 1 without a `retry:` block, 3
+    /// with one.
+    pub max_attempts: u32,
+    /// The delay before the second attempt. Default: 100ms.
+    pub initial_interval: Duration,
+    /// Each delay is this many times the one before, at least 1.0.
+    /// Default: 2.0.
+    pub backoff_coefficient: f64,
+    /// The longest delay. Default: 10s.
+    pub max_interval: Duration,
+    /// How delays are randomised. Default: full.
+    pub jitter: Jitter,
+    /// Error kinds never retried.
+    pub non_retryable: Vec<String>,
+    /// When given, only these error kinds are retried.
+    pub retry_on: Option<Vec<String>>,
+}
+
+impl Default for RetryPolicy {
+    /// One attempt, no retries.
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            initial_interval: Duration::from_millis(100),
+            backoff_coefficient: 2.0,
+            max_interval: Duration::from_secs(10),
+            jitter: Jitter::Full,
+            non_retryable: Vec::new(),
+            retry_on: None,
+        }
+    }
+}
+
+/// The error kinds `non_retryable` and `retry_on` accept: every
+/// [`ErrorKind`](crate::ErrorKind) name and `circuit-open`.
+pub const RETRY_KINDS: [&str; 10] = [
+    "transient",
+    "permanent",
+    "invalid-input",
+    "trap",
+    "fuel",
+    "deadline",
+    "memory",
+    "output-too-large",
+    "host",
+    "circuit-open",
+];
+
+impl RetryPolicy {
+    /// The default policy of a `retry:` block: 3 attempts.
+    pub fn block_default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// Whether an error of this kind (an [`ErrorKind`](crate::ErrorKind)
+    /// name, or `circuit-open`) may be retried, attempts left aside:
+    /// - a kind in `non_retryable`: never;
+    /// - with `retry_on`: only the kinds listed;
+    /// - otherwise `transient`, `deadline` and `host`. `permanent`,
+    ///   `invalid-input`, `output-too-large` and `circuit-open` are not
+    ///   retried, and `trap`, `fuel` and `memory` only when in `retry_on`.
+    pub fn should_retry(&self, kind: &str) -> bool {
+        if self.non_retryable.iter().any(|k| k == kind) {
+            return false;
+        }
+        match &self.retry_on {
+            Some(kinds) => kinds.iter().any(|k| k == kind),
+            None => matches!(kind, "transient" | "deadline" | "host"),
+        }
+    }
+
+    /// The delay after failed attempt number `attempt` (1 for the first),
+    /// before the next: `initial_interval * backoff_coefficient^(attempt-1)`,
+    /// capped at `max_interval`, then jittered with `rng` (a random number
+    /// in `[0, 1)`): `none` keeps it, `full` takes `delay * rng`, `equal`
+    /// takes `delay/2 + delay/2 * rng`.
+    pub fn backoff(&self, attempt: u32, rng: f64) -> Duration {
+        let exp = attempt.saturating_sub(1).min(1000) as i32;
+        let max = self.max_interval.as_secs_f64();
+        let base = (self.initial_interval.as_secs_f64() * self.backoff_coefficient.powi(exp))
+            .min(max);
+        let rng = rng.clamp(0.0, 1.0);
+        let delay = match self.jitter {
+            Jitter::None => base,
+            Jitter::Full => base * rng,
+            Jitter::Equal => base / 2.0 + base / 2.0 * rng,
+        };
+        Duration::from_secs_f64(delay.max(0.0))
+    }
+}
+
+/// How retry delays are randomised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Jitter {
+    /// The computed delay.
+    None,
+    /// Uniform in `[0, delay)`.
+    #[default]
+    Full,
+    /// Uniform in `[delay/2, delay)`.
+    Equal,
+}
+
+/// A circuit breaker: after `failure_threshold` failures in a row the
+/// circuit opens and calls fail at once with `circuit-open`; after
+/// `reset_timeout` one trial call is let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitBreaker {
+    /// Failures in a row that open the circuit, at least 1. Default: 5.
+    pub failure_threshold: u32,
+    /// How long the circuit stays open. Default: 30s.
+    pub reset_timeout: Duration,
+}
+
+impl Default for CircuitBreaker {
+    fn default() -> Self {
+        CircuitBreaker {
+            failure_threshold: 5,
+            reset_timeout: Duration::from_secs(30),
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! # flowhost
+//!
+//! A tokio host that runs flow steps compiled to WebAssembly components
+//! against the `flowhost:step` WIT contract, sandboxed and bounded.
+//!
+//! Embedding takes three lines: make a [`Host`], [`load`](Host::load) a
+//! plugin, [`call`](Host::call) it.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let host = flowhost::Host::new(flowhost::Config::default())?;
+//! let echo = host.load("plugins/dist/testing/echo.wasm").await?;
+//! let out = host.call(&echo, &flowhost::Context::direct("echo"), r#"{"hi":1}"#).await?;
+//! assert_eq!(out, r#"{"hi":1}"#);
+//! # Ok(()) }
+//! ```
+//!
+//! Every call runs in a fresh instance with fuel, a deadline, a memory cap and
+//! output and log caps ([`Limits`]), and sees only what its [`Grants`] open.
+//! A failure is typed: the step's own error, a trap, a limit hit, or a host
+//! failure ([`CallError`], [`ErrorKind`]).
+
+mod config;
+mod engine;
+mod error;
+pub mod flow;
+mod host;
+mod plugin;
+mod runtime;
+
+pub use config::{Config, DirGrant, DirMode, Grants, Limits};
+pub use error::{CallError, ErrorClass, ErrorKind, Limit, LoadError, LoadErrorReason, SetupError, StepError};
+pub use host::Host;
+pub use plugin::{Plugin, plugin_name};
+pub use runtime::events::{Event, EventSink};
+#[doc(hidden)]
+pub use config::Metering;
+#[doc(hidden)]
+pub use runtime::bench;
+pub use runtime::{CallOptions, CallReport, Context, Metadata};

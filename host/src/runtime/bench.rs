@@ -1,0 +1,73 @@
+//! Benchmark probes: where the time of a fresh-instance call goes, and a call
+//! into an already-live instance for comparison. Not part of the stable API.
+
+use std::time::{Duration, Instant};
+
+use crate::config::Limits;
+use crate::host::Host;
+use crate::plugin::Plugin;
+use crate::runtime::{CallOptions, Context, new_store};
+
+/// Time of each phase of one fresh-instance call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phases {
+    /// Building the store and its WASI context.
+    pub store: Duration,
+    /// Instantiating from the pre-instantiated component.
+    pub instantiate: Duration,
+    /// The `run` call itself.
+    pub call: Duration,
+    /// Dropping the store (returning the instance to the pool).
+    pub drop: Duration,
+}
+
+/// Runs `n` fresh-instance calls of `plugin`, timing each phase.
+pub async fn phases(host: &Host, plugin: &Plugin, input: &str, n: usize) -> Vec<Phases> {
+    let (engine, config) = host.parts();
+    let ctx = Context::direct(plugin.name());
+    let options = CallOptions::default();
+    let wit_ctx = ctx.to_wit();
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let mut store = new_store(engine, config, plugin, &ctx, &config.limits, &options).expect("store");
+        let t1 = Instant::now();
+        let step = plugin.pre().instantiate_async(&mut store).await.expect("instantiate");
+        let t2 = Instant::now();
+        let r = step.call_run(&mut store, &wit_ctx, input).await.expect("call");
+        assert!(r.is_ok());
+        let t3 = Instant::now();
+        drop(store);
+        let t4 = Instant::now();
+        out.push(Phases {
+            store: t1 - t0,
+            instantiate: t2 - t1,
+            call: t3 - t2,
+            drop: t4 - t3,
+        });
+    }
+    out
+}
+
+/// Calls `run` `n` times on one live instance; returns each call's time.
+pub async fn live_calls(host: &Host, plugin: &Plugin, input: &str, n: usize) -> Vec<Duration> {
+    let (engine, config) = host.parts();
+    let ctx = Context::direct(plugin.name());
+    let limits = Limits {
+        fuel: u64::MAX / 2,
+        timeout: Duration::from_secs(3600),
+        ..config.limits.clone()
+    };
+    let options = CallOptions::default();
+    let mut store = new_store(engine, config, plugin, &ctx, &limits, &options).expect("store");
+    let step = plugin.pre().instantiate_async(&mut store).await.expect("instantiate");
+    let wit_ctx = ctx.to_wit();
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let r = step.call_run(&mut store, &wit_ctx, input).await.expect("call");
+        assert!(r.is_ok());
+        out.push(t.elapsed());
+    }
+    out
+}

@@ -1,0 +1,248 @@
+//! Guest output: `log` lines, stdout and stderr go to the host's `tracing`
+//! log, tagged with the plugin, step and run, within a byte budget per call.
+//!
+//! The last stderr lines are kept so that a trap can say what the guest
+//! printed before it died (a Rust panic message, for example).
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+/// Severity of a guest log line (mirrors the WIT `level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Which guest stream a write came from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Stream {
+    Stdout,
+    Stderr,
+}
+
+const MAX_LINE: usize = 8 << 10;
+const STDERR_TAIL_LINES: usize = 8;
+
+/// Where one call's guest output goes.
+pub(crate) struct LogSink {
+    plugin: String,
+    step: String,
+    run: String,
+    state: Mutex<LogState>,
+}
+
+struct LogState {
+    remaining: u64,
+    dropped: u64,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    stderr_tail: VecDeque<String>,
+}
+
+macro_rules! guest_event {
+    ($level:expr, $sink:expr, $stream:expr, $msg:expr) => {
+        match $level {
+            Level::Trace => tracing::trace!(target: "flowhost::guest", plugin = %$sink.plugin, step = %$sink.step, run = %$sink.run, stream = $stream, "{}", $msg),
+            Level::Debug => tracing::debug!(target: "flowhost::guest", plugin = %$sink.plugin, step = %$sink.step, run = %$sink.run, stream = $stream, "{}", $msg),
+            Level::Info => tracing::info!(target: "flowhost::guest", plugin = %$sink.plugin, step = %$sink.step, run = %$sink.run, stream = $stream, "{}", $msg),
+            Level::Warn => tracing::warn!(target: "flowhost::guest", plugin = %$sink.plugin, step = %$sink.step, run = %$sink.run, stream = $stream, "{}", $msg),
+            Level::Error => tracing::error!(target: "flowhost::guest", plugin = %$sink.plugin, step = %$sink.step, run = %$sink.run, stream = $stream, "{}", $msg),
+        }
+    };
+}
+
+impl LogSink {
+    pub(crate) fn new(plugin: &str, step: &str, run: &str, budget: u64) -> Self {
+        LogSink {
+            plugin: plugin.to_string(),
+            step: step.to_string(),
+            run: run.to_string(),
+            state: Mutex::new(LogState {
+                remaining: budget,
+                dropped: 0,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                stderr_tail: VecDeque::new(),
+            }),
+        }
+    }
+
+    /// A `log` call from the guest.
+    pub(crate) fn log(&self, level: Level, message: &str) {
+        let mut state = self.lock();
+        self.emit(&mut state, level, "log", message);
+    }
+
+    /// Bytes the guest wrote to stdout or stderr; whole lines are logged.
+    pub(crate) fn write(&self, stream: Stream, bytes: &[u8]) {
+        let mut state = self.lock();
+        let mut pending = std::mem::take(match stream {
+            Stream::Stdout => &mut state.stdout,
+            Stream::Stderr => &mut state.stderr,
+        });
+        pending.extend_from_slice(bytes);
+        let mut start = 0;
+        while let Some(pos) = pending[start..].iter().position(|&b| b == b'\n') {
+            self.line(&mut state, stream, &pending[start..start + pos]);
+            start += pos + 1;
+        }
+        pending.drain(..start);
+        if pending.len() > MAX_LINE {
+            self.line(&mut state, stream, &pending);
+            pending.clear();
+        }
+        *match stream {
+            Stream::Stdout => &mut state.stdout,
+            Stream::Stderr => &mut state.stderr,
+        } = pending;
+    }
+
+    /// Logs what is left of unterminated lines; returns the number of lines dropped.
+    pub(crate) fn finish(&self) -> u64 {
+        let mut state = self.lock();
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let rest = std::mem::take(match stream {
+                Stream::Stdout => &mut state.stdout,
+                Stream::Stderr => &mut state.stderr,
+            });
+            if !rest.is_empty() {
+                self.line(&mut state, stream, &rest);
+            }
+        }
+        state.dropped
+    }
+
+    /// The guest's last stderr lines, for trap messages.
+    pub(crate) fn stderr_tail(&self) -> Vec<String> {
+        let mut state = self.lock();
+        let rest = std::mem::take(&mut state.stderr);
+        if !rest.is_empty() {
+            self.line(&mut state, Stream::Stderr, &rest);
+        }
+        state.stderr_tail.iter().cloned().collect()
+    }
+
+    fn line(&self, state: &mut LogState, stream: Stream, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end_matches('\r');
+        if text.trim().is_empty() {
+            return;
+        }
+        let (level, name) = match stream {
+            Stream::Stdout => (Level::Info, "stdout"),
+            Stream::Stderr => {
+                if state.stderr_tail.len() == STDERR_TAIL_LINES {
+                    state.stderr_tail.pop_front();
+                }
+                state.stderr_tail.push_back(truncate(text, 1024).to_string());
+                (Level::Warn, "stderr")
+            }
+        };
+        self.emit(state, level, name, text);
+    }
+
+    fn emit(&self, state: &mut LogState, level: Level, stream: &str, message: &str) {
+        let cost = message.len() as u64 + 1;
+        if cost > state.remaining {
+            if state.dropped == 0 {
+                tracing::warn!(target: "flowhost::guest", plugin = %self.plugin, step = %self.step, run = %self.run,
+                    "log limit reached; further output from this call is dropped");
+            }
+            state.remaining = 0;
+            state.dropped += 1;
+            return;
+        }
+        state.remaining -= cost;
+        guest_event!(level, self, stream, message);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// A guest's stdout or stderr, feeding a [`LogSink`].
+pub(crate) struct GuestStdio {
+    sink: Arc<LogSink>,
+    stream: Stream,
+}
+
+impl GuestStdio {
+    pub(crate) fn new(sink: Arc<LogSink>, stream: Stream) -> Self {
+        GuestStdio { sink, stream }
+    }
+}
+
+impl IsTerminal for GuestStdio {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestStdio {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(GuestStdio::new(self.sink.clone(), self.stream))
+    }
+
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(GuestStdio::new(self.sink.clone(), self.stream))
+    }
+}
+
+impl OutputStream for GuestStdio {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.sink.write(self.stream, &bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 << 10)
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for GuestStdio {
+    async fn ready(&mut self) {}
+}
+
+impl AsyncWrite for GuestStdio {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.sink.write(self.stream, buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

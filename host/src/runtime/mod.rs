@@ -1,0 +1,282 @@
+//! Executing one guest call under limits.
+//!
+//! Every call gets a fresh instance (from the plugin's pre-instantiated
+//! component and the pooling allocator) in a fresh store, so nothing leaks
+//! between calls. The call is async and bounded four ways:
+//! - fuel, with a yield to tokio every `fuel_yield_interval` units;
+//! - a deadline, enforced by epoch interruption for guest code and by a tokio
+//!   timeout for guest waits (a WASI sleep or poll), both mapped to `deadline`;
+//! - a memory and table cap ([`limiter`]);
+//! - output and log-volume caps.
+//!
+//! This module knows nothing of flows: it runs one call of one plugin.
+
+#[doc(hidden)]
+pub mod bench;
+pub(crate) mod bindings;
+mod classify;
+pub(crate) mod events;
+mod http;
+mod limiter;
+pub(crate) mod logs;
+mod sandbox;
+pub(crate) mod state;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime_wasi_http::WasiHttpCtx;
+
+use crate::config::{Config, Grants, Limits};
+use crate::error::{CallError, Limit, StepError};
+use crate::plugin::Plugin;
+use events::{Event, EventSink};
+use state::StepState;
+
+/// What the host tells a step about a call (the WIT `context`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Context {
+    /// Flow name; "" when called directly.
+    pub flow: String,
+    /// Correlation id of the run.
+    pub run_id: String,
+    /// The step's id in its flow; the plugin name when called directly.
+    pub step_id: String,
+    /// 1 for the first try, 2 for the first retry, ...
+    pub attempt: u32,
+    /// The step's config, a JSON document; "{}" when none.
+    pub config: String,
+}
+
+impl Context {
+    /// The context of a direct call (no flow) of the plugin `name`.
+    pub fn direct(name: &str) -> Self {
+        Context {
+            flow: String::new(),
+            run_id: String::new(),
+            step_id: name.to_string(),
+            attempt: 1,
+            config: "{}".to_string(),
+        }
+    }
+}
+
+impl Context {
+    pub(crate) fn to_wit(&self) -> bindings::Context {
+        bindings::Context {
+            flow: self.flow.clone(),
+            run_id: self.run_id.clone(),
+            step_id: self.step_id.clone(),
+            attempt: self.attempt,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// What a step says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// The step's name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// What it does.
+    pub description: String,
+}
+
+/// How one call is bounded and what it may reach.
+#[derive(Clone, Default)]
+pub struct CallOptions {
+    /// Limits; `None` takes the host's defaults.
+    pub limits: Option<Limits>,
+    /// Capabilities; the default grants nothing.
+    pub grants: Grants,
+    /// Where `emit`ted events go; `None` logs them and starts nothing.
+    pub events: Option<Arc<dyn EventSink>>,
+}
+
+/// The result of a call, with what it cost.
+#[derive(Debug, Clone)]
+pub struct CallReport {
+    /// The step's JSON output, or why there is none.
+    pub result: Result<String, CallError>,
+    /// Fuel the call used.
+    pub fuel_used: u64,
+    /// Wall time of the call, instantiation included.
+    pub duration: Duration,
+    /// Log lines dropped because the call went over its log budget.
+    pub logs_dropped: u64,
+}
+
+/// Runs `run` of `plugin` in a fresh instance under `options`.
+pub(crate) async fn call(
+    engine: &Engine,
+    config: &Config,
+    plugin: &Plugin,
+    ctx: &Context,
+    input: &str,
+    options: &CallOptions,
+) -> CallReport {
+    let started = Instant::now();
+    let limits = options.limits.as_ref().unwrap_or(&config.limits);
+    let mut store = match new_store(engine, config, plugin, ctx, limits, options) {
+        Ok(store) => store,
+        Err(e) => return report(Err(e), 0, started, 0),
+    };
+    let wit_ctx = ctx.to_wit();
+    let deadline = store.data().deadline;
+    let outcome = {
+        let run = async {
+            let step = plugin.pre().instantiate_async(&mut store).await?;
+            step.call_run(&mut store, &wit_ctx, input).await
+        };
+        tokio::time::timeout_at(deadline.into(), run).await
+    };
+    let fuel_used = match store.get_fuel() {
+        Ok(left) => limits.fuel.saturating_sub(left),
+        Err(_) => 0,
+    };
+    let logs = store.data().logs.clone();
+    let result = match outcome {
+        Err(_elapsed) => Err(classify::deadline(limits)),
+        Ok(Err(trap)) => Err(classify::trap(trap, limits, &logs)),
+        Ok(Ok(Err(step_error))) => Err(CallError::Step(step_error.into())),
+        Ok(Ok(Ok(output))) => check_output(output, limits),
+    };
+    let dropped = logs.finish();
+    report(result, fuel_used, started, dropped)
+}
+
+/// Runs `describe` of `plugin` under the host's default limits.
+pub(crate) async fn describe(
+    engine: &Engine,
+    config: &Config,
+    plugin: &Plugin,
+) -> Result<Metadata, CallError> {
+    let ctx = Context::direct(plugin.name());
+    let options = CallOptions::default();
+    let limits = &config.limits;
+    let mut store = new_store(engine, config, plugin, &ctx, limits, &options)?;
+    let deadline = store.data().deadline;
+    let outcome = {
+        let run = async {
+            let step = plugin.pre().instantiate_async(&mut store).await?;
+            step.call_describe(&mut store).await
+        };
+        tokio::time::timeout_at(deadline.into(), run).await
+    };
+    let logs = store.data().logs.clone();
+    logs.finish();
+    match outcome {
+        Err(_) => Err(classify::deadline(limits)),
+        Ok(Err(trap)) => Err(classify::trap(trap, limits, &logs)),
+        Ok(Ok(m)) => Ok(Metadata {
+            name: m.name,
+            version: m.version,
+            description: m.description,
+        }),
+    }
+}
+
+pub(crate) fn new_store(
+    engine: &Engine,
+    config: &Config,
+    plugin: &Plugin,
+    ctx: &Context,
+    limits: &Limits,
+    options: &CallOptions,
+) -> Result<Store<StepState>, CallError> {
+    let logs = Arc::new(logs::LogSink::new(
+        plugin.name(),
+        &ctx.step_id,
+        &ctx.run_id,
+        limits.max_log,
+    ));
+    let wasi = sandbox::wasi_ctx(&options.grants, &logs, &ctx.step_id)?;
+    let state = StepState {
+        table: ResourceTable::new(),
+        wasi,
+        http: WasiHttpCtx::new(),
+        http_policy: http::HttpPolicy::new(&options.grants.http, ctx.step_id.clone()),
+        limiter: limiter::Limiter::new(
+            limits.max_memory,
+            limits.max_table_elements,
+            limits.max_instances,
+        ),
+        logs,
+        events: options.events.clone(),
+        source: Event {
+            flow: ctx.flow.clone(),
+            run_id: ctx.run_id.clone(),
+            step_id: ctx.step_id.clone(),
+            ..Event::default()
+        },
+        deadline: Instant::now() + limits.timeout,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    // Bounds what one guest-to-host transfer (the output, a log line) may
+    // copy, so an oversized output fails before the host allocates it.
+    let transfer = limits.max_output.saturating_add(64 << 10);
+    store.set_hostcall_fuel(usize::try_from(transfer).unwrap_or(usize::MAX));
+    let host = |e: wasmtime::Error| CallError::Host(format!("{e:#}"));
+    if config.metering.fuel {
+        store.set_fuel(limits.fuel).map_err(host)?;
+        store
+            .fuel_async_yield_interval(Some(config.fuel_yield_interval))
+            .map_err(host)?;
+    }
+    if config.metering.epochs {
+        // Check the deadline on every epoch tick, yielding to tokio in between.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|cx| {
+            if Instant::now() >= cx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+    }
+    Ok(store)
+}
+
+fn check_output(output: String, limits: &Limits) -> Result<String, CallError> {
+    if output.len() as u64 > limits.max_output {
+        return Err(CallError::limit(
+            Limit::OutputTooLarge,
+            format!(
+                "the step returned {} of output; the limit is {}",
+                bytesize::ByteSize(output.len() as u64).display().iec(),
+                bytesize::ByteSize(limits.max_output).display().iec()
+            ),
+        ));
+    }
+    Ok(output)
+}
+
+fn report(
+    result: Result<String, CallError>,
+    fuel_used: u64,
+    started: Instant,
+    logs_dropped: u64,
+) -> CallReport {
+    CallReport {
+        result,
+        fuel_used,
+        duration: started.elapsed(),
+        logs_dropped,
+    }
+}
+
+impl From<bindings::StepError> for StepError {
+    fn from(e: bindings::StepError) -> Self {
+        match e {
+            bindings::StepError::Transient(m) => StepError::Transient(m),
+            bindings::StepError::Permanent(m) => StepError::Permanent(m),
+            bindings::StepError::InvalidInput(m) => StepError::InvalidInput(m),
+        }
+    }
+}

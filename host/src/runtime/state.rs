@@ -1,0 +1,80 @@
+//! The data of one call's store, and the host interface the guest imports.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::runtime::bindings::flowhost::step::{host, types};
+use crate::runtime::events::{Event, EventSink};
+use crate::runtime::http::HttpPolicy;
+use crate::runtime::limiter::Limiter;
+use crate::runtime::logs::{Level, LogSink};
+
+/// Everything a running guest can reach, and nothing more.
+pub(crate) struct StepState {
+    pub(crate) table: ResourceTable,
+    pub(crate) wasi: WasiCtx,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) http_policy: HttpPolicy,
+    pub(crate) limiter: Limiter,
+    pub(crate) logs: Arc<LogSink>,
+    pub(crate) events: Option<Arc<dyn EventSink>>,
+    pub(crate) source: Event,
+    pub(crate) deadline: Instant,
+}
+
+impl WasiView for StepState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for StepState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_policy,
+        }
+    }
+}
+
+impl types::Host for StepState {}
+
+impl host::Host for StepState {
+    async fn log(&mut self, level: host::Level, message: String) {
+        let level = match level {
+            host::Level::Trace => Level::Trace,
+            host::Level::Debug => Level::Debug,
+            host::Level::Info => Level::Info,
+            host::Level::Warn => Level::Warn,
+            host::Level::Error => Level::Error,
+        };
+        self.logs.log(level, &message);
+    }
+
+    async fn emit(&mut self, topic: String, payload: String) -> Result<(), String> {
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&payload) {
+            return Err(format!("event payload is not valid JSON: {e}"));
+        }
+        let event = Event {
+            topic,
+            payload,
+            ..self.source.clone()
+        };
+        match &self.events {
+            Some(sink) => sink.emit(event),
+            None => {
+                tracing::info!(target: "flowhost::events", topic = %event.topic, step = %event.step_id,
+                    "event emitted; no event bus in this mode, so no flow is started");
+                Ok(())
+            }
+        }
+    }
+}
