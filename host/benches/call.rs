@@ -10,14 +10,20 @@ use std::time::{Duration, Instant};
 use flowhost::{CallOptions, Config, Context, Host, Limits, Metering, Plugin, bench};
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let status = std::process::Command::new("bash")
         .arg(root.join("plugins/build.sh"))
         .status()
         .expect("run plugins/build.sh");
     assert!(status.success());
     let dist = root.join("plugins/dist");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         per_call(&dist).await;
         metering(&dist).await;
@@ -76,10 +82,22 @@ async fn per_call(dist: &Path) {
     let live = bench::live_calls(&host, &echo, &input, n).await;
     let phases = bench::phases(&host, &echo, &input, n).await;
 
-    let (native, live, fresh_p99, fresh) = (median(native), median(live), p99(fresh.clone()), median(fresh));
+    let (native, live, fresh_p99, fresh) = (
+        median(native),
+        median(live),
+        p99(fresh.clone()),
+        median(fresh),
+    );
     println!("== per-call overhead: echo step, 1 KB JSON, {n} calls ==");
-    println!("native Rust echo (parse + serialise)   {:>9.2} µs  (baseline)", us(native));
-    println!("live instance call                     {:>9.2} µs  {:>6.1}x native", us(live), us(live) / us(native));
+    println!(
+        "native Rust echo (parse + serialise)   {:>9.2} µs  (baseline)",
+        us(native)
+    );
+    println!(
+        "live instance call                     {:>9.2} µs  {:>6.1}x native",
+        us(live),
+        us(live) / us(native)
+    );
     println!(
         "fresh instance call (Host::call)       {:>9.2} µs  {:>6.1}x native  {:>5.1}x live  (p99 {:.2} µs)",
         us(fresh),
@@ -113,25 +131,59 @@ async fn metering(dist: &Path) {
         ..CallOptions::default()
     };
     let variants = [
-        ("neither (baseline)", Metering { fuel: false, epochs: false }),
-        ("epoch only", Metering { fuel: false, epochs: true }),
-        ("fuel only", Metering { fuel: true, epochs: false }),
-        ("fuel + epoch (default)", Metering { fuel: true, epochs: true }),
+        (
+            "neither (baseline)",
+            Metering {
+                fuel: false,
+                epochs: false,
+            },
+        ),
+        (
+            "epoch only",
+            Metering {
+                fuel: false,
+                epochs: true,
+            },
+        ),
+        (
+            "fuel only",
+            Metering {
+                fuel: true,
+                epochs: false,
+            },
+        ),
+        (
+            "fuel + epoch (default)",
+            Metering {
+                fuel: true,
+                epochs: true,
+            },
+        ),
     ];
     let mut baseline = None;
     for (name, m) in variants {
         let host = Host::new(Config::default().benchmark_only_metering(m)).unwrap();
         let spin = host.load(dist.join("testing/spin.wasm")).await.unwrap();
-        host.call_with(&spin, &ctx, "{}", &options).await.result.unwrap();
+        host.call_with(&spin, &ctx, "{}", &options)
+            .await
+            .result
+            .unwrap();
         let mut times = Vec::new();
         for _ in 0..7 {
             let t = Instant::now();
-            host.call_with(&spin, &ctx, "{}", &options).await.result.unwrap();
+            host.call_with(&spin, &ctx, "{}", &options)
+                .await
+                .result
+                .unwrap();
             times.push(t.elapsed());
         }
         let t = median(times);
         let base = *baseline.get_or_insert(t);
-        println!("{name:<24} {:>9.2} ms  {:>5.2}x", t.as_secs_f64() * 1e3, t.as_secs_f64() / base.as_secs_f64());
+        println!(
+            "{name:<24} {:>9.2} ms  {:>5.2}x",
+            t.as_secs_f64() * 1e3,
+            t.as_secs_f64() / base.as_secs_f64()
+        );
     }
 }
 

@@ -190,9 +190,10 @@ impl ErrorKind {
                 ErrorClass::Step
             }
             ErrorKind::Trap => ErrorClass::Trap,
-            ErrorKind::Fuel | ErrorKind::Deadline | ErrorKind::Memory | ErrorKind::OutputTooLarge => {
-                ErrorClass::Limit
-            }
+            ErrorKind::Fuel
+            | ErrorKind::Deadline
+            | ErrorKind::Memory
+            | ErrorKind::OutputTooLarge => ErrorClass::Limit,
             ErrorKind::Host => ErrorClass::Host,
         }
     }
@@ -213,7 +214,10 @@ impl FromStr for ErrorKind {
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
                 let all: Vec<_> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
-                format!("unknown error kind `{s}` (expected one of: {})", all.join(", "))
+                format!(
+                    "unknown error kind `{s}` (expected one of: {})",
+                    all.join(", ")
+                )
             })
     }
 }

@@ -61,7 +61,12 @@ impl Host {
     }
 
     /// Calls the step with a JSON `input` under the default limits and no grants.
-    pub async fn call(&self, plugin: &Plugin, ctx: &Context, input: &str) -> Result<String, CallError> {
+    pub async fn call(
+        &self,
+        plugin: &Plugin,
+        ctx: &Context,
+        input: &str,
+    ) -> Result<String, CallError> {
         self.call_with(plugin, ctx, input, &CallOptions::default())
             .await
             .result

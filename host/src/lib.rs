@@ -28,13 +28,15 @@ mod host;
 mod plugin;
 mod runtime;
 
-pub use config::{Config, DirGrant, DirMode, Grants, Limits};
-pub use error::{CallError, ErrorClass, ErrorKind, Limit, LoadError, LoadErrorReason, SetupError, StepError};
-pub use host::Host;
-pub use plugin::{Plugin, plugin_name};
-pub use runtime::events::{Event, EventSink};
 #[doc(hidden)]
 pub use config::Metering;
+pub use config::{Config, DirGrant, DirMode, Grants, Limits};
+pub use error::{
+    CallError, ErrorClass, ErrorKind, Limit, LoadError, LoadErrorReason, SetupError, StepError,
+};
+pub use host::Host;
+pub use plugin::{Plugin, plugin_name};
 #[doc(hidden)]
 pub use runtime::bench;
+pub use runtime::events::{Event, EventSink};
 pub use runtime::{CallOptions, CallReport, Context, Metadata};

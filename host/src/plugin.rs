@@ -126,7 +126,11 @@ pub(crate) async fn load_bytes(
     let (engine, linker, owned_path) = (engine.clone(), linker.clone(), path.to_path_buf());
     tokio::task::spawn_blocking(move || compile(&engine, &linker, owned_path, &bytes))
         .await
-        .map_err(|e| fail(LoadErrorReason::Compile(format!("compiler task failed: {e}"))))?
+        .map_err(|e| {
+            fail(LoadErrorReason::Compile(format!(
+                "compiler task failed: {e}"
+            )))
+        })?
 }
 
 fn compile(
@@ -174,11 +178,13 @@ fn compile(
 fn check_header(bytes: &[u8]) -> Result<(), LoadErrorReason> {
     const MAGIC: &[u8] = b"\0asm";
     if bytes.len() < 8 {
-        return Err(if !bytes.is_empty() && MAGIC.starts_with(&bytes[..bytes.len().min(4)]) {
-            LoadErrorReason::Compile("truncated: the file ends inside its header".into())
-        } else {
-            LoadErrorReason::NotWasm
-        });
+        return Err(
+            if !bytes.is_empty() && MAGIC.starts_with(&bytes[..bytes.len().min(4)]) {
+                LoadErrorReason::Compile("truncated: the file ends inside its header".into())
+            } else {
+                LoadErrorReason::NotWasm
+            },
+        );
     }
     if &bytes[..4] != MAGIC {
         return Err(LoadErrorReason::NotWasm);
@@ -204,8 +210,14 @@ mod tests {
     #[test]
     fn header_tells_kinds_apart() {
         assert!(matches!(check_header(b""), Err(LoadErrorReason::NotWasm)));
-        assert!(matches!(check_header(b"\0as"), Err(LoadErrorReason::Compile(_))));
-        assert!(matches!(check_header(b"hello world"), Err(LoadErrorReason::NotWasm)));
+        assert!(matches!(
+            check_header(b"\0as"),
+            Err(LoadErrorReason::Compile(_))
+        ));
+        assert!(matches!(
+            check_header(b"hello world"),
+            Err(LoadErrorReason::NotWasm)
+        ));
         assert!(matches!(
             check_header(b"\0asm\x01\0\0\0"),
             Err(LoadErrorReason::CoreModule)

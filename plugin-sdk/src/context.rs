@@ -62,7 +62,11 @@ impl Context {
     /// an [`StepError::InvalidInput`] naming the problem, so `?` is enough.
     /// An empty config string reads as `{}`.
     pub fn config<T: DeserializeOwned>(&self) -> Result<T, StepError> {
-        let text = if self.config.trim().is_empty() { "{}" } else { &self.config };
+        let text = if self.config.trim().is_empty() {
+            "{}"
+        } else {
+            &self.config
+        };
         serde_json::from_str(text)
             .map_err(|e| StepError::invalid_input(format!("invalid config for this step: {e}")))
     }

@@ -12,7 +12,9 @@ use crate::StepError;
 /// Outside WebAssembly (native unit tests) the event goes to stderr.
 pub fn emit(topic: &str, payload: &impl Serialize) -> Result<(), StepError> {
     let payload = serde_json::to_string(payload).map_err(|e| {
-        StepError::permanent(format!("event for topic '{topic}' is not serialisable: {e}"))
+        StepError::permanent(format!(
+            "event for topic '{topic}' is not serialisable: {e}"
+        ))
     })?;
     send(topic, &payload)
         .map_err(|e| StepError::permanent(format!("event for topic '{topic}' refused: {e}")))

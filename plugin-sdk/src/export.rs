@@ -13,7 +13,11 @@ pub struct Export<S>(PhantomData<S>);
 impl<S: Step> Guest for Export<S> {
     fn describe() -> bindings::Metadata {
         let m = S::metadata();
-        bindings::Metadata { name: m.name, version: m.version, description: m.description }
+        bindings::Metadata {
+            name: m.name,
+            version: m.version,
+            description: m.description,
+        }
     }
 
     fn run(ctx: bindings::Context, input: String) -> Result<String, bindings::StepError> {

@@ -151,7 +151,7 @@ macro_rules! export_step {
         const _: () = {
             // The generated export macro wants an identifier, so name the glue type.
             type __FlowhostStepExport = $crate::export::Export<$step>;
-            $crate::bindings::export!(__FlowhostStepExport with_types_in $crate::bindings);
+    $crate::bindings::export!(__FlowhostStepExport with_types_in $crate::bindings);
         };
     };
 }

@@ -98,13 +98,13 @@ macro_rules! __flowhost_warn { ($($arg:tt)+) => { $crate::__flowhost_log!(Warn, 
 #[macro_export]
 macro_rules! __flowhost_error { ($($arg:tt)+) => { $crate::__flowhost_log!(Error, $($arg)+) }; }
 
-/// `trace!("x = {x}")`: a formatted line at [`Level::Trace`].
-pub use crate::__flowhost_trace as trace;
 /// `debug!("x = {x}")`: a formatted line at [`Level::Debug`].
 pub use crate::__flowhost_debug as debug;
-/// `info!("x = {x}")`: a formatted line at [`Level::Info`].
-pub use crate::__flowhost_info as info;
-/// `warn!("x = {x}")`: a formatted line at [`Level::Warn`].
-pub use crate::__flowhost_warn as warn;
 /// `error!("x = {x}")`: a formatted line at [`Level::Error`].
 pub use crate::__flowhost_error as error;
+/// `info!("x = {x}")`: a formatted line at [`Level::Info`].
+pub use crate::__flowhost_info as info;
+/// `trace!("x = {x}")`: a formatted line at [`Level::Trace`].
+pub use crate::__flowhost_trace as trace;
+/// `warn!("x = {x}")`: a formatted line at [`Level::Warn`].
+pub use crate::__flowhost_warn as warn;

@@ -24,7 +24,11 @@ impl Metadata {
         version: impl Into<String>,
         description: impl Into<String>,
     ) -> Self {
-        Self { name: name.into(), version: version.into(), description: description.into() }
+        Self {
+            name: name.into(),
+            version: version.into(),
+            description: description.into(),
+        }
     }
 }
 

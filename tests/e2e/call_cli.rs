@@ -10,9 +10,13 @@ fn path(name: &str) -> String {
 
 #[test]
 fn call_prints_the_output_and_exits_0() {
-    let (code, out, err) = run(flowhost().args(["call", &path("testing/echo"), "--input", r#"{"a":[1,2]}"#]));
+    let (code, out, err) =
+        run(flowhost().args(["call", &path("testing/echo"), "--input", r#"{"a":[1,2]}"#]));
     assert_eq!(code, 0, "{err}");
-    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), serde_json::json!({"a": [1, 2]}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        serde_json::json!({"a": [1, 2]})
+    );
 }
 
 #[test]
@@ -30,7 +34,8 @@ fn call_reads_input_from_a_file() {
 fn step_errors_exit_1_naming_the_kind() {
     for kind in ["transient", "permanent", "invalid-input"] {
         let config = format!(r#"{{"kind":"{kind}","message":"it broke"}}"#);
-        let (code, out, err) = run(flowhost().args(["call", &path("testing/fail"), "--config", &config]));
+        let (code, out, err) =
+            run(flowhost().args(["call", &path("testing/fail"), "--config", &config]));
         assert_eq!(code, 1, "{err}");
         assert!(out.is_empty());
         assert!(err.contains(&format!("failed: {kind}: it broke")), "{err}");
@@ -43,19 +48,27 @@ fn limits_are_named_in_their_words() {
         ("hostile/busy-loop", &["--fuel", "100000000"], "fuel"),
         ("hostile/sleep-forever", &["--timeout", "200ms"], "deadline"),
         ("hostile/memory-hog", &["--max-memory", "16MiB"], "memory"),
-        ("hostile/huge-output", &["--max-memory", "1GiB", "--max-output", "1MiB"], "output-too-large"),
+        (
+            "hostile/huge-output",
+            &["--max-memory", "1GiB", "--max-output", "1MiB"],
+            "output-too-large",
+        ),
         ("hostile/panic", &[], "trap"),
     ];
     for (plugin, flags, kind) in cases {
         let (code, _, err) = run(flowhost().arg("call").arg(path(plugin)).args(*flags));
         assert_eq!(code, 1, "{plugin}: {err}");
-        assert!(err.contains(&format!("failed: {kind}: ")), "{plugin}: {err}");
+        assert!(
+            err.contains(&format!("failed: {kind}: ")),
+            "{plugin}: {err}"
+        );
     }
 }
 
 #[test]
 fn invalid_input_from_the_sdk_is_reported() {
-    let (code, _, err) = run(flowhost().args(["call", &path("validate-order"), "--input", "[1,2]"]));
+    let (code, _, err) =
+        run(flowhost().args(["call", &path("validate-order"), "--input", "[1,2]"]));
     assert_eq!(code, 1);
     assert!(err.contains("failed: invalid-input: "), "{err}");
 }
@@ -67,10 +80,19 @@ fn inspect_shows_metadata_imports_and_exports() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["name"], "echo");
     assert!(v["exports"].as_array().unwrap().iter().any(|e| e == "run"));
-    assert!(v["imports"].as_array().unwrap().iter().any(|i| i.as_str().unwrap().starts_with("flowhost:step/")));
+    assert!(
+        v["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i.as_str().unwrap().starts_with("flowhost:step/"))
+    );
     assert!(v["size"].as_u64().unwrap() > 0 && v["compile_ms"].as_f64().unwrap() > 0.0);
 
     let (code, out, _) = run(flowhost().args(["inspect", &path("testing/echo")]));
     assert_eq!(code, 0);
-    assert!(out.contains("compile time:") && out.contains("sha256:"), "{out}");
+    assert!(
+        out.contains("compile time:") && out.contains("sha256:"),
+        "{out}"
+    );
 }

@@ -9,14 +9,20 @@ use crate::support::{call, host, plugin, wasm};
 async fn three_line_embedding() {
     let host = Host::new(Config::default()).unwrap();
     let echo = host.load(wasm("testing/echo")).await.unwrap();
-    let out = host.call(&echo, &Context::direct("echo"), r#"{"hi":1}"#).await.unwrap();
+    let out = host
+        .call(&echo, &Context::direct("echo"), r#"{"hi":1}"#)
+        .await
+        .unwrap();
     assert_eq!(out, r#"{"hi":1}"#);
 }
 
 #[tokio::test]
 async fn every_call_gets_a_fresh_instance() {
     for _ in 0..3 {
-        let out = call("testing/counter", "{}", "{}", CallOptions::default()).await.result.unwrap();
+        let out = call("testing/counter", "{}", "{}", CallOptions::default())
+            .await
+            .result
+            .unwrap();
         assert_eq!(out, r#"{"calls":1}"#, "state leaked between calls");
     }
 }
@@ -30,7 +36,10 @@ async fn context_reaches_the_step() {
         ..Context::direct("flaky")
     };
     let out = host().call(&p, &ctx, "{}").await.unwrap();
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["attempt"], 3);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["attempt"],
+        3
+    );
     let early = Context { attempt: 2, ..ctx };
     let err = host().call(&p, &early, "{}").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transient);
@@ -52,5 +61,10 @@ async fn fuel_used_is_reported() {
     let big = call("testing/spin", "{}", &config, CallOptions::default()).await;
     small.result.unwrap();
     big.result.unwrap();
-    assert!(big.fuel_used > small.fuel_used * 10, "{} vs {}", big.fuel_used, small.fuel_used);
+    assert!(
+        big.fuel_used > small.fuel_used * 10,
+        "{} vs {}",
+        big.fuel_used,
+        small.fuel_used
+    );
 }

@@ -25,7 +25,10 @@ fn mount(dir: &std::path::Path, mode: DirMode) -> CallOptions {
 #[tokio::test]
 async fn no_grant_means_no_files() {
     let config = json!({"path": "/etc/passwd"}).to_string();
-    let err = call("testing/read-file", "{}", &config, CallOptions::default()).await.result.unwrap_err();
+    let err = call("testing/read-file", "{}", &config, CallOptions::default())
+        .await
+        .result
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Permanent, "{err}");
 }
 
@@ -34,11 +37,30 @@ async fn read_only_mount_reads_but_cannot_be_written() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.txt"), "hello").unwrap();
     let read = json!({"path": "/data/in.txt"}).to_string();
-    let out = call("testing/read-file", "{}", &read, mount(dir.path(), DirMode::Ro)).await.result.unwrap();
-    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["contents"], "hello");
+    let out = call(
+        "testing/read-file",
+        "{}",
+        &read,
+        mount(dir.path(), DirMode::Ro),
+    )
+    .await
+    .result
+    .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["contents"],
+        "hello"
+    );
 
     let write = json!({"path": "/data/out.txt", "write": "x"}).to_string();
-    let err = call("testing/read-file", "{}", &write, mount(dir.path(), DirMode::Ro)).await.result.unwrap_err();
+    let err = call(
+        "testing/read-file",
+        "{}",
+        &write,
+        mount(dir.path(), DirMode::Ro),
+    )
+    .await
+    .result
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Permanent, "{err}");
     assert!(!dir.path().join("out.txt").exists());
 }
@@ -47,14 +69,30 @@ async fn read_only_mount_reads_but_cannot_be_written() {
 async fn read_write_mount_can_be_written() {
     let dir = tempfile::tempdir().unwrap();
     let write = json!({"path": "/data/out.txt", "write": "written"}).to_string();
-    call("testing/read-file", "{}", &write, mount(dir.path(), DirMode::Rw)).await.result.unwrap();
-    assert_eq!(std::fs::read_to_string(dir.path().join("out.txt")).unwrap(), "written");
+    call(
+        "testing/read-file",
+        "{}",
+        &write,
+        mount(dir.path(), DirMode::Rw),
+    )
+    .await
+    .result
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        "written"
+    );
 }
 
 #[test]
 fn only_allowed_env_vars_are_seen() {
     let (code, out, err) = run(flowhost()
-        .args(["call", wasm("hostile/env-snoop").to_str().unwrap(), "--allow-env", "FLOWHOST_TEST_ALLOWED"])
+        .args([
+            "call",
+            wasm("hostile/env-snoop").to_str().unwrap(),
+            "--allow-env",
+            "FLOWHOST_TEST_ALLOWED",
+        ])
         .env("FLOWHOST_TEST_ALLOWED", "visible-value")
         .env("FLOWHOST_TEST_SECRET", "s3cr3t-value"));
     assert_eq!(code, 0, "{err}");
@@ -69,7 +107,10 @@ fn no_env_grant_means_no_env() {
         .args(["call", wasm("hostile/env-snoop").to_str().unwrap()])
         .env("FLOWHOST_TEST_SECRET", "s3cr3t-value"));
     assert_eq!(code, 0, "{err}");
-    assert!(!out.contains("s3cr3t-value") && !out.contains("HOME"), "{out}");
+    assert!(
+        !out.contains("s3cr3t-value") && !out.contains("HOME"),
+        "{out}"
+    );
 }
 
 /// A one-shot HTTP server on loopback; returns its address and a handle
@@ -85,7 +126,9 @@ fn http_server() -> (String, std::thread::JoinHandle<bool>) {
                 s.set_nonblocking(false).unwrap();
                 let mut buf = [0u8; 4096];
                 let _ = s.read(&mut buf);
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
                 return true;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
@@ -106,7 +149,10 @@ async fn allowed_http_host_is_reachable() {
         },
         ..CallOptions::default()
     };
-    let out = call("testing/http-get", "{}", &config, options).await.result.unwrap();
+    let out = call("testing/http-get", "{}", &config, options)
+        .await
+        .result
+        .unwrap();
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["status"], 200);
     assert!(server.join().unwrap());
 }
@@ -124,10 +170,16 @@ async fn other_http_hosts_are_denied() {
         },
         ..CallOptions::default()
     };
-    let err = call("testing/http-get", "{}", &config, options).await.result.unwrap_err();
+    let err = call("testing/http-get", "{}", &config, options)
+        .await
+        .result
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
     assert!(err.message().to_lowercase().contains("denied"), "{err}");
-    assert!(listener.accept().is_err(), "a connection reached the listener");
+    assert!(
+        listener.accept().is_err(),
+        "a connection reached the listener"
+    );
 }
 
 #[tokio::test]
@@ -136,7 +188,13 @@ async fn net_escape_reaches_no_listener() {
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let input = json!({"addr": addr}).to_string();
-    let out = call("hostile/net-escape", &input, "{}", CallOptions::default()).await.result.unwrap();
+    let out = call("hostile/net-escape", &input, "{}", CallOptions::default())
+        .await
+        .result
+        .unwrap();
     assert!(!out.contains("\"connected\""), "{out}");
-    assert!(listener.accept().is_err(), "a connection reached the listener: {out}");
+    assert!(
+        listener.accept().is_err(),
+        "a connection reached the listener: {out}"
+    );
 }

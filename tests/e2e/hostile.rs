@@ -17,7 +17,13 @@ fn quick(timeout_ms: u64, fuel: u64) -> Limits {
 
 #[tokio::test]
 async fn busy_loop_runs_out_of_fuel() {
-    let r = call("hostile/busy-loop", "{}", "{}", limited(quick(10_000, 200_000_000))).await;
+    let r = call(
+        "hostile/busy-loop",
+        "{}",
+        "{}",
+        limited(quick(10_000, 200_000_000)),
+    )
+    .await;
     assert_eq!(r.result.unwrap_err().kind(), ErrorKind::Fuel);
     assert!(r.fuel_used >= 200_000_000, "fuel used: {}", r.fuel_used);
 }
@@ -25,18 +31,38 @@ async fn busy_loop_runs_out_of_fuel() {
 #[tokio::test]
 async fn busy_loop_is_stopped_by_its_deadline() {
     let started = Instant::now();
-    let r = call("hostile/busy-loop", "{}", "{}", limited(quick(300, u64::MAX / 2))).await;
+    let r = call(
+        "hostile/busy-loop",
+        "{}",
+        "{}",
+        limited(quick(300, u64::MAX / 2)),
+    )
+    .await;
     assert_eq!(r.result.unwrap_err().kind(), ErrorKind::Deadline);
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn sleep_forever_is_stopped_by_its_deadline() {
     let started = Instant::now();
-    let r = call("hostile/sleep-forever", "{}", "{}", limited(quick(300, 1_000_000_000))).await;
+    let r = call(
+        "hostile/sleep-forever",
+        "{}",
+        "{}",
+        limited(quick(300, 1_000_000_000)),
+    )
+    .await;
     let err = r.result.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Deadline, "{err}");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -45,24 +71,35 @@ async fn memory_hog_hits_the_memory_cap() {
         max_memory: 32 << 20,
         ..Limits::default()
     };
-    let err = call("hostile/memory-hog", "{}", "{}", limited(limits)).await.result.unwrap_err();
+    let err = call("hostile/memory-hog", "{}", "{}", limited(limits))
+        .await
+        .result
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Memory, "{err}");
     assert!(err.message().contains("limit of 32.0 MiB"), "{err}");
 }
 
 #[tokio::test]
 async fn deep_recursion_is_a_stack_overflow_trap() {
-    let err = call("hostile/deep-recursion", "{}", "{}", CallOptions::default()).await.result.unwrap_err();
+    let err = call("hostile/deep-recursion", "{}", "{}", CallOptions::default())
+        .await
+        .result
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Trap, "{err}");
     assert!(err.message().contains("stack overflow"), "{err}");
 }
 
 #[tokio::test]
 async fn panic_is_a_trap_with_the_panic_message_and_backtrace() {
-    let err = call("hostile/panic", "{}", "{}", CallOptions::default()).await.result.unwrap_err();
+    let err = call("hostile/panic", "{}", "{}", CallOptions::default())
+        .await
+        .result
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Trap, "{err}");
     assert!(err.message().contains("hostile panic"), "{err}");
-    let CallError::Trap { backtrace, .. } = err else { unreachable!() };
+    let CallError::Trap { backtrace, .. } = err else {
+        unreachable!()
+    };
     assert!(backtrace.is_some_and(|bt| bt.contains("wasm backtrace")));
 }
 
@@ -73,13 +110,19 @@ async fn huge_output_is_refused() {
         max_output: 1 << 20,
         ..Limits::default()
     };
-    let err = call("hostile/huge-output", "{}", "{}", limited(limits)).await.result.unwrap_err();
+    let err = call("hostile/huge-output", "{}", "{}", limited(limits))
+        .await
+        .result
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::OutputTooLarge, "{err}");
 }
 
 #[tokio::test]
 async fn huge_output_within_default_memory_hits_the_memory_cap() {
-    let err = call("hostile/huge-output", "{}", "{}", CallOptions::default()).await.result.unwrap_err();
+    let err = call("hostile/huge-output", "{}", "{}", CallOptions::default())
+        .await
+        .result
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Memory, "{err}");
 }
 
@@ -112,7 +155,10 @@ async fn fs_escape_reaches_nothing_outside_its_mount() {
         },
         ..CallOptions::default()
     };
-    let out = call("hostile/fs-escape", "{}", "{}", options).await.result.unwrap();
+    let out = call("hostile/fs-escape", "{}", "{}", options)
+        .await
+        .result
+        .unwrap();
     let report: Value = serde_json::from_str(&out).unwrap();
     assert!(!out.contains("root:x:0:0"), "read /etc/passwd: {report}");
     assert!(!outside.exists());
@@ -127,22 +173,45 @@ async fn fs_escape_reaches_nothing_outside_its_mount() {
 #[test]
 fn host_stays_responsive_beside_hostile_neighbours() {
     // One worker thread: the hostile calls must yield for the echo calls to run at all.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let limits = quick(3_000, u64::MAX / 2);
-        let busy = tokio::spawn(call("hostile/busy-loop", "{}", "{}", limited(limits.clone())));
+        let busy = tokio::spawn(call(
+            "hostile/busy-loop",
+            "{}",
+            "{}",
+            limited(limits.clone()),
+        ));
         let sleepy = tokio::spawn(call("hostile/sleep-forever", "{}", "{}", limited(limits)));
         tokio::time::sleep(Duration::from_millis(100)).await;
         let started = Instant::now();
         for i in 0..20 {
             let input = format!("{{\"i\":{i}}}");
-            let out = call("testing/echo", &input, "{}", CallOptions::default()).await.result.unwrap();
+            let out = call("testing/echo", &input, "{}", CallOptions::default())
+                .await
+                .result
+                .unwrap();
             assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["i"], i);
         }
         let echo_time = started.elapsed();
-        assert!(!busy.is_finished() && !sleepy.is_finished(), "echo calls waited for the hostile ones");
-        assert!(echo_time < Duration::from_secs(2), "20 echo calls took {echo_time:?}");
-        assert_eq!(busy.await.unwrap().result.unwrap_err().kind(), ErrorKind::Deadline);
-        assert_eq!(sleepy.await.unwrap().result.unwrap_err().kind(), ErrorKind::Deadline);
+        assert!(
+            !busy.is_finished() && !sleepy.is_finished(),
+            "echo calls waited for the hostile ones"
+        );
+        assert!(
+            echo_time < Duration::from_secs(2),
+            "20 echo calls took {echo_time:?}"
+        );
+        assert_eq!(
+            busy.await.unwrap().result.unwrap_err().kind(),
+            ErrorKind::Deadline
+        );
+        assert_eq!(
+            sleepy.await.unwrap().result.unwrap_err().kind(),
+            ErrorKind::Deadline
+        );
     });
 }

@@ -5,7 +5,10 @@ use flowhost::LoadErrorReason;
 use crate::support::{flowhost, host, run, wasm};
 
 async fn load_err(name: &str, bytes: Vec<u8>) -> flowhost::LoadError {
-    host().load_bytes(name, bytes).await.expect_err("must not load")
+    host()
+        .load_bytes(name, bytes)
+        .await
+        .expect_err("must not load")
 }
 
 #[tokio::test]
@@ -14,7 +17,10 @@ async fn truncated_component_is_rejected() {
     let half = bytes[..bytes.len() / 2].to_vec();
     let err = load_err("half.wasm", half).await;
     assert!(matches!(err.reason, LoadErrorReason::Compile(_)), "{err}");
-    assert!(err.to_string().starts_with("half.wasm: invalid component:"), "{err}");
+    assert!(
+        err.to_string().starts_with("half.wasm: invalid component:"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -22,7 +28,10 @@ async fn core_module_is_rejected() {
     let core = wat::parse_str("(module (func (export \"run\")))").unwrap();
     let err = load_err("core.wasm", core).await;
     assert!(matches!(err.reason, LoadErrorReason::CoreModule), "{err}");
-    assert!(err.to_string().contains("core WebAssembly module, not a component"));
+    assert!(
+        err.to_string()
+            .contains("core WebAssembly module, not a component")
+    );
 }
 
 #[tokio::test]
@@ -47,7 +56,10 @@ async fn wrong_signature_is_rejected() {
     )
     .unwrap();
     let err = load_err("wrong.wasm", wrong).await;
-    assert!(matches!(err.reason, LoadErrorReason::WrongSignature(_)), "{err}");
+    assert!(
+        matches!(err.reason, LoadErrorReason::WrongSignature(_)),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -63,7 +75,10 @@ async fn unknown_import_is_rejected() {
     )
     .unwrap();
     let err = load_err("importer.wasm", importer).await;
-    assert!(matches!(err.reason, LoadErrorReason::UnknownImport(_)), "{err}");
+    assert!(
+        matches!(err.reason, LoadErrorReason::UnknownImport(_)),
+        "{err}"
+    );
     assert!(err.to_string().contains("acme:missiles/launch"), "{err}");
 }
 
@@ -78,7 +93,10 @@ fn cli_reports_malformed_files_with_status_2() {
 
     let (code, _, err) = run(flowhost().args(["call", "no-such-plugin.wasm"]));
     assert_eq!(code, 2);
-    assert!(err.contains("no-such-plugin.wasm: cannot read the file"), "{err}");
+    assert!(
+        err.contains("no-such-plugin.wasm: cannot read the file"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -87,7 +105,8 @@ fn cli_reports_bad_json_with_status_2() {
     let (code, _, err) = run(flowhost().args(["call", echo.to_str().unwrap(), "--input", "{oops"]));
     assert_eq!(code, 2);
     assert!(err.contains("--input is not valid JSON"), "{err}");
-    let (code, _, err) = run(flowhost().args(["call", echo.to_str().unwrap(), "--timeout", "soon"]));
+    let (code, _, err) =
+        run(flowhost().args(["call", echo.to_str().unwrap(), "--timeout", "soon"]));
     assert_eq!(code, 2);
     assert!(err.contains("soon"), "{err}");
 }

@@ -29,7 +29,8 @@ pub(crate) async fn json_arg(flag: &str, value: &str) -> Result<String, Failure>
 
 /// A duration such as `500ms` or `2s`.
 pub(crate) fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 500ms or 2s: {e}"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration like 500ms or 2s: {e}"))
 }
 
 /// A size such as `64MiB` or `1048576`.

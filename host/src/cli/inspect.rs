@@ -36,7 +36,10 @@ pub(crate) async fn run(args: InspectArgs) -> Result<(), Failure> {
     }
     println!("{} {}: {}", meta.name, meta.version, meta.description);
     println!("file:         {}", plugin.path().display());
-    println!("size:         {}", bytesize::ByteSize(plugin.size()).display().iec());
+    println!(
+        "size:         {}",
+        bytesize::ByteSize(plugin.size()).display().iec()
+    );
     println!("sha256:       {}", plugin.hash());
     println!("compile time: {compile_ms:.1} ms");
     println!("exports:      {}", plugin.exports().join(", "));

@@ -279,7 +279,10 @@ impl<'a> Cx<'a> {
                 _ => {
                     self.err(
                         i.pos,
-                        format!("`{field}` must be a list of strings, found {}", i.describe()),
+                        format!(
+                            "`{field}` must be a list of strings, found {}",
+                            i.describe()
+                        ),
                     );
                     None
                 }
@@ -414,16 +417,23 @@ impl<'a> Cx<'a> {
         {
             self.err(node.pos, "`flow` must not be empty");
         }
-        let timeout = fields.get("timeout").and_then(|n| self.timeout(n, "timeout"));
-        let input_schema = fields.get("input_schema").and_then(|n| {
-            match InputSchema::compile(&n.to_json()) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    self.err(n.pos, format!("invalid `input_schema`: {e}"));
-                    None
-                }
-            }
-        });
+        let timeout = fields
+            .get("timeout")
+            .and_then(|n| self.timeout(n, "timeout"));
+        let input_schema =
+            fields
+                .get("input_schema")
+                .and_then(|n| match InputSchema::compile_at(&n.to_json()) {
+                    Ok(s) => Some(s),
+                    Err((pointer, message)) => {
+                        let (pos, at) = match pointer.as_str() {
+                            "" => (n.pos, String::new()),
+                            p => (n.at_pointer(p).pos, format!(" at {p}")),
+                        };
+                        self.err(pos, format!("invalid `input_schema`{at}: {message}"));
+                        None
+                    }
+                });
         let triggers = fields
             .get("triggers")
             .map(|n| self.triggers(n))
@@ -431,7 +441,8 @@ impl<'a> Cx<'a> {
         let concurrency = fields.get("concurrency").and_then(|n| {
             let f = self.fields(n, "`concurrency`", &["limit"])?;
             let limit = self.required(&f, "limit", "`concurrency`", n.pos)?;
-            self.integer(limit, "limit", 1).map(|l| l.min(u32::MAX as u64) as u32)
+            self.integer(limit, "limit", 1)
+                .map(|l| l.min(u32::MAX as u64) as u32)
         });
         let steps = self
             .required(&fields, "steps", "the flow", root.pos)
@@ -609,7 +620,12 @@ impl<'a> Cx<'a> {
                 allowed.extend(FOR_EACH_FIELDS);
             }
             None => {
-                for set in [PLUGIN_FIELDS, PARALLEL_FIELDS, SWITCH_FIELDS, FOR_EACH_FIELDS] {
+                for set in [
+                    PLUGIN_FIELDS,
+                    PARALLEL_FIELDS,
+                    SWITCH_FIELDS,
+                    FOR_EACH_FIELDS,
+                ] {
                     allowed.extend(set);
                 }
             }
@@ -621,15 +637,19 @@ impl<'a> Cx<'a> {
         let fields = self.fields(node, &what_kind, &allowed)?;
 
         let input = fields.get("input").map(|n| self.template(n, scope));
-        let condition = fields.get("if").and_then(|n| self.condition(n, "if", scope));
-        let timeout = fields.get("timeout").and_then(|n| self.timeout(n, "timeout"));
+        let condition = fields
+            .get("if")
+            .and_then(|n| self.condition(n, "if", scope));
+        let timeout = fields
+            .get("timeout")
+            .and_then(|n| self.timeout(n, "timeout"));
         let continue_on_error = fields
             .get("continue_on_error")
             .and_then(|n| self.boolean(n, "continue_on_error"))
             .unwrap_or(false);
 
         let kind = match kind? {
-            "plugin" => StepKind::Plugin(self.plugin_step(&fields, scope)?),
+            "plugin" => StepKind::Plugin(Box::new(self.plugin_step(&fields, scope)?)),
             "parallel" => {
                 let list = fields.get("parallel")?;
                 let items = self.list(list, "parallel")?;
@@ -637,7 +657,8 @@ impl<'a> Cx<'a> {
                     self.err(list.pos, "`parallel` must not be empty");
                 }
                 // Branches see what the parallel step sees, not each other.
-                let branches: Vec<Step> = items.iter().filter_map(|b| self.step(b, scope)).collect();
+                let branches: Vec<Step> =
+                    items.iter().filter_map(|b| self.step(b, scope)).collect();
                 let fail_fast = fields
                     .get("fail_fast")
                     .and_then(|n| self.boolean(n, "fail_fast"))
@@ -695,7 +716,11 @@ impl<'a> Cx<'a> {
             None => Some(RetryPolicy::default()),
         };
         let circuit_breaker = fields.get("circuit_breaker").and_then(|n| {
-            let f = self.fields(n, "`circuit_breaker`", &["failure_threshold", "reset_timeout"])?;
+            let f = self.fields(
+                n,
+                "`circuit_breaker`",
+                &["failure_threshold", "reset_timeout"],
+            )?;
             let mut cb = CircuitBreaker::default();
             if let Some(n) = f.get("failure_threshold") {
                 cb.failure_threshold = self
@@ -788,7 +813,9 @@ impl<'a> Cx<'a> {
             };
             let mut kinds = Vec::new();
             for item in items {
-                let text = item.scalar_text().unwrap_or_else(|| item.describe().to_string());
+                let text = item
+                    .scalar_text()
+                    .unwrap_or_else(|| item.describe().to_string());
                 if matches!(item.kind, Kind::Str(_)) && RETRY_KINDS.contains(&text.as_str()) {
                     kinds.push(text);
                 } else {
@@ -875,7 +902,8 @@ impl<'a> Cx<'a> {
         let mut cases = Vec::new();
         let mut default = None;
         for (i, item) in items.iter().enumerate() {
-            let is_default = matches!(&item.kind, Kind::Map(e) if e.iter().any(|e| e.key == "default"));
+            let is_default =
+                matches!(&item.kind, Kind::Map(e) if e.iter().any(|e| e.key == "default"));
             if is_default {
                 let Some(f) = self.fields(item, "a default case", &["default"]) else {
                     continue;
@@ -913,10 +941,15 @@ impl<'a> Cx<'a> {
 /// The id of a step node, if it has a string one.
 fn step_id(node: &Node) -> Option<&str> {
     match &node.kind {
-        Kind::Map(entries) => entries.iter().find(|e| e.key == "id").and_then(|e| match &e.value.kind {
-            Kind::Str(s) => Some(s.as_str()),
-            _ => None,
-        }),
+        Kind::Map(entries) => {
+            entries
+                .iter()
+                .find(|e| e.key == "id")
+                .and_then(|e| match &e.value.kind {
+                    Kind::Str(s) => Some(s.as_str()),
+                    _ => None,
+                })
+        }
         _ => None,
     }
 }

@@ -102,7 +102,7 @@ impl Expr {
             let msgs: Vec<String> = e
                 .errors
                 .iter()
-                .map(|e| format!("{} (at column {})", e.msg, e.pos.1 + 1))
+                .map(|e| format!("{} (at column {} of the expression)", e.msg, e.pos.1))
                 .collect();
             err(msgs.join("; "))
         })?;

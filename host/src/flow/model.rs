@@ -105,8 +105,22 @@ impl InputSchema {
     ///
     /// # Errors
     /// What is wrong with the schema.
+    /// What is wrong with the schema, and where in it (`at /properties/n`).
     pub fn compile(schema: &Value) -> Result<InputSchema, String> {
-        let validator = jsonschema::validator_for(schema).map_err(|e| e.to_string())?;
+        InputSchema::compile_at(schema).map_err(|(pointer, message)| {
+            if pointer.is_empty() {
+                message
+            } else {
+                format!("at {pointer}: {message}")
+            }
+        })
+    }
+
+    /// As [`InputSchema::compile`], the error split into the JSON pointer
+    /// of the faulty part of the schema and the message.
+    pub(crate) fn compile_at(schema: &Value) -> Result<InputSchema, (String, String)> {
+        let validator = jsonschema::validator_for(schema)
+            .map_err(|e| (e.instance_path().as_str().to_string(), e.to_string()))?;
         Ok(InputSchema {
             schema: schema.clone(),
             validator: Arc::new(validator),
@@ -204,7 +218,7 @@ impl Step {
     /// The plugin step, if this is one.
     pub fn plugin(&self) -> Option<&PluginStep> {
         match &self.kind {
-            StepKind::Plugin(p) => Some(p),
+            StepKind::Plugin(p) => Some(&**p),
             _ => None,
         }
     }
@@ -214,7 +228,7 @@ impl Step {
 #[derive(Debug, Clone)]
 pub enum StepKind {
     /// Call a plugin (`plugin:`).
-    Plugin(PluginStep),
+    Plugin(Box<PluginStep>),
     /// Run branches concurrently (`parallel:`).
     Parallel(Parallel),
     /// Run the first matching case (`switch:`).
@@ -431,8 +445,8 @@ impl RetryPolicy {
     pub fn backoff(&self, attempt: u32, rng: f64) -> Duration {
         let exp = attempt.saturating_sub(1).min(1000) as i32;
         let max = self.max_interval.as_secs_f64();
-        let base = (self.initial_interval.as_secs_f64() * self.backoff_coefficient.powi(exp))
-            .min(max);
+        let base =
+            (self.initial_interval.as_secs_f64() * self.backoff_coefficient.powi(exp)).min(max);
         let rng = rng.clamp(0.0, 1.0);
         let delay = match self.jitter {
             Jitter::None => base,

@@ -77,6 +77,25 @@ impl Node {
         }
     }
 
+    /// The node a JSON pointer (`/a/0/b`) leads to, or the deepest one on
+    /// its way.
+    pub(crate) fn at_pointer(&self, pointer: &str) -> &Node {
+        let mut node = self;
+        for segment in pointer.split('/').skip(1) {
+            let segment = segment.replace("~1", "/").replace("~0", "~");
+            let next = match &node.kind {
+                Kind::Map(entries) => entries.iter().find(|e| e.key == segment).map(|e| &e.value),
+                Kind::Seq(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+                _ => None,
+            };
+            match next {
+                Some(n) => node = n,
+                None => break,
+            }
+        }
+        node
+    }
+
     /// The scalar as text (for durations, sizes and names), or `None` for a
     /// list or mapping.
     pub(crate) fn scalar_text(&self) -> Option<String> {
@@ -208,7 +227,12 @@ pub(crate) fn parse(text: &str) -> Result<(Node, Vec<SyntaxError>), SyntaxError>
             },
             Event::Scalar(value, style, anchor, tag) => {
                 // A mapping key is kept as its text.
-                if let Some(Frame::Map { key: key @ None, entries, .. }) = stack.last_mut() {
+                if let Some(Frame::Map {
+                    key: key @ None,
+                    entries,
+                    ..
+                }) = stack.last_mut()
+                {
                     let text = value.into_owned();
                     if let Some(first) = entries.iter().find(|e| e.key == text) {
                         problems.push(SyntaxError {

@@ -30,11 +30,19 @@ pub async fn phases(host: &Host, plugin: &Plugin, input: &str, n: usize) -> Vec<
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let t0 = Instant::now();
-        let mut store = new_store(engine, config, plugin, &ctx, &config.limits, &options).expect("store");
+        let mut store =
+            new_store(engine, config, plugin, &ctx, &config.limits, &options).expect("store");
         let t1 = Instant::now();
-        let step = plugin.pre().instantiate_async(&mut store).await.expect("instantiate");
+        let step = plugin
+            .pre()
+            .instantiate_async(&mut store)
+            .await
+            .expect("instantiate");
         let t2 = Instant::now();
-        let r = step.call_run(&mut store, &wit_ctx, input).await.expect("call");
+        let r = step
+            .call_run(&mut store, &wit_ctx, input)
+            .await
+            .expect("call");
         assert!(r.is_ok());
         let t3 = Instant::now();
         drop(store);
@@ -60,12 +68,19 @@ pub async fn live_calls(host: &Host, plugin: &Plugin, input: &str, n: usize) -> 
     };
     let options = CallOptions::default();
     let mut store = new_store(engine, config, plugin, &ctx, &limits, &options).expect("store");
-    let step = plugin.pre().instantiate_async(&mut store).await.expect("instantiate");
+    let step = plugin
+        .pre()
+        .instantiate_async(&mut store)
+        .await
+        .expect("instantiate");
     let wit_ctx = ctx.to_wit();
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        let r = step.call_run(&mut store, &wit_ctx, input).await.expect("call");
+        let r = step
+            .call_run(&mut store, &wit_ctx, input)
+            .await
+            .expect("call");
         assert!(r.is_ok());
         out.push(t.elapsed());
     }

@@ -24,7 +24,10 @@ pub(super) fn trap(err: wasmtime::Error, limits: &Limits, logs: &LogSink) -> Cal
     if let Some(e) = err.downcast_ref::<MemoryLimitExceeded>() {
         return CallError::limit(Limit::Memory, e.to_string());
     }
-    if err.chain().any(|e| e.to_string().starts_with(TOO_MUCH_DATA)) {
+    if err
+        .chain()
+        .any(|e| e.to_string().starts_with(TOO_MUCH_DATA))
+    {
         return CallError::limit(
             Limit::OutputTooLarge,
             format!(
@@ -34,7 +37,11 @@ pub(super) fn trap(err: wasmtime::Error, limits: &Limits, logs: &LogSink) -> Cal
         );
     }
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-        return with_stderr(format!("the guest exited with status {}", exit.0), None, logs);
+        return with_stderr(
+            format!("the guest exited with status {}", exit.0),
+            None,
+            logs,
+        );
     }
     let backtrace = err.downcast_ref::<WasmBacktrace>().map(|bt| bt.to_string());
     match err.downcast_ref::<Trap>() {

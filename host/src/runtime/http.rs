@@ -8,10 +8,13 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 type ResponseFuture = Box<
     dyn Future<
-            Output = Result<(
-                http::Response<WasiBody>,
-                Box<dyn Future<Output = Result<(), Error>> + Send>,
-            ), Error>,
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ),
+                Error,
+            >,
         > + Send,
 >;
 
@@ -31,12 +34,14 @@ impl HttpPolicy {
 
     /// Whether `host` (and `port`) match an entry: `name` allows any port, `name:port` one.
     fn allows(&self, host: &str, port: Option<u16>) -> bool {
-        self.allowed.iter().any(|entry| match entry.rsplit_once(':') {
-            Some((name, p)) if p.parse::<u16>().is_ok() => {
-                name.eq_ignore_ascii_case(host) && p.parse::<u16>().ok() == port
-            }
-            _ => entry.eq_ignore_ascii_case(host),
-        })
+        self.allowed
+            .iter()
+            .any(|entry| match entry.rsplit_once(':') {
+                Some((name, p)) if p.parse::<u16>().is_ok() => {
+                    name.eq_ignore_ascii_case(host) && p.parse::<u16>().ok() == port
+                }
+                _ => entry.eq_ignore_ascii_case(host),
+            })
     }
 }
 
@@ -71,7 +76,10 @@ mod tests {
 
     #[test]
     fn allow_list_matches_host_and_port() {
-        let p = HttpPolicy::new(&["api.example.com".into(), "127.0.0.1:8080".into()], "t".into());
+        let p = HttpPolicy::new(
+            &["api.example.com".into(), "127.0.0.1:8080".into()],
+            "t".into(),
+        );
         assert!(p.allows("api.example.com", None));
         assert!(p.allows("API.example.com", Some(443)));
         assert!(p.allows("127.0.0.1", Some(8080)));

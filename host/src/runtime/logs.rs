@@ -146,7 +146,9 @@ impl LogSink {
                 if state.stderr_tail.len() == STDERR_TAIL_LINES {
                     state.stderr_tail.pop_front();
                 }
-                state.stderr_tail.push_back(truncate(text, 1024).to_string());
+                state
+                    .stderr_tail
+                    .push_back(truncate(text, 1024).to_string());
                 (Level::Warn, "stderr")
             }
         };
@@ -233,7 +235,11 @@ impl Pollable for GuestStdio {
 }
 
 impl AsyncWrite for GuestStdio {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.sink.write(self.stream, buf);
         Poll::Ready(Ok(buf.len()))
     }

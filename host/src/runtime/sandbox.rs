@@ -12,7 +12,11 @@ use crate::config::{DirMode, Grants};
 use crate::error::CallError;
 use crate::runtime::logs::{GuestStdio, LogSink, Stream};
 
-pub(crate) fn wasi_ctx(grants: &Grants, logs: &Arc<LogSink>, tag: &str) -> Result<WasiCtx, CallError> {
+pub(crate) fn wasi_ctx(
+    grants: &Grants,
+    logs: &Arc<LogSink>,
+    tag: &str,
+) -> Result<WasiCtx, CallError> {
     let mut b = WasiCtxBuilder::new();
     b.stdout(GuestStdio::new(logs.clone(), Stream::Stdout))
         .stderr(GuestStdio::new(logs.clone(), Stream::Stderr));
@@ -21,9 +25,13 @@ pub(crate) fn wasi_ctx(grants: &Grants, logs: &Arc<LogSink>, tag: &str) -> Resul
             DirMode::Ro => FsPerms::ReadOnly,
             DirMode::Rw => FsPerms::ReadWrite,
         };
-        b.preopened_dir(&dir.host, dir.guest_path(), perms).map_err(|e| {
-            CallError::Host(format!("cannot mount {} into the guest: {e:#}", dir.host.display()))
-        })?;
+        b.preopened_dir(&dir.host, dir.guest_path(), perms)
+            .map_err(|e| {
+                CallError::Host(format!(
+                    "cannot mount {} into the guest: {e:#}",
+                    dir.host.display()
+                ))
+            })?;
     }
     for name in &grants.env {
         if let Ok(value) = std::env::var(name) {

@@ -61,7 +61,9 @@ impl Step for FsEscape {
             writes.push(std_write(format!("{root}/../../../../tmp/{file}")));
             writes.push(raw_write(&dir, &name, &format!("../{file}")));
             writes.push(raw_write(&dir, &name, &format!("/tmp/{file}")));
-            read_via_symlink.push(symlink_read(&dir, &name, &file));
+            for target in ["/etc/passwd", "../../../../../../../../etc/passwd"] {
+                read_via_symlink.push(symlink_read(&dir, &name, &file, target));
+            }
             preopens.push(name);
         }
         Ok(Report { read_passwd, read_via_symlink, writes, preopens })
@@ -92,11 +94,11 @@ fn raw_write(dir: &Descriptor, dir_name: &str, path: &str) -> Attempt {
     Attempt { path: format!("[{dir_name}] {path}"), result }
 }
 
-/// Plants a symlink to /etc/passwd inside the preopen and reads through it,
+/// Plants a symlink to `target` inside the preopen and reads through it,
 /// then removes the link again.
-fn symlink_read(dir: &Descriptor, dir_name: &str, file: &str) -> Attempt {
+fn symlink_read(dir: &Descriptor, dir_name: &str, file: &str, target: &str) -> Attempt {
     let link = format!("{file}.link");
-    let result = match dir.symlink_at("/etc/passwd", &link) {
+    let result = match dir.symlink_at(target, &link) {
         Err(e) => format!("error: symlink: {e}"),
         Ok(()) => {
             let path = format!("{}/{link}", dir_name.trim_end_matches('/'));
@@ -105,7 +107,7 @@ fn symlink_read(dir: &Descriptor, dir_name: &str, file: &str) -> Attempt {
             read
         }
     };
-    Attempt { path: format!("[{dir_name}] {link} -> /etc/passwd"), result }
+    Attempt { path: format!("[{dir_name}] {link} -> {target}"), result }
 }
 
 export_step!(FsEscape);
