@@ -23,9 +23,11 @@
 mod config;
 mod engine;
 mod error;
+pub mod executor;
 pub mod flow;
 mod host;
 mod plugin;
+mod registry;
 mod runtime;
 
 #[doc(hidden)]
@@ -34,8 +36,10 @@ pub use config::{Config, DirGrant, DirMode, Grants, Limits};
 pub use error::{
     CallError, ErrorClass, ErrorKind, Limit, LoadError, LoadErrorReason, SetupError, StepError,
 };
+pub use executor::{Executor, RunOptions, RunRecord, RunStatus};
 pub use host::Host;
 pub use plugin::{Plugin, plugin_name};
+pub use registry::{PluginSet, load_plugins, scan_dir};
 #[doc(hidden)]
 pub use runtime::bench;
 pub use runtime::events::{Event, EventSink};

@@ -31,7 +31,7 @@ impl<S: Step> Guest for Export<S> {
 }
 
 /// Parse, run, serialise: the whole call in SDK terms.
-fn run<S: Step>(ctx: &Context, input: &str) -> Result<String, StepError> {
+pub(crate) fn run<S: Step>(ctx: &Context, input: &str) -> Result<String, StepError> {
     let input: S::Input = serde_json::from_str(input).map_err(|e| {
         StepError::invalid_input(format!("input is not valid JSON for this step: {e}"))
     })?;

@@ -1,4 +1,4 @@
-//! Write [flowhost] steps in Rust.
+//! Write flowhost steps in Rust.
 //!
 //! A step is a WebAssembly component exporting the `step` world of
 //! `wit/step.wit`. This crate hides the component plumbing: a step is a plain
@@ -89,7 +89,7 @@
 //! ```
 //!
 //! The plugin's name is the file stem of its `.wasm`. Build in release: a
-//! small step is tens of kilobytes there and megabytes in debug.
+//! small step is about 100 KB there and megabytes in debug.
 //!
 //! The Rust standard library works as WASI allows it: `std::fs` sees only
 //! the directories the host grants, `std::env::vars` only what it passes,
@@ -99,8 +99,6 @@
 //!
 //! [`Step::run`] is a plain function: call it from a `#[test]` with a
 //! [`Context::new`]. Outside WebAssembly, logging and [`emit`] write to stderr.
-//!
-//! [flowhost]: https://example.invalid/flowhost
 
 #![deny(missing_docs)]
 
@@ -111,6 +109,8 @@ mod error;
 pub mod export;
 pub mod log;
 mod step;
+#[cfg(test)]
+mod tests;
 
 pub use context::Context;
 pub use emit::emit;
@@ -151,7 +151,9 @@ macro_rules! export_step {
         const _: () = {
             // The generated export macro wants an identifier, so name the glue type.
             type __FlowhostStepExport = $crate::export::Export<$step>;
-    $crate::bindings::export!(__FlowhostStepExport with_types_in $crate::bindings);
+            $crate::bindings::export! {
+                __FlowhostStepExport with_types_in $crate::bindings
+            }
         };
     };
 }

@@ -47,7 +47,9 @@ impl Step for ComputeTotal {
         let mut rates =
             std::iter::once(config.tax_rate).chain(config.tier_discounts.values().copied());
         if rates.any(|r| !(0.0..=1.0).contains(&r)) {
-            return Err(StepError::invalid_input("rates must be fractions between 0 and 1"));
+            return Err(StepError::invalid_input(
+                "rates must be fractions between 0 and 1",
+            ));
         }
         let order = Order::deserialize(&Value::Object(doc.clone()))
             .map_err(|e| StepError::invalid_input(format!("not an order: {e}")))?;
@@ -60,8 +62,15 @@ impl Step for ComputeTotal {
         let discount = cents(subtotal * discount_rate);
         let tax = cents((subtotal - discount) * config.tax_rate);
         let total = cents(subtotal - discount + tax);
-        log::info!("subtotal {subtotal:.2}, discount {discount:.2}, tax {tax:.2}, total {total:.2}");
-        for (key, value) in [("subtotal", subtotal), ("discount", discount), ("tax", tax), ("total", total)] {
+        log::info!(
+            "subtotal {subtotal:.2}, discount {discount:.2}, tax {tax:.2}, total {total:.2}"
+        );
+        for (key, value) in [
+            ("subtotal", subtotal),
+            ("discount", discount),
+            ("tax", tax),
+            ("total", total),
+        ] {
             doc.insert(key.into(), value.into());
         }
         Ok(doc)

@@ -50,7 +50,10 @@ impl Step for EnrichOrder {
             None if item_count >= 5 => "silver".into(),
             None => "bronze".into(),
         };
-        log::info!("customer {} is {tier}, {item_count} item(s)", order.customer);
+        log::info!(
+            "customer {} is {tier}, {item_count} item(s)",
+            order.customer
+        );
         doc.insert("item_count".into(), item_count.into());
         doc.insert("tier".into(), tier.into());
         Ok(doc)

@@ -30,7 +30,9 @@ struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { currency: "USD".into() }
+        Self {
+            currency: "USD".into(),
+        }
     }
 }
 

@@ -89,7 +89,10 @@ fn problems(order: &Order, strict: bool) -> Vec<String> {
                 out.push(format!("items[{i}].price must be positive"));
             }
             if !item.extra.is_empty() {
-                out.push(format!("items[{i}] has unknown fields: {}", keys(&item.extra)));
+                out.push(format!(
+                    "items[{i}] has unknown fields: {}",
+                    keys(&item.extra)
+                ));
             }
             if !seen.insert(item.sku.as_str()) {
                 out.push(format!("items[{i}].sku '{}' is repeated", item.sku));
@@ -100,7 +103,10 @@ fn problems(order: &Order, strict: bool) -> Vec<String> {
 }
 
 fn keys(map: &Map<String, Value>) -> String {
-    map.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+    map.keys()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 export_step!(ValidateOrder);

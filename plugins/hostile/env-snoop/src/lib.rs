@@ -27,9 +27,16 @@ impl Step for EnvSnoop {
     fn run(_ctx: &Context, _input: Value) -> Result<Output, StepError> {
         // vars_os: a non-UTF-8 variable must not stop the snooping.
         let vars = std::env::vars_os()
-            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
             .collect();
-        let args = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+        let args = std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         Ok(Output { vars, args })
     }
 }

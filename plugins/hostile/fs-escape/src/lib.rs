@@ -43,13 +43,18 @@ impl Step for FsEscape {
     fn run(_ctx: &Context, input: Value) -> Result<Report, StepError> {
         let tag = input.get("tag").and_then(Value::as_str).unwrap_or("fixed");
         let file = format!("flowhost-escape-{tag}.txt");
-        let read_passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_else(|e| format!("error: {e}"));
+        let read_passwd =
+            std::fs::read_to_string("/etc/passwd").unwrap_or_else(|e| format!("error: {e}"));
 
         // Through std: absolute paths, and relative ones climbing out of the cwd.
-        let mut writes: Vec<Attempt> = [format!("/tmp/{file}"), "../escape.txt".into(), format!("../../../../tmp/{file}")]
-            .into_iter()
-            .map(|path| std_write(path))
-            .collect();
+        let mut writes: Vec<Attempt> = [
+            format!("/tmp/{file}"),
+            "../escape.txt".into(),
+            format!("../../../../tmp/{file}"),
+        ]
+        .into_iter()
+        .map(std_write)
+        .collect();
 
         // Every preopened directory, both through std and through the raw
         // descriptor, with paths climbing out of it.
@@ -66,7 +71,12 @@ impl Step for FsEscape {
             }
             preopens.push(name);
         }
-        Ok(Report { read_passwd, read_via_symlink, writes, preopens })
+        Ok(Report {
+            read_passwd,
+            read_via_symlink,
+            writes,
+            preopens,
+        })
     }
 }
 
@@ -90,8 +100,13 @@ fn raw_write(dir: &Descriptor, dir_name: &str, path: &str) -> Attempt {
         OpenFlags::CREATE | OpenFlags::TRUNCATE,
         DescriptorFlags::WRITE,
     );
-    let result = outcome(opened, |file| outcome(file.write(b"escaped\n", 0), |_| "written".into()));
-    Attempt { path: format!("[{dir_name}] {path}"), result }
+    let result = outcome(opened, |file| {
+        outcome(file.write(b"escaped\n", 0), |_| "written".into())
+    });
+    Attempt {
+        path: format!("[{dir_name}] {path}"),
+        result,
+    }
 }
 
 /// Plants a symlink to `target` inside the preopen and reads through it,
@@ -107,7 +122,10 @@ fn symlink_read(dir: &Descriptor, dir_name: &str, file: &str, target: &str) -> A
             read
         }
     };
-    Attempt { path: format!("[{dir_name}] {link} -> {target}"), result }
+    Attempt {
+        path: format!("[{dir_name}] {link} -> {target}"),
+        result,
+    }
 }
 
 export_step!(FsEscape);

@@ -48,10 +48,18 @@ impl Step for NetEscape {
 /// GET http://{addr}/ through wasi:http.
 fn http_get(addr: &str) -> Result<u16, String> {
     let request = OutgoingRequest::new(Fields::new());
-    request.set_method(&Method::Get).map_err(|()| "bad method")?;
-    request.set_scheme(Some(&Scheme::Http)).map_err(|()| "bad scheme")?;
-    request.set_authority(Some(addr)).map_err(|()| format!("bad authority {addr}"))?;
-    request.set_path_with_query(Some("/")).map_err(|()| "bad path")?;
+    request
+        .set_method(&Method::Get)
+        .map_err(|()| "bad method")?;
+    request
+        .set_scheme(Some(&Scheme::Http))
+        .map_err(|()| "bad scheme")?;
+    request
+        .set_authority(Some(addr))
+        .map_err(|()| format!("bad authority {addr}"))?;
+    request
+        .set_path_with_query(Some("/"))
+        .map_err(|()| "bad path")?;
     let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
     pending.subscribe().block();
     let status = match pending.get() {

@@ -25,7 +25,10 @@ struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { kind: Kind::default(), message: "requested failure".into() }
+        Self {
+            kind: Kind::default(),
+            message: "requested failure".into(),
+        }
     }
 }
 

@@ -45,7 +45,9 @@ fn get(url: &str) -> Result<u16, StepError> {
     } else if let Some(rest) = url.strip_prefix("https://") {
         (Scheme::Https, rest)
     } else {
-        return Err(StepError::invalid_input(format!("not an http(s) URL: {url}")));
+        return Err(StepError::invalid_input(format!(
+            "not an http(s) URL: {url}"
+        )));
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
@@ -55,10 +57,18 @@ fn get(url: &str) -> Result<u16, StepError> {
     let request = OutgoingRequest::new(Fields::new());
     // The setters only fail on malformed values.
     let bad = |what: &str| StepError::invalid_input(format!("bad {what} in URL: {url}"));
-    request.set_method(&Method::Get).map_err(|()| bad("method"))?;
-    request.set_scheme(Some(&scheme)).map_err(|()| bad("scheme"))?;
-    request.set_authority(Some(authority)).map_err(|()| bad("authority"))?;
-    request.set_path_with_query(Some(path)).map_err(|()| bad("path"))?;
+    request
+        .set_method(&Method::Get)
+        .map_err(|()| bad("method"))?;
+    request
+        .set_scheme(Some(&scheme))
+        .map_err(|()| bad("scheme"))?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| bad("authority"))?;
+    request
+        .set_path_with_query(Some(path))
+        .map_err(|()| bad("path"))?;
 
     let failed = |e: String| StepError::transient(format!("GET {url} failed: {e}"));
     let pending = outgoing_handler::handle(request, None).map_err(|e| failed(format!("{e:?}")))?;

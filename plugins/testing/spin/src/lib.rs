@@ -14,7 +14,9 @@ struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { iterations: 1_000_000 }
+        Self {
+            iterations: 1_000_000,
+        }
     }
 }
 
@@ -45,7 +47,10 @@ impl Step for Spin {
             x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
             x ^= x >> 31;
         }
-        Ok(Output { iterations, result: x })
+        Ok(Output {
+            iterations,
+            result: x,
+        })
     }
 }
 

@@ -1,0 +1,124 @@
+//! The executor: runs a [`Flow`] against a [`PluginSet`] and produces a
+//! [`RunRecord`].
+//!
+//! Steps run sequentially by default; `parallel` branches, `for_each` items
+//! (at most `max_concurrency` at once) and calls themselves run concurrently.
+//! Each guest call is spawned as its own tokio task so that CPU-bound steps
+//! spread over worker threads; the handle aborts the task when dropped, so a
+//! cancelled run or a fail-fast sibling really stops the guest.
+//!
+//! Time: a flow `timeout` is a deadline for the whole run; every attempt gets
+//! `min(step timeout, time left)`, and a retry never starts past the deadline.
+//! Circuit breakers are per plugin and shared by every run of one executor.
+
+mod breaker;
+mod data;
+mod record;
+mod run;
+mod scope;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub use breaker::BreakerState;
+pub use record::{
+    Attempt, ErrorRecord, FallbackRecord, RunError, RunRecord, RunStatus, StepRecord, StepStatus,
+};
+
+use crate::flow::Flow;
+use crate::host::Host;
+use crate::registry::PluginSet;
+use crate::runtime::events::EventSink;
+
+/// Runs flows. Cheap to clone; clones share circuit breakers.
+#[derive(Clone)]
+pub struct Executor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    host: Host,
+    breakers: breaker::Breakers,
+}
+
+/// Options of one run.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// The run id; a fresh one when `None`.
+    pub run_id: Option<String>,
+    /// Cancels the run, stopping its running guest calls.
+    pub cancel: Option<CancellationToken>,
+    /// Where steps' `emit`ted events go.
+    pub events: Option<Arc<dyn EventSink>>,
+}
+
+impl Executor {
+    /// An executor calling steps through `host`.
+    pub fn new(host: Host) -> Self {
+        Executor {
+            inner: Arc::new(Inner {
+                host,
+                breakers: breaker::Breakers::default(),
+            }),
+        }
+    }
+
+    /// The host that runs the steps.
+    pub fn host(&self) -> &Host {
+        &self.inner.host
+    }
+
+    /// The state of every plugin's circuit breaker that has been used.
+    pub fn breaker_states(&self) -> Vec<(String, BreakerState)> {
+        self.inner.breakers.snapshot()
+    }
+
+    /// Runs `flow` on `input`. The input is checked against the flow's
+    /// `input_schema` first. Never panics on user input: every failure is in
+    /// the record.
+    pub async fn run(
+        &self,
+        flow: &Flow,
+        plugins: &PluginSet,
+        input: Value,
+        options: RunOptions,
+    ) -> RunRecord {
+        let run_id = options
+            .run_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let started = Instant::now();
+        let started_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        let run_id_ref = run_id.clone();
+        let ctx = run::RunCtx::new(&self.inner, flow, plugins, &run_id_ref, started, &options);
+        let (result, status) = match &options.cancel {
+            Some(token) => tokio::select! {
+                r = ctx.run_flow(input) => (r, None),
+                _ = token.cancelled() => (Err(run::cancelled()), Some(RunStatus::Cancelled)),
+            },
+            None => (ctx.run_flow(input).await, None),
+        };
+        let (output, error) = match result {
+            Ok(out) => (Some(out), None),
+            Err(e) => (None, Some(e)),
+        };
+        let status = status.unwrap_or(if error.is_none() {
+            RunStatus::Succeeded
+        } else {
+            RunStatus::Failed
+        });
+        RunRecord {
+            run_id,
+            flow: flow.name.clone(),
+            status,
+            started_at,
+            duration_ms: started.elapsed().as_secs_f64() * 1e3,
+            output,
+            error,
+            steps: ctx.into_records(),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The run record: what happened in a run, step by step and attempt by attempt.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Where a run is in its life. The same words appear in the API, the record
+/// and the metrics labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Accepted, not started.
+    Queued,
+    /// Started, not finished.
+    Running,
+    /// Finished with an output.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+    /// Stopped before it finished.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// The status word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything about one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run's id, also the correlation id in logs.
+    pub run_id: String,
+    /// The flow's name.
+    pub flow: String,
+    /// Where the run ended (or is).
+    pub status: RunStatus,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// Wall time in milliseconds.
+    pub duration_ms: f64,
+    /// The flow's output, when it succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    /// Why it failed, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RunError>,
+    /// Every step that started, branches and items included, in start order.
+    pub steps: Vec<StepRecord>,
+}
+
+/// Why a run failed: the step path that failed and the chain of causes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunError {
+    /// The id path of the failing step, for example `lines[3].price`.
+    pub step: String,
+    /// The error kind (an `ErrorKind` word, `circuit-open`, `expression`,
+    /// `plugin-not-found`, `cancelled`).
+    pub kind: String,
+    /// The failing step's message.
+    pub message: String,
+    /// From the outermost step to the root cause.
+    pub causes: Vec<String>,
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "step {} failed: {}: {}",
+            self.step, self.kind, self.message
+        )
+    }
+}
+
+/// What became of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepStatus {
+    /// It produced an output.
+    Succeeded,
+    /// It failed, and so did its fallback if it had one.
+    Failed,
+    /// It failed, and its fallback produced the output.
+    Recovered,
+    /// It failed, and `continue_on_error` let the flow go on.
+    Continued,
+    /// Its `if` was false.
+    Skipped,
+    /// It was stopped: the run was cancelled or a fail-fast sibling failed.
+    Cancelled,
+}
+
+/// One step (or branch, or item) of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The id path, for example `enrich.user` or `lines[3].price`.
+    pub path: String,
+    /// `plugin`, `parallel`, `switch` or `for_each`.
+    pub kind: String,
+    /// The plugin, for plugin steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// The plugin version used (content hash), for plugin steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// What became of it.
+    pub status: StepStatus,
+    /// Start, in milliseconds since the run started.
+    pub start_ms: f64,
+    /// Wall time in milliseconds.
+    pub duration_ms: f64,
+    /// Each attempt, for plugin steps.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub attempts: Vec<Attempt>,
+    /// Whether the circuit breaker refused the call.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub breaker_open: bool,
+    /// The fallback, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<FallbackRecord>,
+    /// The error, when it failed (or was recovered or continued past).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorRecord>,
+}
+
+/// One attempt of a plugin step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attempt {
+    /// 1 for the first try.
+    pub attempt: u32,
+    /// Start, in milliseconds since the run started.
+    pub start_ms: f64,
+    /// Wall time in milliseconds.
+    pub duration_ms: f64,
+    /// Fuel used.
+    pub fuel: u64,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorRecord>,
+}
+
+/// A kind and a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    /// The error kind word.
+    pub kind: String,
+    /// The message.
+    pub message: String,
+}
+
+/// The fallback of a step, when it ran.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FallbackRecord {
+    /// The fallback plugin.
+    pub plugin: String,
+    /// Its version (content hash).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Its one attempt.
+    pub attempt: Attempt,
+}

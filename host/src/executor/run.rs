@@ -1,0 +1,771 @@
+//! One run in progress: the step patterns, retries, breakers and fallbacks.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::{BoxFuture, FutureExt};
+use futures::{StreamExt, TryStreamExt};
+use serde_json::{Value, json};
+use tokio_util::task::AbortOnDropHandle;
+
+use super::Inner;
+use super::breaker::Permit;
+use super::data::{Data, Doc};
+use super::record::{Attempt, ErrorRecord, FallbackRecord, RunError, StepRecord, StepStatus};
+use super::scope::Scope;
+use crate::config::{DirGrant, Grants, Limits};
+use crate::flow::{Flow, ForEach, Parallel, PluginCall, PluginStep, Step, StepKind, Switch};
+use crate::registry::PluginSet;
+use crate::runtime::events::EventSink;
+use crate::runtime::{CallOptions, CallReport, Context};
+
+/// Why a step failed, with the path of the step where it started.
+type Failure = RunError;
+
+pub(super) fn cancelled() -> Failure {
+    failure("", "cancelled", "the run was cancelled")
+}
+
+fn failure(path: &str, kind: &str, message: impl Into<String>) -> Failure {
+    let message = message.into();
+    RunError {
+        step: path.to_string(),
+        kind: kind.to_string(),
+        causes: vec![format!("step {path}: {kind}: {message}")],
+        message,
+    }
+}
+
+/// Wraps a child's failure in the failure of the composite step `path`.
+fn caused(path: &str, what: &str, mut child: Failure) -> Failure {
+    child.causes.insert(0, format!("{what} step {path} failed"));
+    child
+}
+
+pub(super) struct RunCtx<'a> {
+    exec: &'a Inner,
+    flow: &'a Flow,
+    plugins: &'a PluginSet,
+    run_id: &'a str,
+    started: Instant,
+    deadline: Option<Instant>,
+    events: Option<Arc<dyn EventSink>>,
+    flow_dir: PathBuf,
+    records: Mutex<Vec<StepRecord>>,
+    /// The top-level scope as the run goes, for `on_error`.
+    top: Mutex<Option<Scope>>,
+}
+
+impl<'a> RunCtx<'a> {
+    pub(super) fn new(
+        exec: &'a Inner,
+        flow: &'a Flow,
+        plugins: &'a PluginSet,
+        run_id: &'a str,
+        started: Instant,
+        options: &super::RunOptions,
+    ) -> Self {
+        RunCtx {
+            exec,
+            flow,
+            plugins,
+            run_id,
+            started,
+            deadline: flow.timeout.map(|t| started + t),
+            events: options.events.clone(),
+            flow_dir: flow
+                .file
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            records: Mutex::new(Vec::new()),
+            top: Mutex::new(None),
+        }
+    }
+
+    pub(super) fn into_records(self) -> Vec<StepRecord> {
+        let mut records = self.records.into_inner().unwrap_or_else(|e| e.into_inner());
+        records.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
+        records
+    }
+
+    fn ms(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.started).as_secs_f64() * 1e3
+    }
+
+    fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    pub(super) async fn run_flow(&self, input: Value) -> Result<Value, Failure> {
+        if let Err(msg) = self.flow.check_input(&input) {
+            return Err(failure(
+                "input",
+                "invalid-input",
+                format!("the input does not match the flow's input_schema: {msg}"),
+            ));
+        }
+        let input = Data::from_value(input);
+        let scope = Scope::new(input.clone(), self.run_id, &self.flow.name);
+        let steps = self.run_steps(&self.flow.steps, scope, input, "", true);
+        let result = match self.deadline {
+            // A backstop: every attempt is already bounded by the time left.
+            Some(d) => {
+                match tokio::time::timeout_at((d + Duration::from_millis(100)).into(), steps).await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(failure("", "deadline", "the flow ran past its deadline")),
+                }
+            }
+            None => steps.await,
+        };
+        match result {
+            Ok(out) => Ok(out.value().clone()),
+            Err(e) => {
+                self.on_error(&e).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// A sequence: each step's output feeds the next, unless it says otherwise.
+    fn run_steps<'s>(
+        &'s self,
+        steps: &'s [Step],
+        mut scope: Scope,
+        input: Doc,
+        prefix: &'s str,
+        top: bool,
+    ) -> BoxFuture<'s, Result<Doc, Failure>> {
+        async move {
+            let mut prev = input;
+            for step in steps {
+                let path = if prefix.is_empty() {
+                    step.id.clone()
+                } else {
+                    format!("{prefix}.{}", step.id)
+                };
+                if let Some(out) = self.run_step(step, &scope, prev.clone(), &path).await? {
+                    scope.push(&step.id, out.clone());
+                    prev = out;
+                    if top {
+                        *self.top.lock().unwrap_or_else(|e| e.into_inner()) = Some(scope.clone());
+                    }
+                }
+            }
+            Ok(prev)
+        }
+        .boxed()
+    }
+
+    /// One step of any kind. `Ok(None)`: skipped, or failed under `continue_on_error`.
+    async fn run_step(
+        &self,
+        step: &Step,
+        scope: &Scope,
+        default: Doc,
+        path: &str,
+    ) -> Result<Option<Doc>, Failure> {
+        let mut rec = Guard::new(self, path, step.kind.name());
+        if let Some(cond) = &step.condition {
+            let vars = scope.to_json(&cond.step_refs());
+            match cond.eval_bool(&vars) {
+                Ok(true) => {}
+                Ok(false) => {
+                    rec.finish(StepStatus::Skipped, None);
+                    return Ok(None);
+                }
+                Err(e) => {
+                    let f = failure(path, "expression", e.to_string());
+                    rec.finish(StepStatus::Failed, Some(&f));
+                    return Err(f);
+                }
+            }
+        }
+        let input = match &step.input {
+            Some(t) => match t.render(&scope.to_json(&t.step_refs())) {
+                Ok(v) => Data::from_value(v),
+                Err(e) => {
+                    let f = failure(path, "expression", e.to_string());
+                    rec.finish(StepStatus::Failed, Some(&f));
+                    return Err(f);
+                }
+            },
+            None => default,
+        };
+        let result = match &step.kind {
+            StepKind::Plugin(p) => self.run_plugin(step, p, scope, input, path, &mut rec).await,
+            other => {
+                let composite = self.run_composite(other, scope, input, path);
+                match step
+                    .timeout
+                    .map(|t| self.remaining().map_or(t, |r| r.min(t)))
+                {
+                    Some(limit) => {
+                        tokio::time::timeout(limit, composite)
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(failure(
+                                    path,
+                                    "deadline",
+                                    format!(
+                                        "the step ran past its timeout of {}",
+                                        humantime::format_duration(limit)
+                                    ),
+                                ))
+                            })
+                    }
+                    None => composite.await,
+                }
+            }
+        };
+        match result {
+            Ok(out) => {
+                let status = if rec.record.fallback.is_some() {
+                    StepStatus::Recovered
+                } else {
+                    StepStatus::Succeeded
+                };
+                rec.finish(status, None);
+                Ok(Some(out))
+            }
+            Err(f) if step.continue_on_error => {
+                tracing::warn!(run = %self.run_id, step = %path, error = %f, "step failed; continue_on_error lets the flow go on");
+                rec.finish(StepStatus::Continued, Some(&f));
+                Ok(None)
+            }
+            Err(f) => {
+                rec.finish(StepStatus::Failed, Some(&f));
+                Err(f)
+            }
+        }
+    }
+
+    fn run_composite<'s>(
+        &'s self,
+        kind: &'s StepKind,
+        scope: &'s Scope,
+        input: Doc,
+        path: &'s str,
+    ) -> BoxFuture<'s, Result<Doc, Failure>> {
+        match kind {
+            StepKind::Parallel(p) => self.run_parallel(p, scope, input, path).boxed(),
+            StepKind::Switch(s) => self.run_switch(s, scope, input, path).boxed(),
+            StepKind::ForEach(f) => self.run_for_each(f, scope, path).boxed(),
+            StepKind::Plugin(_) => unreachable!("plugin steps are not composite"),
+        }
+    }
+
+    async fn run_parallel(
+        &self,
+        p: &Parallel,
+        scope: &Scope,
+        input: Doc,
+        path: &str,
+    ) -> Result<Doc, Failure> {
+        let branches = p.branches.iter().map(|b| {
+            let branch_path = format!("{path}.{}", b.id);
+            let input = input.clone();
+            async move {
+                self.run_step(b, scope, input, &branch_path)
+                    .await
+                    .map(|out| (b.id.as_str(), out))
+            }
+        });
+        let outputs = if p.fail_fast {
+            // The first failure drops the other branches, aborting their calls.
+            futures::future::try_join_all(branches).await
+        } else {
+            futures::future::join_all(branches)
+                .await
+                .into_iter()
+                .collect()
+        }
+        .map_err(|f| caused(path, "parallel", f))?;
+        let object = outputs
+            .into_iter()
+            .map(|(id, out)| {
+                (
+                    id.to_string(),
+                    out.map_or(Value::Null, |d| d.value().clone()),
+                )
+            })
+            .collect();
+        Ok(Data::from_value(Value::Object(object)))
+    }
+
+    async fn run_switch(
+        &self,
+        s: &Switch,
+        scope: &Scope,
+        input: Doc,
+        path: &str,
+    ) -> Result<Doc, Failure> {
+        for case in &s.cases {
+            let vars = scope.to_json(&case.when.step_refs());
+            let hit = case
+                .when
+                .eval_bool(&vars)
+                .map_err(|e| failure(path, "expression", e.to_string()))?;
+            if hit {
+                return self
+                    .run_steps(&case.steps, scope.clone(), input, path, false)
+                    .await
+                    .map_err(|f| caused(path, "switch", f));
+            }
+        }
+        match &s.default {
+            Some(steps) => self
+                .run_steps(steps, scope.clone(), input, path, false)
+                .await
+                .map_err(|f| caused(path, "switch", f)),
+            None => Ok(Data::from_value(Value::Null)),
+        }
+    }
+
+    async fn run_for_each(&self, f: &ForEach, scope: &Scope, path: &str) -> Result<Doc, Failure> {
+        let items = f
+            .items
+            .render(&scope.to_json(&f.items.step_refs()))
+            .map_err(|e| failure(path, "expression", e.to_string()))?;
+        let Value::Array(items) = items else {
+            return Err(failure(
+                path,
+                "expression",
+                format!("`for_each` must give a list, got {}", kind_of(&items)),
+            ));
+        };
+        let outputs: Vec<Doc> = futures::stream::iter(items.into_iter().enumerate())
+            .map(|(i, item)| {
+                let item = Data::from_value(item);
+                let item_scope = scope.with_item(item.clone(), i);
+                async move {
+                    let item_path = format!("{path}[{i}]");
+                    self.run_steps(&f.steps, item_scope, item, &item_path, false)
+                        .await
+                }
+            })
+            .buffered(f.max_concurrency.max(1))
+            .try_collect()
+            .await
+            .map_err(|e| caused(path, "for_each", e))?;
+        let array = outputs.iter().map(|d| d.value().clone()).collect();
+        Ok(Data::from_value(Value::Array(array)))
+    }
+
+    async fn run_plugin(
+        &self,
+        step: &Step,
+        ps: &PluginStep,
+        scope: &Scope,
+        input: Doc,
+        path: &str,
+        rec: &mut Guard<'_>,
+    ) -> Result<Doc, Failure> {
+        let config = ps.config.to_string();
+        let result = self.attempts(step, ps, &config, &input, path, rec).await;
+        let Err(err) = result else { return result };
+        let Some(fallback) = &ps.fallback else {
+            return Err(err);
+        };
+        let fb_scope = scope.with_error(error_json(&err));
+        let fb_input = match &fallback.input {
+            Some(t) => Data::from_value(
+                t.render(&fb_scope.to_json(&t.step_refs()))
+                    .map_err(|e| failure(path, "expression", e.to_string()))?,
+            ),
+            None => input,
+        };
+        let timeout = step.timeout;
+        let (result, attempt, version) = self
+            .single_call(
+                fallback,
+                &fb_input,
+                &ps.limits.apply(self.limits(), timeout),
+                &ps.grants,
+                path,
+            )
+            .await;
+        rec.record.fallback = Some(FallbackRecord {
+            plugin: fallback.plugin.clone(),
+            version,
+            attempt,
+        });
+        result.map_err(|mut f| {
+            f.causes.insert(
+                0,
+                format!(
+                    "step {path} failed ({}: {}), and so did its fallback {}",
+                    err.kind, err.message, fallback.plugin
+                ),
+            );
+            f
+        })
+    }
+
+    /// The attempts of a plugin step: breaker, deadline, retries with backoff.
+    async fn attempts(
+        &self,
+        step: &Step,
+        ps: &PluginStep,
+        config: &str,
+        input: &Doc,
+        path: &str,
+        rec: &mut Guard<'_>,
+    ) -> Result<Doc, Failure> {
+        let Some(plugin) = self.plugins.get(&ps.plugin) else {
+            return Err(failure(
+                path,
+                "plugin-not-found",
+                format!("plugin `{}` not found", ps.plugin),
+            ));
+        };
+        rec.record.plugin = Some(ps.plugin.clone());
+        rec.record.version = Some(plugin.hash().to_string());
+        let options = self.call_options(&ps.grants);
+        let mut attempt = 1u32;
+        loop {
+            let remaining = self.remaining();
+            if remaining.is_some_and(|r| r.is_zero()) {
+                return Err(failure(
+                    path,
+                    "deadline",
+                    format!("the flow's deadline passed before attempt {attempt}"),
+                ));
+            }
+            let permit = match &ps.circuit_breaker {
+                Some(_) => self.exec.breakers.acquire(&ps.plugin),
+                None => Permit::Call,
+            };
+            let outcome = if let Permit::Refused = permit {
+                rec.record.breaker_open = true;
+                Err(failure(
+                    path,
+                    "circuit-open",
+                    format!("the circuit breaker of plugin `{}` is open", ps.plugin),
+                ))
+            } else {
+                let per_attempt = step.timeout.unwrap_or(self.limits().timeout);
+                let timeout = remaining.map_or(per_attempt, |r| r.min(per_attempt));
+                let limits = ps.limits.apply(self.limits(), Some(timeout));
+                let ctx = self.context(&step.id, attempt, config);
+                let probe = ProbeGuard::new(self, &ps.plugin, matches!(permit, Permit::Probe));
+                let start = Instant::now();
+                let report = spawn_call(self, plugin, ctx, input, limits, &options).await;
+                probe.done();
+                let result = self.outcome(path, report.result);
+                if let Some(spec) = &ps.circuit_breaker {
+                    self.exec
+                        .breakers
+                        .record(&ps.plugin, spec, &permit, result.is_ok());
+                }
+                rec.record.attempts.push(Attempt {
+                    attempt,
+                    start_ms: self.ms(start),
+                    duration_ms: report.duration.as_secs_f64() * 1e3,
+                    fuel: report.fuel_used,
+                    error: result.as_ref().err().map(|f| ErrorRecord {
+                        kind: f.kind.clone(),
+                        message: f.message.clone(),
+                    }),
+                });
+                result
+            };
+            let err = match outcome {
+                Ok(doc) => return Ok(doc),
+                Err(e) => e,
+            };
+            if attempt >= ps.retry.max_attempts || !ps.retry.should_retry(&err.kind) {
+                return Err(err);
+            }
+            let delay = ps.retry.backoff(attempt, fastrand::f64());
+            if self.remaining().is_some_and(|r| r <= delay) {
+                let mut err = err;
+                err.causes.push(format!(
+                    "no retry: the flow's deadline comes before attempt {}",
+                    attempt + 1
+                ));
+                return Err(err);
+            }
+            tracing::debug!(run = %self.run_id, step = %path, attempt, ?delay, "retrying");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    /// One call of a fallback or `on_error` plugin.
+    async fn single_call(
+        &self,
+        call: &PluginCall,
+        input: &Doc,
+        limits: &Limits,
+        grants: &Grants,
+        path: &str,
+    ) -> (Result<Doc, Failure>, Attempt, Option<String>) {
+        let start = Instant::now();
+        let Some(plugin) = self.plugins.get(&call.plugin) else {
+            let f = failure(
+                path,
+                "plugin-not-found",
+                format!("plugin `{}` not found", call.plugin),
+            );
+            let attempt = Attempt {
+                attempt: 1,
+                start_ms: self.ms(start),
+                duration_ms: 0.0,
+                fuel: 0,
+                error: Some(ErrorRecord {
+                    kind: f.kind.clone(),
+                    message: f.message.clone(),
+                }),
+            };
+            return (Err(f), attempt, None);
+        };
+        let mut limits = limits.clone();
+        if let Some(r) = self.remaining() {
+            limits.timeout = limits.timeout.min(r.max(Duration::from_millis(1)));
+        }
+        let ctx = self.context(&call.plugin, 1, &call.config.to_string());
+        let report = spawn_call(self, plugin, ctx, input, limits, &self.call_options(grants)).await;
+        let result = self.outcome(path, report.result);
+        let attempt = Attempt {
+            attempt: 1,
+            start_ms: self.ms(start),
+            duration_ms: report.duration.as_secs_f64() * 1e3,
+            fuel: report.fuel_used,
+            error: result.as_ref().err().map(|f| ErrorRecord {
+                kind: f.kind.clone(),
+                message: f.message.clone(),
+            }),
+        };
+        (result, attempt, Some(plugin.hash().to_string()))
+    }
+
+    async fn on_error(&self, err: &Failure) {
+        let Some(call) = &self.flow.on_error else {
+            return;
+        };
+        let mut rec = Guard::new(self, "on_error", "plugin");
+        rec.record.plugin = Some(call.plugin.clone());
+        let record = error_json(err);
+        let scope = self.top.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let input = match (&call.input, scope) {
+            (Some(t), Some(scope)) => {
+                t.render(&scope.with_error(record.clone()).to_json(&t.step_refs()))
+            }
+            (Some(t), None) => t.render(&json!({"input": null, "steps": {}, "error": record})),
+            (None, _) => Ok(record),
+        };
+        let input = match input {
+            Ok(v) => Data::from_value(v),
+            Err(e) => {
+                let f = failure("on_error", "expression", e.to_string());
+                rec.finish(StepStatus::Failed, Some(&f));
+                return;
+            }
+        };
+        let (result, attempt, version) = self
+            .single_call(call, &input, self.limits(), &Grants::default(), "on_error")
+            .await;
+        rec.record.version = version;
+        rec.record.attempts.push(attempt);
+        match result {
+            Ok(_) => rec.finish(StepStatus::Succeeded, None),
+            Err(f) => {
+                tracing::warn!(run = %self.run_id, error = %f, "on_error handler failed");
+                rec.finish(StepStatus::Failed, Some(&f));
+            }
+        }
+    }
+
+    fn outcome(
+        &self,
+        path: &str,
+        result: Result<String, crate::error::CallError>,
+    ) -> Result<Doc, Failure> {
+        match result {
+            Ok(text) => Data::from_text(text).map_err(|e| {
+                failure(
+                    path,
+                    "permanent",
+                    format!("the step returned invalid JSON: {e}"),
+                )
+            }),
+            Err(e) => Err(failure(path, e.kind().as_str(), e.message())),
+        }
+    }
+
+    fn limits(&self) -> &Limits {
+        self.exec.host.config().default_limits()
+    }
+
+    fn context(&self, step_id: &str, attempt: u32, config: &str) -> Context {
+        Context {
+            flow: self.flow.name.clone(),
+            run_id: self.run_id.to_string(),
+            step_id: step_id.to_string(),
+            attempt,
+            config: config.to_string(),
+        }
+    }
+
+    /// Grants with relative directories resolved against the flow file's folder.
+    fn call_options(&self, grants: &Grants) -> CallOptions {
+        let dirs = grants
+            .dirs
+            .iter()
+            .map(|d| DirGrant {
+                host: if d.host.is_relative() {
+                    self.flow_dir.join(&d.host)
+                } else {
+                    d.host.clone()
+                },
+                ..d.clone()
+            })
+            .collect();
+        CallOptions {
+            limits: None,
+            grants: Grants {
+                dirs,
+                ..grants.clone()
+            },
+            events: self.events.clone(),
+        }
+    }
+}
+
+/// Runs one guest call on its own task; dropping the future aborts the task,
+/// which stops the guest at its next yield.
+async fn spawn_call(
+    ctx: &RunCtx<'_>,
+    plugin: &crate::Plugin,
+    call_ctx: Context,
+    input: &Doc,
+    limits: Limits,
+    options: &CallOptions,
+) -> CallReport {
+    let host = ctx.exec.host.clone();
+    let plugin = plugin.clone();
+    let input = input.text().to_string();
+    let options = CallOptions {
+        limits: Some(limits),
+        ..options.clone()
+    };
+    let task = AbortOnDropHandle::new(tokio::spawn(async move {
+        host.call_with(&plugin, &call_ctx, &input, &options).await
+    }));
+    match task.await {
+        Ok(report) => report,
+        Err(e) => CallReport {
+            result: Err(crate::error::CallError::Host(format!(
+                "the call's task failed: {e}"
+            ))),
+            fuel_used: 0,
+            duration: Duration::ZERO,
+            logs_dropped: 0,
+        },
+    }
+}
+
+fn error_json(err: &Failure) -> Value {
+    json!({"step": err.step, "kind": err.kind, "message": err.message, "causes": err.causes})
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// The record of a step in progress; dropped unfinished (the run was
+/// cancelled, or a fail-fast sibling failed), it records the step as cancelled.
+struct Guard<'a> {
+    ctx: &'a RunCtx<'a>,
+    start: Instant,
+    record: StepRecord,
+    done: bool,
+}
+
+impl<'a> Guard<'a> {
+    fn new(ctx: &'a RunCtx<'a>, path: &str, kind: &str) -> Self {
+        let start = Instant::now();
+        Guard {
+            ctx,
+            start,
+            record: StepRecord {
+                path: path.to_string(),
+                kind: kind.to_string(),
+                plugin: None,
+                version: None,
+                status: StepStatus::Cancelled,
+                start_ms: ctx.ms(start),
+                duration_ms: 0.0,
+                attempts: Vec::new(),
+                breaker_open: false,
+                fallback: None,
+                error: None,
+            },
+            done: false,
+        }
+    }
+
+    fn finish(&mut self, status: StepStatus, error: Option<&Failure>) {
+        self.record.status = status;
+        self.record.error = error.map(|f| ErrorRecord {
+            kind: f.kind.clone(),
+            message: f.message.clone(),
+        });
+        self.done = true;
+        self.push();
+    }
+
+    fn push(&mut self) {
+        self.record.duration_ms = self.start.elapsed().as_secs_f64() * 1e3;
+        let record = self.record.clone();
+        self.ctx
+            .records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record);
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.push();
+        }
+    }
+}
+
+/// Frees a half-open breaker's probe slot if the probe call never reports.
+struct ProbeGuard<'a> {
+    ctx: &'a RunCtx<'a>,
+    plugin: &'a str,
+    armed: bool,
+}
+
+impl<'a> ProbeGuard<'a> {
+    fn new(ctx: &'a RunCtx<'a>, plugin: &'a str, armed: bool) -> Self {
+        ProbeGuard { ctx, plugin, armed }
+    }
+
+    fn done(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.ctx.exec.breakers.abandon(self.plugin);
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The plugins a run can use, by name (a plugin's name is its file stem).
+//!
+//! A [`PluginSet`] is an immutable snapshot: a run resolves every plugin from
+//! one snapshot, so it uses one version of each plugin for its whole life.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::LoadError;
+use crate::host::Host;
+use crate::plugin::{Plugin, plugin_name};
+
+/// Plugins by name.
+#[derive(Clone, Default, Debug)]
+pub struct PluginSet {
+    plugins: Arc<HashMap<String, Plugin>>,
+}
+
+impl PluginSet {
+    /// A set of already-loaded plugins, named by their file stems.
+    pub fn new(plugins: impl IntoIterator<Item = Plugin>) -> Self {
+        let plugins = plugins
+            .into_iter()
+            .map(|p| (p.name().to_string(), p))
+            .collect();
+        PluginSet {
+            plugins: Arc::new(plugins),
+        }
+    }
+
+    /// The plugin called `name`.
+    pub fn get(&self, name: &str) -> Option<&Plugin> {
+        self.plugins.get(name)
+    }
+
+    /// Whether a plugin called `name` is in the set.
+    pub fn contains(&self, name: &str) -> bool {
+        self.plugins.contains_key(name)
+    }
+
+    /// The names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<_> = self.plugins.keys().map(String::as_str).collect();
+        names.sort();
+        names
+    }
+}
+
+/// The `.wasm` files under `dir` (recursively), by plugin name.
+///
+/// Two files with the same stem are an error naming both.
+pub fn scan_dir(dir: &Path) -> Result<BTreeMap<String, PathBuf>, String> {
+    let mut found = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let entries = std::fs::read_dir(&d)
+            .map_err(|e| format!("{}: cannot read the plugins folder: {e}", d.display()))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "wasm") {
+                let name = plugin_name(&path);
+                if let Some(other) = found.insert(name.clone(), path.clone()) {
+                    return Err(format!(
+                        "two plugins are named `{name}`: {} and {}",
+                        other.display(),
+                        path.display()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Loads the named plugins from `files` (see [`scan_dir`]) concurrently.
+/// Names with no file are left out; a file that fails to load is an error.
+pub async fn load_plugins(
+    host: &Host,
+    files: &BTreeMap<String, PathBuf>,
+    names: impl IntoIterator<Item = &str>,
+) -> (PluginSet, Vec<LoadError>) {
+    let loads = names
+        .into_iter()
+        .filter_map(|n| files.get(n))
+        .map(|path| host.load(path));
+    let mut plugins = Vec::new();
+    let mut errors = Vec::new();
+    for result in futures::future::join_all(loads).await {
+        match result {
+            Ok(p) => plugins.push(p),
+            Err(e) => errors.push(e),
+        }
+    }
+    (PluginSet::new(plugins), errors)
+}
