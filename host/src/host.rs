@@ -4,14 +4,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 use crate::config::Config;
 use crate::engine;
 use crate::error::{CallError, LoadError, SetupError};
 use crate::plugin::{self, Plugin};
-use crate::runtime::{self, CallOptions, CallReport, Context, Metadata, state::StepState};
+use crate::runtime::{self, CallOptions, CallReport, Context, Metadata, Runtime, state::StepState};
 
 /// Loads step components and runs them sandboxed. Cheap to clone; clones share
 /// the engine, the instance pool and the epoch clock.
@@ -21,8 +20,7 @@ pub struct Host {
 }
 
 struct HostInner {
-    config: Config,
-    engine: Engine,
+    runtime: Runtime,
     linker: Linker<StepState>,
 }
 
@@ -34,8 +32,11 @@ impl Host {
         engine::start_epoch_clock(&engine, config.epoch_tick)?;
         Ok(Host {
             inner: Arc::new(HostInner {
-                config,
-                engine,
+                runtime: Runtime {
+                    engine,
+                    config,
+                    alive: Arc::default(),
+                },
                 linker,
             }),
         })
@@ -43,12 +44,17 @@ impl Host {
 
     /// The host's configuration.
     pub fn config(&self) -> &Config {
-        &self.inner.config
+        &self.inner.runtime.config
     }
 
     /// Reads, type-checks and compiles a `.wasm` step component (off the async runtime).
     pub async fn load(&self, path: impl AsRef<Path>) -> Result<Plugin, LoadError> {
-        plugin::load_file(&self.inner.engine, &self.inner.linker, path.as_ref()).await
+        plugin::load_file(
+            &self.inner.runtime.engine,
+            &self.inner.linker,
+            path.as_ref(),
+        )
+        .await
     }
 
     /// Like [`Host::load`], from bytes; `path` names the plugin and appears in errors.
@@ -57,7 +63,13 @@ impl Host {
         path: impl AsRef<Path>,
         bytes: Vec<u8>,
     ) -> Result<Plugin, LoadError> {
-        plugin::load_bytes(&self.inner.engine, &self.inner.linker, path.as_ref(), bytes).await
+        plugin::load_bytes(
+            &self.inner.runtime.engine,
+            &self.inner.linker,
+            path.as_ref(),
+            bytes,
+        )
+        .await
     }
 
     /// Calls the step with a JSON `input` under the default limits and no grants.
@@ -80,16 +92,23 @@ impl Host {
         input: &str,
         options: &CallOptions,
     ) -> CallReport {
-        let inner = &self.inner;
-        runtime::call(&inner.engine, &inner.config, plugin, ctx, input, options).await
+        runtime::call(&self.inner.runtime, plugin, ctx, input, options).await
     }
 
-    pub(crate) fn parts(&self) -> (&Engine, &Config) {
-        (&self.inner.engine, &self.inner.config)
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    /// Guest instances alive right now, across all calls of this host.
+    pub fn instances_alive(&self) -> usize {
+        self.inner
+            .runtime
+            .alive
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Asks the step for its metadata.
     pub async fn describe(&self, plugin: &Plugin) -> Result<Metadata, CallError> {
-        runtime::describe(&self.inner.engine, &self.inner.config, plugin).await
+        runtime::describe(&self.inner.runtime, plugin).await
     }
 }

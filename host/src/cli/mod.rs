@@ -6,6 +6,8 @@
 mod args;
 mod call;
 mod inspect;
+mod run;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -34,6 +36,10 @@ enum Command {
     Call(call::CallArgs),
     /// Print a step component's metadata, imports, exports, size and compile time.
     Inspect(inspect::InspectArgs),
+    /// Validate a flow file: exit 0, or print every error and exit 2.
+    Check(run::CheckArgs),
+    /// Run a flow once: its output on stdout, exit 1 when it fails.
+    Run(run::RunArgs),
 }
 
 /// An error at the edge, with the exit code it maps to.
@@ -74,6 +80,8 @@ pub(crate) fn main() -> ExitCode {
         match cli.command {
             Command::Call(args) => call::run(args).await,
             Command::Inspect(args) => inspect::run(args).await,
+            Command::Check(args) => run::check(args).await,
+            Command::Run(args) => run::run(args).await,
         }
     });
     match result {

@@ -23,15 +23,14 @@ pub struct Phases {
 
 /// Runs `n` fresh-instance calls of `plugin`, timing each phase.
 pub async fn phases(host: &Host, plugin: &Plugin, input: &str, n: usize) -> Vec<Phases> {
-    let (engine, config) = host.parts();
+    let rt = host.runtime();
     let ctx = Context::direct(plugin.name());
     let options = CallOptions::default();
     let wit_ctx = ctx.to_wit();
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let t0 = Instant::now();
-        let mut store =
-            new_store(engine, config, plugin, &ctx, &config.limits, &options).expect("store");
+        let mut store = new_store(rt, plugin, &ctx, &rt.config.limits, &options).expect("store");
         let t1 = Instant::now();
         let step = plugin
             .pre()
@@ -59,15 +58,15 @@ pub async fn phases(host: &Host, plugin: &Plugin, input: &str, n: usize) -> Vec<
 
 /// Calls `run` `n` times on one live instance; returns each call's time.
 pub async fn live_calls(host: &Host, plugin: &Plugin, input: &str, n: usize) -> Vec<Duration> {
-    let (engine, config) = host.parts();
+    let rt = host.runtime();
     let ctx = Context::direct(plugin.name());
     let limits = Limits {
         fuel: u64::MAX / 2,
         timeout: Duration::from_secs(3600),
-        ..config.limits.clone()
+        ..rt.config.limits.clone()
     };
     let options = CallOptions::default();
-    let mut store = new_store(engine, config, plugin, &ctx, &limits, &options).expect("store");
+    let mut store = new_store(rt, plugin, &ctx, &limits, &options).expect("store");
     let step = plugin
         .pre()
         .instantiate_async(&mut store)

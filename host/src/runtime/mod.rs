@@ -23,6 +23,7 @@ mod sandbox;
 pub(crate) mod state;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -111,18 +112,41 @@ pub struct CallReport {
     pub logs_dropped: u64,
 }
 
+/// What every call shares: the engine, the configuration, and the count of
+/// instances alive.
+pub(crate) struct Runtime {
+    pub(crate) engine: Engine,
+    pub(crate) config: Config,
+    pub(crate) alive: Arc<AtomicUsize>,
+}
+
+/// Counts one live instance (store) for as long as it exists.
+pub(crate) struct Alive(Arc<AtomicUsize>);
+
+impl Alive {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Alive(count.clone())
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Runs `run` of `plugin` in a fresh instance under `options`.
 pub(crate) async fn call(
-    engine: &Engine,
-    config: &Config,
+    rt: &Runtime,
     plugin: &Plugin,
     ctx: &Context,
     input: &str,
     options: &CallOptions,
 ) -> CallReport {
     let started = Instant::now();
-    let limits = options.limits.as_ref().unwrap_or(&config.limits);
-    let mut store = match new_store(engine, config, plugin, ctx, limits, options) {
+    let limits = options.limits.as_ref().unwrap_or(&rt.config.limits);
+    let mut store = match new_store(rt, plugin, ctx, limits, options) {
         Ok(store) => store,
         Err(e) => return report(Err(e), 0, started, 0),
     };
@@ -151,15 +175,11 @@ pub(crate) async fn call(
 }
 
 /// Runs `describe` of `plugin` under the host's default limits.
-pub(crate) async fn describe(
-    engine: &Engine,
-    config: &Config,
-    plugin: &Plugin,
-) -> Result<Metadata, CallError> {
+pub(crate) async fn describe(rt: &Runtime, plugin: &Plugin) -> Result<Metadata, CallError> {
     let ctx = Context::direct(plugin.name());
     let options = CallOptions::default();
-    let limits = &config.limits;
-    let mut store = new_store(engine, config, plugin, &ctx, limits, &options)?;
+    let limits = &rt.config.limits;
+    let mut store = new_store(rt, plugin, &ctx, limits, &options)?;
     let deadline = store.data().deadline;
     let outcome = {
         let run = async {
@@ -182,8 +202,7 @@ pub(crate) async fn describe(
 }
 
 pub(crate) fn new_store(
-    engine: &Engine,
-    config: &Config,
+    rt: &Runtime,
     plugin: &Plugin,
     ctx: &Context,
     limits: &Limits,
@@ -215,8 +234,10 @@ pub(crate) fn new_store(
             ..Event::default()
         },
         deadline: Instant::now() + limits.timeout,
+        _alive: Alive::new(&rt.alive),
     };
-    let mut store = Store::new(engine, state);
+    let config = &rt.config;
+    let mut store = Store::new(&rt.engine, state);
     store.limiter(|s| &mut s.limiter);
     // Bounds what one guest-to-host transfer (the output, a log line) may
     // copy, so an oversized output fails before the host allocates it.

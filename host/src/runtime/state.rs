@@ -24,6 +24,7 @@ pub(crate) struct StepState {
     pub(crate) events: Option<Arc<dyn EventSink>>,
     pub(crate) source: Event,
     pub(crate) deadline: Instant,
+    pub(crate) _alive: crate::runtime::Alive,
 }
 
 impl WasiView for StepState {
