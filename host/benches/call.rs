@@ -32,7 +32,7 @@ fn main() {
 }
 
 fn input_1k() -> String {
-    let items: Vec<_> = (0..12)
+    let items: Vec<_> = (0..24)
         .map(|i| serde_json::json!({"sku": format!("SKU-{i:04}"), "qty": i, "price": 9.99}))
         .collect();
     let s = serde_json::json!({"id": "order-1", "customer": "c-42", "items": items}).to_string();
@@ -116,20 +116,27 @@ async fn per_call(dist: &Path) {
 }
 
 async fn metering(dist: &Path) {
-    println!("== metering cost: CPU-heavy `spin` step ==");
-    let config = serde_json::json!({"iterations": 20_000_000}).to_string();
-    let ctx = Context {
-        config,
-        ..Context::direct("spin")
-    };
-    let options = CallOptions {
-        limits: Some(Limits {
-            fuel: u64::MAX / 2,
-            timeout: Duration::from_secs(600),
-            ..Limits::default()
-        }),
-        ..CallOptions::default()
-    };
+    let spin_config = serde_json::json!({"iterations": 20_000_000}).to_string();
+    let big: Vec<_> = (0..4000)
+        .map(|i| serde_json::json!({"sku": format!("SKU-{i:05}"), "qty": i % 7, "price": 1.25, "tags": ["a", "b"]}))
+        .collect();
+    let big = serde_json::json!({ "items": big }).to_string();
+    // A dependent arithmetic chain hides the fuel counter's extra
+    // instructions; branchy parsing code shows what metering costs.
+    let workloads = [
+        (
+            "spin: arithmetic chain, 20M rounds",
+            "testing/spin.wasm",
+            spin_config,
+            "{}".to_string(),
+        ),
+        (
+            "echo: parse a JSON document",
+            "testing/echo.wasm",
+            "{}".to_string(),
+            big,
+        ),
+    ];
     let variants = [
         (
             "neither (baseline)",
@@ -160,30 +167,48 @@ async fn metering(dist: &Path) {
             },
         ),
     ];
-    let mut baseline = None;
-    for (name, m) in variants {
-        let host = Host::new(Config::default().benchmark_only_metering(m)).unwrap();
-        let spin = host.load(dist.join("testing/spin.wasm")).await.unwrap();
-        host.call_with(&spin, &ctx, "{}", &options)
-            .await
-            .result
-            .unwrap();
-        let mut times = Vec::new();
-        for _ in 0..7 {
-            let t = Instant::now();
-            host.call_with(&spin, &ctx, "{}", &options)
+    let options = CallOptions {
+        limits: Some(Limits {
+            fuel: u64::MAX / 2,
+            timeout: Duration::from_secs(600),
+            ..Limits::default()
+        }),
+        ..CallOptions::default()
+    };
+    for (title, file, config, input) in workloads {
+        println!(
+            "== metering cost: {title} ({} KB input) ==",
+            input.len() / 1024
+        );
+        let ctx = Context {
+            config,
+            ..Context::direct("bench")
+        };
+        let mut baseline = None;
+        for (name, m) in variants {
+            let host = Host::new(Config::default().benchmark_only_metering(m)).unwrap();
+            let plugin = host.load(dist.join(file)).await.unwrap();
+            host.call_with(&plugin, &ctx, &input, &options)
                 .await
                 .result
                 .unwrap();
-            times.push(t.elapsed());
+            let mut times = Vec::new();
+            for _ in 0..15 {
+                let t = Instant::now();
+                host.call_with(&plugin, &ctx, &input, &options)
+                    .await
+                    .result
+                    .unwrap();
+                times.push(t.elapsed());
+            }
+            let t = median(times);
+            let base = *baseline.get_or_insert(t);
+            println!(
+                "{name:<24} {:>9.3} ms  {:>5.2}x",
+                t.as_secs_f64() * 1e3,
+                t.as_secs_f64() / base.as_secs_f64()
+            );
         }
-        let t = median(times);
-        let base = *baseline.get_or_insert(t);
-        println!(
-            "{name:<24} {:>9.2} ms  {:>5.2}x",
-            t.as_secs_f64() * 1e3,
-            t.as_secs_f64() / base.as_secs_f64()
-        );
     }
 }
 

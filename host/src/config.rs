@@ -111,6 +111,8 @@ pub struct Config {
     pub(crate) epoch_tick: Duration,
     pub(crate) fuel_yield_interval: u64,
     pub(crate) metering: Metering,
+    pub(crate) cache_dir: Option<PathBuf>,
+    pub(crate) cache_limit: u64,
 }
 
 /// Which metering is compiled in. Both are always on outside benchmarks.
@@ -135,6 +137,8 @@ impl Default for Config {
                 fuel: true,
                 epochs: true,
             },
+            cache_dir: None,
+            cache_limit: crate::cache::DEFAULT_CACHE_LIMIT,
         }
     }
 }
@@ -192,5 +196,36 @@ impl Config {
     pub fn fuel_yield_interval(mut self, fuel: u64) -> Self {
         self.fuel_yield_interval = fuel.max(1);
         self
+    }
+
+    /// The compile cache directory, or `None` for no cache. Compiled
+    /// components are kept there, keyed by content and engine settings, so a
+    /// restart loads them in milliseconds instead of compiling again.
+    /// The directory is created with mode 0700 (a wider mode is narrowed; one
+    /// owned by another user makes [`Host::new`](crate::Host::new) fail).
+    /// Default: `None` in the library, so embedders and tests opt in; the
+    /// `flowhost` binary uses [`default_cache_dir`](crate::default_cache_dir)
+    /// (`$FLOWHOST_CACHE_DIR`, else `$XDG_CACHE_HOME/flowhost`, else
+    /// `~/.cache/flowhost`).
+    pub fn cache(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
+        self
+    }
+
+    /// The compile cache's size limit in bytes; past it, the least recently
+    /// used entries are deleted. Default: 1 GiB.
+    pub fn cache_limit(mut self, bytes: u64) -> Self {
+        self.cache_limit = bytes;
+        self
+    }
+
+    /// The compile cache directory, if any.
+    pub fn cache_dir(&self) -> Option<&std::path::Path> {
+        self.cache_dir.as_deref()
+    }
+
+    /// The compile cache's size limit in bytes.
+    pub fn cache_size_limit(&self) -> u64 {
+        self.cache_limit
     }
 }

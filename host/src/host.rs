@@ -4,13 +4,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use wasmtime::component::Linker;
+use std::sync::atomic::Ordering;
 
+use crate::cache::{CacheStats, CompileCache};
 use crate::config::Config;
 use crate::engine;
 use crate::error::{CallError, LoadError, SetupError};
-use crate::plugin::{self, Plugin};
-use crate::runtime::{self, CallOptions, CallReport, Context, Metadata, Runtime, state::StepState};
+use crate::plugin::{Loader, Plugin};
+use crate::runtime::{self, CallOptions, CallReport, Context, Metadata, Runtime};
 
 /// Loads step components and runs them sandboxed. Cheap to clone; clones share
 /// the engine, the instance pool and the epoch clock.
@@ -21,25 +22,57 @@ pub struct Host {
 
 struct HostInner {
     runtime: Runtime,
-    linker: Linker<StepState>,
+    loader: Loader,
 }
 
 impl Host {
-    /// Builds the engine, links WASI and the host interface, and starts the epoch clock.
+    /// Builds the engine, links WASI and the host interface, opens the
+    /// compile cache (if [`Config::cache`] set one) and starts the epoch clock.
+    ///
+    /// Opening the cache is blocking file I/O on a small directory; a cache
+    /// directory owned by another user is an error.
     pub fn new(config: Config) -> Result<Self, SetupError> {
         let engine = engine::build_engine(&config)?;
         let linker = engine::build_linker(&engine)?;
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(Arc::new(
+                CompileCache::open(dir, config.cache_limit, &engine)
+                    .map_err(|e| SetupError(e.to_string()))?,
+            )),
+            None => None,
+        };
         engine::start_epoch_clock(&engine, config.epoch_tick)?;
         Ok(Host {
             inner: Arc::new(HostInner {
+                loader: Loader {
+                    engine: engine.clone(),
+                    linker,
+                    cache,
+                    compiles: Arc::default(),
+                },
                 runtime: Runtime {
                     engine,
                     config,
                     alive: Arc::default(),
                 },
-                linker,
             }),
         })
+    }
+
+    /// Components compiled by cranelift since the host started. A load served
+    /// by the compile cache does not count.
+    pub fn compile_count(&self) -> u64 {
+        self.inner.loader.compiles.load(Ordering::Relaxed)
+    }
+
+    /// The compile cache's counters, or `None` without a cache.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.inner.loader.cache.as_ref().map(|c| c.stats())
+    }
+
+    /// The compile cache directory in use, if any.
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.inner.loader.cache.as_ref().map(|c| c.dir())
     }
 
     /// The host's configuration.
@@ -49,12 +82,7 @@ impl Host {
 
     /// Reads, type-checks and compiles a `.wasm` step component (off the async runtime).
     pub async fn load(&self, path: impl AsRef<Path>) -> Result<Plugin, LoadError> {
-        plugin::load_file(
-            &self.inner.runtime.engine,
-            &self.inner.linker,
-            path.as_ref(),
-        )
-        .await
+        self.inner.loader.load_file(path.as_ref()).await
     }
 
     /// Like [`Host::load`], from bytes; `path` names the plugin and appears in errors.
@@ -63,13 +91,7 @@ impl Host {
         path: impl AsRef<Path>,
         bytes: Vec<u8>,
     ) -> Result<Plugin, LoadError> {
-        plugin::load_bytes(
-            &self.inner.runtime.engine,
-            &self.inner.linker,
-            path.as_ref(),
-            bytes,
-        )
-        .await
+        self.inner.loader.load_bytes(path.as_ref(), bytes).await
     }
 
     /// Calls the step with a JSON `input` under the default limits and no grants.

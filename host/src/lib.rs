@@ -15,21 +15,45 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Flows compose steps. Load a flow file, the plugins it uses, and run it:
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use flowhost::{Config, Executor, Host, RunOptions, load_plugins, scan_dir};
+//! let host = Host::new(Config::default())?;
+//! let flow = flowhost::flow::load_flow("flows/examples/orders.yaml", None)
+//!     .await
+//!     .map_err(|errors| anyhow::anyhow!("{}", errors[0]))?;
+//! let files = scan_dir("plugins/dist".as_ref()).map_err(anyhow::Error::msg)?;
+//! let (plugins, _errors) = load_plugins(&host, &files, flow.plugin_names()).await;
+//! let record = Executor::new(host).run(&flow, &plugins, serde_json::json!({}), RunOptions::default()).await;
+//! println!("{}: {:?}", record.status, record.output);
+//! # Ok(()) }
+//! ```
+//!
 //! Every call runs in a fresh instance with fuel, a deadline, a memory cap and
 //! output and log caps ([`Limits`]), and sees only what its [`Grants`] open.
 //! A failure is typed: the step's own error, a trap, a limit hit, or a host
 //! failure ([`CallError`], [`ErrorKind`]).
 
+mod cache;
 mod config;
 mod engine;
 mod error;
 pub mod executor;
 pub mod flow;
 mod host;
+mod live;
+pub mod metrics;
 mod plugin;
 mod registry;
 mod runtime;
+pub mod server;
 
+pub use cache::{
+    CacheError, CacheInfo, CacheStats, DEFAULT_CACHE_LIMIT, cache_clear, cache_info,
+    default_cache_dir, prepare_cache_dir,
+};
 #[doc(hidden)]
 pub use config::Metering;
 pub use config::{Config, DirGrant, DirMode, Grants, Limits};
@@ -38,6 +62,10 @@ pub use error::{
 };
 pub use executor::{Executor, RunOptions, RunRecord, RunStatus};
 pub use host::Host;
+pub use live::{
+    EntryStatus, LiveFlows, LivePlugins, ReloadEvent, ReloadOutcome, WatchError, WatchOptions,
+    Watched,
+};
 pub use plugin::{Plugin, plugin_name};
 pub use registry::{PluginSet, load_plugins, scan_dir};
 #[doc(hidden)]

@@ -7,12 +7,14 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
+use crate::cache::CompileCache;
 use crate::error::{LoadError, LoadErrorReason};
 use crate::runtime::bindings::StepPre;
 use crate::runtime::state::StepState;
@@ -29,6 +31,9 @@ struct PluginInner {
     hash: String,
     size: u64,
     compile_time: Duration,
+    cached: bool,
+    version: u64,
+    loaded_at: SystemTime,
     component: Component,
     pre: StepPre<StepState>,
 }
@@ -39,6 +44,7 @@ impl std::fmt::Debug for Plugin {
             .field("name", &self.inner.name)
             .field("path", &self.inner.path)
             .field("hash", &self.inner.hash)
+            .field("version", &self.inner.version)
             .finish_non_exhaustive()
     }
 }
@@ -64,9 +70,46 @@ impl Plugin {
         self.inner.size
     }
 
-    /// How long compiling and type-checking took.
+    /// How long compiling (or loading from the compile cache) and
+    /// type-checking took.
     pub fn compile_time(&self) -> Duration {
         self.inner.compile_time
+    }
+
+    /// Whether the compiled code came from the compile cache.
+    pub fn cached(&self) -> bool {
+        self.inner.cached
+    }
+
+    /// The version counter: 1 for the first load of a name, then 2, 3, ...
+    /// for each reload by a [`LivePlugins`](crate::LivePlugins) registry.
+    /// A plugin loaded by [`Host::load`](crate::Host::load) is version 1.
+    pub fn version(&self) -> u64 {
+        self.inner.version
+    }
+
+    /// When it was loaded.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.inner.loaded_at
+    }
+
+    /// The same plugin with version counter `version`.
+    pub(crate) fn with_version(&self, version: u64) -> Plugin {
+        let i = &self.inner;
+        Plugin {
+            inner: Arc::new(PluginInner {
+                name: i.name.clone(),
+                path: i.path.clone(),
+                hash: i.hash.clone(),
+                size: i.size,
+                compile_time: i.compile_time,
+                cached: i.cached,
+                version,
+                loaded_at: i.loaded_at,
+                component: i.component.clone(),
+                pre: i.pre.clone(),
+            }),
+        }
     }
 
     /// The component's imports, as `name`s (for example `wasi:cli/environment@0.2.6`).
@@ -95,83 +138,106 @@ pub fn plugin_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-/// Reads, checks and compiles a plugin file, off the async runtime.
-pub(crate) async fn load_file(
-    engine: &Engine,
-    linker: &Linker<StepState>,
-    path: &Path,
-) -> Result<Plugin, LoadError> {
-    let fail = |reason| LoadError {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let bytes = tokio::fs::read(path)
-        .await
-        .map_err(|e| fail(LoadErrorReason::Io(e)))?;
-    load_bytes(engine, linker, path, bytes).await
+/// What loading needs: the engine, the linker, the compile cache and the
+/// compile counter. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Loader {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<StepState>,
+    pub(crate) cache: Option<Arc<CompileCache>>,
+    /// Components compiled by cranelift (cache hits are not counted).
+    pub(crate) compiles: Arc<AtomicU64>,
 }
 
-/// Checks and compiles a plugin from bytes; `path` names it in errors and gives its name.
-pub(crate) async fn load_bytes(
-    engine: &Engine,
-    linker: &Linker<StepState>,
-    path: &Path,
-    bytes: Vec<u8>,
-) -> Result<Plugin, LoadError> {
-    let fail = |reason| LoadError {
-        path: path.to_path_buf(),
-        reason,
-    };
-    check_header(&bytes).map_err(fail)?;
-    let (engine, linker, owned_path) = (engine.clone(), linker.clone(), path.to_path_buf());
-    tokio::task::spawn_blocking(move || compile(&engine, &linker, owned_path, &bytes))
-        .await
-        .map_err(|e| {
-            fail(LoadErrorReason::Compile(format!(
-                "compiler task failed: {e}"
-            )))
-        })?
-}
-
-fn compile(
-    engine: &Engine,
-    linker: &Linker<StepState>,
-    path: PathBuf,
-    bytes: &[u8],
-) -> Result<Plugin, LoadError> {
-    let fail = |reason| LoadError {
-        path: path.clone(),
-        reason,
-    };
-    let started = Instant::now();
-    let hash = hex(&Sha256::digest(bytes));
-    let component = Component::new(engine, bytes)
-        .map_err(|e| fail(LoadErrorReason::Compile(format!("{e:#}"))))?;
-
-    let ty = component.component_type();
-    let exports: HashSet<&str> = ty.exports(engine).map(|(n, _)| n).collect();
-    for name in ["describe", "run"] {
-        if !exports.contains(name) {
-            return Err(fail(LoadErrorReason::MissingExport(name.into())));
-        }
+impl Loader {
+    /// Reads, checks and compiles a plugin file, off the async runtime.
+    pub(crate) async fn load_file(&self, path: &Path) -> Result<Plugin, LoadError> {
+        let bytes = tokio::fs::read(path).await.map_err(|e| LoadError {
+            path: path.to_path_buf(),
+            reason: LoadErrorReason::Io(e),
+        })?;
+        self.load_bytes(path, bytes).await
     }
-    let pre = linker
-        .instantiate_pre(&component)
-        .map_err(|e| fail(LoadErrorReason::UnknownImport(format!("{e:#}"))))?;
-    let pre =
-        StepPre::new(pre).map_err(|e| fail(LoadErrorReason::WrongSignature(format!("{e:#}"))))?;
 
-    Ok(Plugin {
-        inner: Arc::new(PluginInner {
-            name: plugin_name(&path),
-            path,
-            hash,
-            size: bytes.len() as u64,
-            compile_time: started.elapsed(),
-            component,
-            pre,
-        }),
-    })
+    /// Checks and compiles a plugin from bytes; `path` names it in errors and gives its name.
+    pub(crate) async fn load_bytes(
+        &self,
+        path: &Path,
+        bytes: Vec<u8>,
+    ) -> Result<Plugin, LoadError> {
+        let fail = |reason| LoadError {
+            path: path.to_path_buf(),
+            reason,
+        };
+        check_header(&bytes).map_err(fail)?;
+        let (loader, owned_path) = (self.clone(), path.to_path_buf());
+        tokio::task::spawn_blocking(move || loader.compile(owned_path, &bytes))
+            .await
+            .map_err(|e| {
+                fail(LoadErrorReason::Compile(format!(
+                    "compiler task failed: {e}"
+                )))
+            })?
+    }
+
+    /// Blocking: the compile cache, or cranelift; then the type check.
+    fn compile(&self, path: PathBuf, bytes: &[u8]) -> Result<Plugin, LoadError> {
+        let fail = |reason| LoadError {
+            path: path.clone(),
+            reason,
+        };
+        let engine = &self.engine;
+        let started = Instant::now();
+        let digest = Sha256::digest(bytes);
+        let hash = hex(&digest);
+        let key = self.cache.as_ref().map(|c| c.key(&digest));
+        let from_cache = match (&self.cache, &key) {
+            (Some(cache), Some(key)) => cache.get(engine, key),
+            _ => None,
+        };
+        let cached = from_cache.is_some();
+        let component = match from_cache {
+            Some(c) => c,
+            None => {
+                self.compiles.fetch_add(1, Ordering::Relaxed);
+                Component::new(engine, bytes)
+                    .map_err(|e| fail(LoadErrorReason::Compile(format!("{e:#}"))))?
+            }
+        };
+
+        let ty = component.component_type();
+        let exports: HashSet<&str> = ty.exports(engine).map(|(n, _)| n).collect();
+        for name in ["describe", "run"] {
+            if !exports.contains(name) {
+                return Err(fail(LoadErrorReason::MissingExport(name.into())));
+            }
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| fail(LoadErrorReason::UnknownImport(format!("{e:#}"))))?;
+        let pre = StepPre::new(pre)
+            .map_err(|e| fail(LoadErrorReason::WrongSignature(format!("{e:#}"))))?;
+        // Only components that pass the type check are cached.
+        if let (Some(cache), Some(key), false) = (&self.cache, &key, cached) {
+            cache.put(key, &component);
+        }
+
+        Ok(Plugin {
+            inner: Arc::new(PluginInner {
+                name: plugin_name(&path),
+                path,
+                hash,
+                size: bytes.len() as u64,
+                compile_time: started.elapsed(),
+                cached,
+                version: 1,
+                loaded_at: SystemTime::now(),
+                component,
+                pre,
+            }),
+        })
+    }
 }
 
 /// Tells a component from a core module or a non-wasm file before compiling.
@@ -199,9 +265,7 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadErrorReason> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use crate::cache::hex;
 
 #[cfg(test)]
 mod tests {

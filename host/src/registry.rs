@@ -3,7 +3,7 @@
 //! A [`PluginSet`] is an immutable snapshot: a run resolves every plugin from
 //! one snapshot, so it uses one version of each plugin for its whole life.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,10 +11,13 @@ use crate::error::LoadError;
 use crate::host::Host;
 use crate::plugin::{Plugin, plugin_name};
 
-/// Plugins by name.
+/// Plugins by name. It also remembers names that a live registry
+/// ([`LivePlugins`](crate::LivePlugins)) saw removed, so that a lookup can
+/// say so.
 #[derive(Clone, Default, Debug)]
 pub struct PluginSet {
     plugins: Arc<HashMap<String, Plugin>>,
+    removed: Arc<BTreeSet<String>>,
 }
 
 impl PluginSet {
@@ -26,7 +29,43 @@ impl PluginSet {
             .collect();
         PluginSet {
             plugins: Arc::new(plugins),
+            removed: Arc::default(),
         }
+    }
+
+    /// A set of `plugins` that remembers `removed` names (those not in `plugins`).
+    pub(crate) fn with_removed(
+        plugins: impl IntoIterator<Item = Plugin>,
+        removed: impl IntoIterator<Item = String>,
+    ) -> Self {
+        let mut set = PluginSet::new(plugins);
+        let removed = removed
+            .into_iter()
+            .filter(|n| !set.plugins.contains_key(n))
+            .collect();
+        set.removed = Arc::new(removed);
+        set
+    }
+
+    /// Whether `name` was in the live registry this set came from, and its
+    /// file has been removed.
+    pub fn is_removed(&self, name: &str) -> bool {
+        !self.plugins.contains_key(name) && self.removed.contains(name)
+    }
+
+    /// The error for a lookup of `name` that found nothing: "plugin `x` not
+    /// found", with "(removed)" when its file was removed.
+    pub fn not_found_message(&self, name: &str) -> String {
+        if self.is_removed(name) {
+            format!("plugin `{name}` not found (removed)")
+        } else {
+            format!("plugin `{name}` not found")
+        }
+    }
+
+    /// The plugins, in no particular order.
+    pub fn plugins(&self) -> impl Iterator<Item = &Plugin> {
+        self.plugins.values()
     }
 
     /// The plugin called `name`.

@@ -1,10 +1,16 @@
+#![allow(unreachable_pub)]
 //! End-to-end tests: one binary, a module per feature. They drive the built
 //! `flowhost` binary and the library against real components from `plugins/`.
 
 mod support;
 
+mod cache;
 mod call_cli;
 mod embed;
+mod examples;
+mod flows;
 mod grants;
 mod hostile;
+mod languages;
 mod malformed;
+mod reload;

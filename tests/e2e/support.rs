@@ -87,3 +87,142 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
         String::from_utf8_lossy(&stderr).into_owned(),
     )
 }
+
+/// Polls `check` every 10 ms until it holds; panics with `what` after `timeout`.
+pub async fn poll_until<F, Fut>(timeout: std::time::Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Replaces `dest` with `bytes` the way build tools do: write a hidden
+/// temporary file beside it, then rename it into place.
+pub fn write_atomic(dest: &Path, bytes: &[u8]) {
+    let tmp = dest.with_file_name(format!(
+        ".{}.tmp",
+        dest.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, dest).unwrap();
+}
+
+/// A host with its own compile cache in `dir` (tests that swap plugins often
+/// compile each version once).
+pub fn cached_host(dir: &Path) -> Host {
+    Host::new(Config::default().cache(Some(dir.to_path_buf()))).expect("host")
+}
+
+// ---- flows ----
+
+/// Every plugin in `dist()` by name (file stem), as the `plugin()` cache key
+/// (`echo` → `testing/echo`, `validate-order` → `validate-order`).
+pub fn plugin_keys() -> &'static std::collections::BTreeMap<String, String> {
+    static KEYS: OnceLock<std::collections::BTreeMap<String, String>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dist = dist();
+        flowhost::scan_dir(dist)
+            .expect("scan plugins/dist")
+            .into_iter()
+            .map(|(name, path)| {
+                let rel = path.strip_prefix(dist).unwrap().with_extension("");
+                (name, rel.to_string_lossy().replace('\\', "/"))
+            })
+            .collect()
+    })
+}
+
+/// Parses a flow from YAML text; plugin names must exist in `dist()`.
+pub fn parse(yaml: &str) -> flowhost::flow::Flow {
+    parse_at(Path::new("test.yaml"), yaml)
+}
+
+/// Parses a flow from YAML text, named `path` in errors.
+pub fn parse_at(path: &Path, yaml: &str) -> flowhost::flow::Flow {
+    let known = |n: &str| plugin_keys().contains_key(n);
+    flowhost::flow::parse_flow(path, yaml, Some(&known)).unwrap_or_else(|errors| {
+        let lines: Vec<_> = errors.iter().map(|e| e.to_string()).collect();
+        panic!("bad flow:\n{}", lines.join("\n"))
+    })
+}
+
+/// The plugins a flow uses, compiled once per test run by the shared host.
+pub async fn plugin_set(flow: &flowhost::flow::Flow) -> flowhost::PluginSet {
+    let mut plugins = Vec::new();
+    for name in flow.plugin_names() {
+        let key = plugin_keys()
+            .get(name)
+            .unwrap_or_else(|| panic!("no plugin `{name}` in plugins/dist"));
+        plugins.push(plugin(key).await);
+    }
+    flowhost::PluginSet::new(plugins)
+}
+
+/// An executor on the shared host, shared by the tests of this binary (and
+/// so are its circuit breakers: a breaker test uses its own executor).
+pub fn executor() -> &'static flowhost::Executor {
+    static EXEC: OnceLock<flowhost::Executor> = OnceLock::new();
+    EXEC.get_or_init(|| flowhost::Executor::new(host().clone()))
+}
+
+/// Runs a flow given as YAML text on `input` with the shared executor.
+pub async fn run_flow(yaml: &str, input: serde_json::Value) -> flowhost::RunRecord {
+    run_flow_with(executor(), yaml, input).await
+}
+
+/// Runs a flow given as YAML text on `input` with `exec`, whose host must be
+/// the shared `host()` (the plugins come from its cache).
+pub async fn run_flow_with(
+    exec: &flowhost::Executor,
+    yaml: &str,
+    input: serde_json::Value,
+) -> flowhost::RunRecord {
+    let flow = parse(yaml);
+    run_parsed(exec, &flow, input).await
+}
+
+/// Runs a parsed flow on `input` with `exec` (on the shared host).
+pub async fn run_parsed(
+    exec: &flowhost::Executor,
+    flow: &flowhost::flow::Flow,
+    input: serde_json::Value,
+) -> flowhost::RunRecord {
+    let plugins = plugin_set(flow).await;
+    exec.run(flow, &plugins, input, flowhost::RunOptions::default())
+        .await
+}
+
+/// The record of the step at `path`; panics, listing the paths, when absent.
+pub fn step<'r>(record: &'r flowhost::RunRecord, path: &str) -> &'r flowhost::executor::StepRecord {
+    record
+        .steps
+        .iter()
+        .find(|s| s.path == path)
+        .unwrap_or_else(|| {
+            let paths: Vec<_> = record.steps.iter().map(|s| s.path.as_str()).collect();
+            panic!("no step `{path}` in the record; steps: {paths:?}")
+        })
+}
+
+/// `plugins/dist` after building the plugins of every language once for this
+/// test run (`plugins/build-all.sh`: Rust, then `js/`, `python/`, `c/`,
+/// installing a missing toolchain first). Then `plugin("js/js-stamp")` works.
+pub fn dist_all() -> &'static Path {
+    static DIST: OnceLock<PathBuf> = OnceLock::new();
+    DIST.get_or_init(|| {
+        let status = Command::new("bash")
+            .arg(root().join("plugins/build-all.sh"))
+            .status()
+            .expect("run plugins/build-all.sh");
+        assert!(status.success(), "plugins/build-all.sh failed");
+        root().join("plugins/dist")
+    })
+}

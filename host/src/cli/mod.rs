@@ -4,9 +4,15 @@
 //! (a bad flag, bad JSON, a missing file, not a step component).
 
 mod args;
+mod build;
+mod cache;
 mod call;
+mod dev;
 mod inspect;
+mod new;
+mod plugins;
 mod run;
+mod serve;
 mod trace;
 
 use std::process::ExitCode;
@@ -40,6 +46,19 @@ enum Command {
     Check(run::CheckArgs),
     /// Run a flow once: its output on stdout, exit 1 when it fails.
     Run(run::RunArgs),
+    /// Create a step project (Rust, JavaScript, Python or C) that builds and runs as is.
+    New(new::NewArgs),
+    /// Load every plugin in a folder and list name, version, hash, size,
+    /// compile time and error; exit 1 when any failed to load.
+    Plugins(plugins::PluginsArgs),
+    /// Show or clear the compile cache.
+    Cache(cache::CacheArgs),
+    /// Serve flows over HTTP: runs, events, metrics and health, hot-reloading
+    /// plugins and flows.
+    Serve(serve::ServeArgs),
+    /// Run a flow, then re-run it whenever its plugins or flow file change
+    /// (rebuilding plugins that have a `step.toml`).
+    Dev(dev::DevArgs),
 }
 
 /// An error at the edge, with the exit code it maps to.
@@ -82,6 +101,11 @@ pub(crate) fn main() -> ExitCode {
             Command::Inspect(args) => inspect::run(args).await,
             Command::Check(args) => run::check(args).await,
             Command::Run(args) => run::run(args).await,
+            Command::New(args) => new::run(args).await,
+            Command::Plugins(args) => plugins::run(args).await,
+            Command::Cache(args) => cache::run(args).await,
+            Command::Dev(args) => dev::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
         }
     });
     match result {

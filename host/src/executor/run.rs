@@ -109,7 +109,7 @@ impl<'a> RunCtx<'a> {
         }
         let input = Data::from_value(input);
         let scope = Scope::new(input.clone(), self.run_id, &self.flow.name);
-        let steps = self.run_steps(&self.flow.steps, scope, input, "", true);
+        let steps = self.run_steps(&self.flow.steps, scope, input, "", true, Spread::Inline);
         let result = match self.deadline {
             // A backstop: every attempt is already bounded by the time left.
             Some(d) => {
@@ -138,6 +138,7 @@ impl<'a> RunCtx<'a> {
         input: Doc,
         prefix: &'s str,
         top: bool,
+        spread: Spread,
     ) -> BoxFuture<'s, Result<Doc, Failure>> {
         async move {
             let mut prev = input;
@@ -147,7 +148,10 @@ impl<'a> RunCtx<'a> {
                 } else {
                     format!("{prefix}.{}", step.id)
                 };
-                if let Some(out) = self.run_step(step, &scope, prev.clone(), &path).await? {
+                if let Some(out) = self
+                    .run_step(step, &scope, prev.clone(), &path, spread)
+                    .await?
+                {
                     scope.push(&step.id, out.clone());
                     prev = out;
                     if top {
@@ -167,6 +171,7 @@ impl<'a> RunCtx<'a> {
         scope: &Scope,
         default: Doc,
         path: &str,
+        spread: Spread,
     ) -> Result<Option<Doc>, Failure> {
         let mut rec = Guard::new(self, path, step.kind.name());
         if let Some(cond) = &step.condition {
@@ -196,9 +201,12 @@ impl<'a> RunCtx<'a> {
             None => default,
         };
         let result = match &step.kind {
-            StepKind::Plugin(p) => self.run_plugin(step, p, scope, input, path, &mut rec).await,
+            StepKind::Plugin(p) => {
+                self.run_plugin(step, p, scope, input, path, &mut rec, spread)
+                    .await
+            }
             other => {
-                let composite = self.run_composite(other, scope, input, path);
+                let composite = self.run_composite(other, scope, input, path, spread);
                 match step
                     .timeout
                     .map(|t| self.remaining().map_or(t, |r| r.min(t)))
@@ -249,10 +257,11 @@ impl<'a> RunCtx<'a> {
         scope: &'s Scope,
         input: Doc,
         path: &'s str,
+        spread: Spread,
     ) -> BoxFuture<'s, Result<Doc, Failure>> {
         match kind {
             StepKind::Parallel(p) => self.run_parallel(p, scope, input, path).boxed(),
-            StepKind::Switch(s) => self.run_switch(s, scope, input, path).boxed(),
+            StepKind::Switch(s) => self.run_switch(s, scope, input, path, spread).boxed(),
             StepKind::ForEach(f) => self.run_for_each(f, scope, path).boxed(),
             StepKind::Plugin(_) => unreachable!("plugin steps are not composite"),
         }
@@ -269,7 +278,7 @@ impl<'a> RunCtx<'a> {
             let branch_path = format!("{path}.{}", b.id);
             let input = input.clone();
             async move {
-                self.run_step(b, scope, input, &branch_path)
+                self.run_step(b, scope, input, &branch_path, Spread::Task)
                     .await
                     .map(|out| (b.id.as_str(), out))
             }
@@ -302,6 +311,7 @@ impl<'a> RunCtx<'a> {
         scope: &Scope,
         input: Doc,
         path: &str,
+        spread: Spread,
     ) -> Result<Doc, Failure> {
         for case in &s.cases {
             let vars = scope.to_json(&case.when.step_refs());
@@ -311,14 +321,14 @@ impl<'a> RunCtx<'a> {
                 .map_err(|e| failure(path, "expression", e.to_string()))?;
             if hit {
                 return self
-                    .run_steps(&case.steps, scope.clone(), input, path, false)
+                    .run_steps(&case.steps, scope.clone(), input, path, false, spread)
                     .await
                     .map_err(|f| caused(path, "switch", f));
             }
         }
         match &s.default {
             Some(steps) => self
-                .run_steps(steps, scope.clone(), input, path, false)
+                .run_steps(steps, scope.clone(), input, path, false, spread)
                 .await
                 .map_err(|f| caused(path, "switch", f)),
             None => Ok(Data::from_value(Value::Null)),
@@ -343,7 +353,7 @@ impl<'a> RunCtx<'a> {
                 let item_scope = scope.with_item(item.clone(), i);
                 async move {
                     let item_path = format!("{path}[{i}]");
-                    self.run_steps(&f.steps, item_scope, item, &item_path, false)
+                    self.run_steps(&f.steps, item_scope, item, &item_path, false, Spread::Task)
                         .await
                 }
             })
@@ -355,6 +365,7 @@ impl<'a> RunCtx<'a> {
         Ok(Data::from_value(Value::Array(array)))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn run_plugin(
         &self,
         step: &Step,
@@ -363,9 +374,12 @@ impl<'a> RunCtx<'a> {
         input: Doc,
         path: &str,
         rec: &mut Guard<'_>,
+        spread: Spread,
     ) -> Result<Doc, Failure> {
         let config = ps.config.to_string();
-        let result = self.attempts(step, ps, &config, &input, path, rec).await;
+        let result = self
+            .attempts(step, ps, &config, &input, path, rec, spread)
+            .await;
         let Err(err) = result else { return result };
         let Some(fallback) = &ps.fallback else {
             return Err(err);
@@ -386,12 +400,18 @@ impl<'a> RunCtx<'a> {
                 &ps.limits.apply(self.limits(), timeout),
                 &ps.grants,
                 path,
+                spread,
             )
             .await;
         rec.record.fallback = Some(FallbackRecord {
             plugin: fallback.plugin.clone(),
             version,
             attempt,
+        });
+        // A recovered step keeps its own error in the record.
+        rec.record.error = Some(ErrorRecord {
+            kind: err.kind.clone(),
+            message: err.message.clone(),
         });
         result.map_err(|mut f| {
             f.causes.insert(
@@ -406,6 +426,7 @@ impl<'a> RunCtx<'a> {
     }
 
     /// The attempts of a plugin step: breaker, deadline, retries with backoff.
+    #[allow(clippy::too_many_arguments)]
     async fn attempts(
         &self,
         step: &Step,
@@ -414,12 +435,13 @@ impl<'a> RunCtx<'a> {
         input: &Doc,
         path: &str,
         rec: &mut Guard<'_>,
+        spread: Spread,
     ) -> Result<Doc, Failure> {
         let Some(plugin) = self.plugins.get(&ps.plugin) else {
             return Err(failure(
                 path,
                 "plugin-not-found",
-                format!("plugin `{}` not found", ps.plugin),
+                self.plugins.not_found_message(&ps.plugin),
             ));
         };
         rec.record.plugin = Some(ps.plugin.clone());
@@ -453,7 +475,7 @@ impl<'a> RunCtx<'a> {
                 let ctx = self.context(&step.id, attempt, config);
                 let probe = ProbeGuard::new(self, &ps.plugin, matches!(permit, Permit::Probe));
                 let start = Instant::now();
-                let report = spawn_call(self, plugin, ctx, input, limits, &options).await;
+                let report = call(self, plugin, ctx, input, limits, &options, spread).await;
                 probe.done();
                 let result = self.outcome(path, report.result);
                 if let Some(spec) = &ps.circuit_breaker {
@@ -503,13 +525,14 @@ impl<'a> RunCtx<'a> {
         limits: &Limits,
         grants: &Grants,
         path: &str,
+        spread: Spread,
     ) -> (Result<Doc, Failure>, Attempt, Option<String>) {
         let start = Instant::now();
         let Some(plugin) = self.plugins.get(&call.plugin) else {
             let f = failure(
                 path,
                 "plugin-not-found",
-                format!("plugin `{}` not found", call.plugin),
+                self.plugins.not_found_message(&call.plugin),
             );
             let attempt = Attempt {
                 attempt: 1,
@@ -528,7 +551,16 @@ impl<'a> RunCtx<'a> {
             limits.timeout = limits.timeout.min(r.max(Duration::from_millis(1)));
         }
         let ctx = self.context(&call.plugin, 1, &call.config.to_string());
-        let report = spawn_call(self, plugin, ctx, input, limits, &self.call_options(grants)).await;
+        let report = self::call(
+            self,
+            plugin,
+            ctx,
+            input,
+            limits,
+            &self.call_options(grants),
+            spread,
+        )
+        .await;
         let result = self.outcome(path, report.result);
         let attempt = Attempt {
             attempt: 1,
@@ -567,7 +599,14 @@ impl<'a> RunCtx<'a> {
             }
         };
         let (result, attempt, version) = self
-            .single_call(call, &input, self.limits(), &Grants::default(), "on_error")
+            .single_call(
+                call,
+                &input,
+                self.limits(),
+                &Grants::default(),
+                "on_error",
+                Spread::Inline,
+            )
             .await;
         rec.record.version = version;
         rec.record.attempts.push(attempt);
@@ -636,23 +675,39 @@ impl<'a> RunCtx<'a> {
     }
 }
 
-/// Runs one guest call on its own task; dropping the future aborts the task,
-/// which stops the guest at its next yield.
-async fn spawn_call(
+/// Where a guest call runs.
+#[derive(Clone, Copy)]
+enum Spread {
+    /// In the run's own task: no hand-off cost, for steps that run one at a time.
+    Inline,
+    /// On its own task, so that concurrent calls (parallel branches, for_each
+    /// items) spread over worker threads.
+    Task,
+}
+
+/// Runs one guest call. Dropping the future stops the guest at its next
+/// yield: inline, by dropping the call; on a task, by aborting it.
+async fn call(
     ctx: &RunCtx<'_>,
     plugin: &crate::Plugin,
     call_ctx: Context,
     input: &Doc,
     limits: Limits,
     options: &CallOptions,
+    spread: Spread,
 ) -> CallReport {
     let host = ctx.exec.host.clone();
     let plugin = plugin.clone();
-    let input = input.text().to_string();
     let options = CallOptions {
         limits: Some(limits),
         ..options.clone()
     };
+    if let Spread::Inline = spread {
+        return host
+            .call_with(&plugin, &call_ctx, input.text(), &options)
+            .await;
+    }
+    let input = input.text().to_string();
     let task = AbortOnDropHandle::new(tokio::spawn(async move {
         host.call_with(&plugin, &call_ctx, &input, &options).await
     }));
@@ -718,10 +773,12 @@ impl<'a> Guard<'a> {
 
     fn finish(&mut self, status: StepStatus, error: Option<&Failure>) {
         self.record.status = status;
-        self.record.error = error.map(|f| ErrorRecord {
-            kind: f.kind.clone(),
-            message: f.message.clone(),
-        });
+        if let Some(f) = error {
+            self.record.error = Some(ErrorRecord {
+                kind: f.kind.clone(),
+                message: f.message.clone(),
+            });
+        }
         self.done = true;
         self.push();
     }

@@ -1,0 +1,155 @@
+//! Flow engine overhead, fan-out throughput and parallel speed-up.
+//!
+//! Run with `cargo bench -p flowhost --bench flow` (plugins are built first).
+//! Each figure is printed beside its baseline from the same run.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use flowhost::flow::parse_flow;
+use flowhost::{Config, Context, Executor, Host, PluginSet, RunOptions, RunStatus};
+use serde_json::{Value, json};
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let status = std::process::Command::new("bash")
+        .arg(root.join("plugins/build.sh"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let dist = root.join("plugins/dist/testing");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let host = Host::new(Config::default()).unwrap();
+        let echo = host.load(dist.join("echo.wasm")).await.unwrap();
+        let sleep = host.load(dist.join("sleep.wasm")).await.unwrap();
+        let plugins = PluginSet::new([echo.clone(), sleep]);
+        let exec = Executor::new(host.clone());
+        overhead(&host, &exec, &plugins, &echo).await;
+        fan_out(&exec, &plugins).await;
+        parallel(&exec, &plugins).await;
+    });
+}
+
+fn flow(text: &str) -> flowhost::flow::Flow {
+    parse_flow(Path::new("bench.yaml"), text, None).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn input_1k() -> Value {
+    let items: Vec<_> = (0..24)
+        .map(|i| json!({"sku": format!("SKU-{i:04}"), "qty": i, "price": 9.99}))
+        .collect();
+    json!({"id": "order-1", "customer": "c-42", "items": items})
+}
+
+async fn overhead(host: &Host, exec: &Executor, plugins: &PluginSet, echo: &flowhost::Plugin) {
+    let steps: String = (0..10)
+        .map(|i| format!("  - {{id: s{i}, plugin: echo}}\n"))
+        .collect();
+    let ten = flow(&format!("flow: ten\nsteps:\n{steps}"));
+    let input = input_1k();
+    let text = input.to_string();
+    let ctx = Context::direct("echo");
+    let n = 300;
+    for _ in 0..30 {
+        exec.run(&ten, plugins, input.clone(), RunOptions::default())
+            .await;
+    }
+    let mut direct = Vec::new();
+    let mut flows = Vec::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        for _ in 0..10 {
+            host.call(echo, &ctx, &text).await.unwrap();
+        }
+        direct.push(t.elapsed());
+        let t = Instant::now();
+        let r = exec
+            .run(&ten, plugins, input.clone(), RunOptions::default())
+            .await;
+        flows.push(t.elapsed());
+        assert_eq!(r.status, RunStatus::Succeeded);
+    }
+    let (d, f) = (median(direct), median(flows));
+    println!("== engine overhead: 10-step sequential echo flow, 1 KB JSON, {n} runs ==");
+    println!("10 direct calls (baseline)   {:>8.3} ms", ms(d));
+    println!(
+        "10-step flow                 {:>8.3} ms   overhead {:+.1}%",
+        ms(f),
+        (ms(f) / ms(d) - 1.0) * 100.0
+    );
+}
+
+async fn fan_out(exec: &Executor, plugins: &PluginSet) {
+    let each = flow(
+        "flow: fan\nsteps:\n  - id: each\n    for_each: \"${input.items}\"\n    max_concurrency: 16\n    steps:\n      - {id: e, plugin: echo, input: {n: \"${item}\"}}\n",
+    );
+    let items: Vec<u32> = (0..1000).collect();
+    let input = json!({ "items": items });
+    exec.run(&each, plugins, input.clone(), RunOptions::default())
+        .await;
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let r = exec
+            .run(&each, plugins, input.clone(), RunOptions::default())
+            .await;
+        times.push(t.elapsed());
+        assert_eq!(r.status, RunStatus::Succeeded);
+    }
+    let t = median(times);
+    println!("== fan-out: for_each over 1,000 items, max_concurrency 16, echo ==");
+    println!(
+        "{:>8.1} ms per run   {:>9.0} items/s",
+        ms(t),
+        1000.0 / t.as_secs_f64()
+    );
+}
+
+async fn parallel(exec: &Executor, plugins: &PluginSet) {
+    let branches = |n: usize| -> String {
+        let b: String = (0..n)
+            .map(|i| format!("      - {{id: b{i}, plugin: sleep, config: {{ms: 100}}}}\n"))
+            .collect();
+        format!("flow: par\nsteps:\n  - id: p\n    parallel:\n{b}")
+    };
+    let one = flow(&branches(1));
+    let sixteen = flow(&branches(16));
+    let mut t1 = Vec::new();
+    let mut t16 = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        exec.run(&one, plugins, json!({}), RunOptions::default())
+            .await;
+        t1.push(t.elapsed());
+        let t = Instant::now();
+        let r = exec
+            .run(&sixteen, plugins, json!({}), RunOptions::default())
+            .await;
+        t16.push(t.elapsed());
+        assert_eq!(r.status, RunStatus::Succeeded);
+    }
+    let (a, b) = (median(t1), median(t16));
+    println!("== parallel: sleeping branches of 100 ms ==");
+    println!("1 branch (baseline)   {:>8.1} ms", ms(a));
+    println!(
+        "16 branches           {:>8.1} ms   {:.2}x the single branch",
+        ms(b),
+        ms(b) / ms(a)
+    );
+}

@@ -1,0 +1,167 @@
+//! `flowhost dev`: run a flow, then re-run it on every change of its plugins
+//! or its flow file, printing what reloaded.
+//!
+//! Plugins with a `step.toml` (see `build.rs`) are rebuilt from source when
+//! their sources change; the new `.wasm` flows in through the same reload
+//! path as any other file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use flowhost::{
+    Executor, Host, LiveFlows, LivePlugins, ReloadEvent, ReloadOutcome, RunOptions, RunStatus,
+    WatchOptions, plugin_name,
+};
+use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{Failure, args, build, cache, plugins, trace};
+
+/// Arguments of `flowhost dev`.
+#[derive(clap::Args)]
+pub(crate) struct DevArgs {
+    /// The flow file (YAML or JSON).
+    flow: PathBuf,
+    /// The plugins folder (searched recursively; a plugin's name is its file stem).
+    #[arg(long)]
+    plugins: PathBuf,
+    /// Input JSON, `@FILE`, or `@-` for stdin; read once and reused for every run.
+    #[arg(long, default_value = "{}")]
+    input: String,
+    /// Print a timeline of each run on stderr.
+    #[arg(long)]
+    trace: bool,
+    #[command(flatten)]
+    cache: cache::CacheFlags,
+}
+
+pub(crate) async fn run(args: DevArgs) -> Result<(), Failure> {
+    let input = args::json_arg("--input", &args.input).await?;
+    let input: Value = serde_json::from_str(&input).map_err(Failure::usage)?;
+    let host = Host::new(args.cache.config()).map_err(Failure::failed)?;
+
+    let builds = build::discover(&args.plugins).await?;
+    for b in &builds {
+        b.build().await;
+    }
+    let (_source_watcher, mut rebuild) = build::watch(&builds)?;
+
+    let options = WatchOptions::default();
+    let plugins = LivePlugins::open(&host, &args.plugins, options.clone())
+        .await
+        .map_err(Failure::usage)?;
+    let flows = LiveFlows::open(&args.flow, options)
+        .await
+        .map_err(Failure::usage)?;
+    let mut plugin_events = plugins.subscribe();
+    let mut flow_events = flows.subscribe();
+    eprint!("{}", plugins::table(&plugins.statuses().await));
+    for status in flows.statuses().await {
+        if let Some(error) = status.error {
+            eprintln!("[dev] the flow has errors:\n{error}");
+        }
+    }
+
+    let session = Session {
+        executor: Executor::new(host),
+        plugins,
+        flows,
+        flow_name: plugin_name(&args.flow),
+        input,
+        trace: args.trace,
+    };
+    session.run_once().await;
+    eprintln!(
+        "[dev] watching {} and {} (Ctrl-C to stop)",
+        args.plugins.display(),
+        args.flow.display()
+    );
+
+    loop {
+        let mut rerun = false;
+        tokio::select! {
+            event = plugin_events.recv() => rerun |= report(event),
+            event = flow_events.recv() => rerun |= report(event),
+            Some(i) = rebuild.recv() => {
+                while rebuild.try_recv().is_ok() {}
+                if let Some(b) = builds.get(i) {
+                    b.build().await;
+                }
+            }
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("[dev] stopped");
+                return Ok(());
+            }
+        }
+        // Changes often come in bursts (a build replacing several plugins):
+        // take what arrives within a moment, then run once.
+        let settle = tokio::time::sleep(Duration::from_millis(50));
+        tokio::pin!(settle);
+        loop {
+            tokio::select! {
+                event = plugin_events.recv() => rerun |= report(event),
+                event = flow_events.recv() => rerun |= report(event),
+                () = &mut settle => break,
+            }
+        }
+        if rerun {
+            session.run_once().await;
+        }
+    }
+}
+
+struct Session {
+    executor: Executor,
+    plugins: LivePlugins,
+    flows: LiveFlows,
+    flow_name: String,
+    input: Value,
+    trace: bool,
+}
+
+impl Session {
+    /// Runs the flow as it is now, with the plugins as they are now.
+    async fn run_once(&self) {
+        let Some(flow) = self.flows.get(&self.flow_name) else {
+            eprintln!("[dev] no valid flow to run yet; fix the flow file");
+            return;
+        };
+        let snapshot = self.plugins.snapshot();
+        eprintln!("[dev] running flow `{}`", flow.name);
+        let record = self
+            .executor
+            .run(&flow, &snapshot, self.input.clone(), RunOptions::default())
+            .await;
+        if self.trace {
+            eprint!("{}", trace::timeline(&record));
+        }
+        match (record.status, &record.output, &record.error) {
+            (RunStatus::Succeeded, Some(output), _) => {
+                println!("{output}");
+                eprintln!("[dev] {} in {:.1} ms", record.status, record.duration_ms);
+            }
+            (status, _, Some(error)) => {
+                eprintln!("[dev] flow {} {status}: {error}", flow.name);
+                for cause in &error.causes {
+                    eprintln!("[dev]   caused by: {cause}");
+                }
+            }
+            (status, _, _) => eprintln!("[dev] flow {} {status}", flow.name),
+        }
+    }
+}
+
+/// Prints a reload event; true when it changed what runs.
+fn report(event: Result<ReloadEvent, RecvError>) -> bool {
+    match event {
+        Ok(event) => {
+            eprintln!("[dev] {event}");
+            !matches!(event.outcome, ReloadOutcome::Failed { .. })
+        }
+        Err(RecvError::Lagged(n)) => {
+            eprintln!("[dev] ({n} reload events skipped)");
+            true
+        }
+        Err(RecvError::Closed) => false,
+    }
+}

@@ -1,0 +1,104 @@
+//! The server's settings (`flowhost.toml`), every one with a documented default.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Limits;
+
+/// Settings of `flowhost serve`. Unknown keys are errors.
+///
+/// ```toml
+/// listen = "127.0.0.1:8080"
+/// workers = 8
+/// queue_capacity = 64
+/// drain_timeout = "10s"
+///
+/// [limits]          # default limits of every guest call
+/// timeout = "10s"
+/// fuel = 10000000000
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Where to listen. Default: `127.0.0.1:8080` (loopback only).
+    pub listen: SocketAddr,
+    /// Runs executing at once. Default: 8.
+    pub workers: usize,
+    /// Runs accepted but not started; past it, new runs and events get `429`.
+    /// Default: 64.
+    pub queue_capacity: usize,
+    /// Seconds a client is told to wait (`Retry-After`) when the queue is full.
+    /// Default: 1.
+    pub retry_after_secs: u64,
+    /// Finished runs kept for `GET /runs/{id}`; the oldest are forgotten first.
+    /// Default: 1,000.
+    pub run_history: usize,
+    /// How long a shutdown lets in-flight runs finish before cancelling them.
+    /// Default: 10 s.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// Hops an event chain may take (a run started by an event that a run
+    /// started by an event emitted ...) before emits are refused. Default: 8.
+    pub max_event_hops: u32,
+    /// Events one run may emit. Default: 100.
+    pub max_emits_per_run: u32,
+    /// Deadline of the readiness probe's run. Default: 2 s.
+    #[serde(with = "humantime_serde")]
+    pub probe_timeout: Duration,
+    /// Guest instances alive at once, across all runs. Default: 256.
+    pub max_instances: u32,
+    /// Default limits of every guest call.
+    pub limits: Limits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: 8,
+            queue_capacity: 64,
+            retry_after_secs: 1,
+            run_history: 1000,
+            drain_timeout: Duration::from_secs(10),
+            max_event_hops: 8,
+            max_emits_per_run: 100,
+            probe_timeout: Duration::from_secs(2),
+            max_instances: 256,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Parses a `flowhost.toml`.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The host configuration these settings imply.
+    pub fn host_config(&self) -> crate::Config {
+        crate::Config::new()
+            .limits(self.limits.clone())
+            .max_instances(self.max_instances)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_rejects_unknown_keys() {
+        let c =
+            ServerConfig::from_toml("workers = 2\ndrain_timeout = \"2s\"\n[limits]\nfuel = 5\n")
+                .unwrap();
+        assert_eq!(
+            (c.workers, c.drain_timeout, c.limits.fuel),
+            (2, Duration::from_secs(2), 5)
+        );
+        let e = ServerConfig::from_toml("wrokers = 2").unwrap_err();
+        assert!(e.contains("wrokers"), "{e}");
+    }
+}

@@ -1,0 +1,367 @@
+//! The server's state: admission into the bounded queue, the worker pool,
+//! per-flow concurrency, the store of recent runs, and shutdown.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::Value;
+use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::ServerConfig;
+use super::events::RunEvents;
+use crate::executor::{Executor, RunError, RunOptions, RunRecord, RunStatus};
+use crate::flow::Flow;
+use crate::host::Host;
+use crate::live::{LiveFlows, LivePlugins, ReloadOutcome};
+use crate::metrics::Metrics;
+use crate::plugin::Plugin;
+
+/// Why a run was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The queue is full: try again later.
+    QueueFull,
+    /// The server is shutting down.
+    ShuttingDown,
+}
+
+/// What a shutdown did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ShutdownReport {
+    /// Runs that finished during the drain.
+    pub drained: usize,
+    /// Runs cancelled mid-way when the drain deadline passed.
+    pub cancelled_running: Vec<String>,
+    /// Runs cancelled before they started.
+    pub cancelled_queued: Vec<String>,
+}
+
+pub(crate) struct RunEntry {
+    pub(crate) flow: String,
+    pub(crate) status: RunStatus,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) done: watch::Receiver<Option<Arc<RunRecord>>>,
+}
+
+pub(crate) struct State {
+    pub(crate) config: ServerConfig,
+    pub(crate) exec: Executor,
+    pub(crate) plugins: LivePlugins,
+    pub(crate) flows: LiveFlows,
+    pub(crate) probe: Plugin,
+    pub(crate) metrics: Metrics,
+    pub(crate) started: Instant,
+    /// Milliseconds since `started` at the last heartbeat.
+    pub(crate) heartbeat: std::sync::atomic::AtomicU64,
+    runs: Mutex<Runs>,
+    queued: AtomicUsize,
+    in_flight: AtomicUsize,
+    accepting: AtomicBool,
+    workers: Arc<Semaphore>,
+    flow_limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    tasks: TaskTracker,
+}
+
+#[derive(Default)]
+struct Runs {
+    by_id: HashMap<String, RunEntry>,
+    finished: VecDeque<String>,
+}
+
+impl State {
+    pub(crate) fn new(
+        host: Host,
+        plugins: LivePlugins,
+        flows: LiveFlows,
+        probe: Plugin,
+        config: ServerConfig,
+    ) -> Arc<Self> {
+        Arc::new(State {
+            exec: Executor::new(host),
+            plugins,
+            flows,
+            probe,
+            metrics: Metrics::new(),
+            started: Instant::now(),
+            heartbeat: Default::default(),
+            runs: Mutex::default(),
+            queued: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            accepting: AtomicBool::new(true),
+            workers: Arc::new(Semaphore::new(config.workers.max(1))),
+            flow_limits: Mutex::default(),
+            tasks: TaskTracker::new(),
+            config,
+        })
+    }
+
+    fn runs(&self) -> std::sync::MutexGuard<'_, Runs> {
+        self.runs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The flow called `name`: by file stem, else by its `flow:` name.
+    pub(crate) fn flow(&self, name: &str) -> Option<Arc<Flow>> {
+        self.flows
+            .get(name)
+            .or_else(|| self.flows.all().into_values().find(|f| f.name == name))
+    }
+
+    /// Accepts runs of `flows` on `input`, all or none: `n` queue places are
+    /// taken at once, so an event is never half-accepted.
+    pub(crate) fn admit(
+        self: &Arc<Self>,
+        flows: Vec<Arc<Flow>>,
+        input: Value,
+        hop: u32,
+    ) -> Result<Vec<(String, watch::Receiver<Option<Arc<RunRecord>>>)>, Refusal> {
+        if !self.accepting.load(Ordering::SeqCst) {
+            return Err(Refusal::ShuttingDown);
+        }
+        let n = flows.len();
+        let capacity = self.config.queue_capacity;
+        self.queued
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
+                (q + n <= capacity).then_some(q + n)
+            })
+            .map_err(|_| Refusal::QueueFull)?;
+        let mut accepted = Vec::with_capacity(n);
+        for flow in flows {
+            let run_id = uuid::Uuid::new_v4().to_string();
+            let cancel = CancellationToken::new();
+            let (tx, rx) = watch::channel(None);
+            self.runs().by_id.insert(
+                run_id.clone(),
+                RunEntry {
+                    flow: flow.name.clone(),
+                    status: RunStatus::Queued,
+                    cancel: cancel.clone(),
+                    done: rx.clone(),
+                },
+            );
+            let span = tracing::info_span!("run", run = %run_id, flow = %flow.name);
+            let task = self
+                .clone()
+                .run(flow, input.clone(), run_id.clone(), cancel, tx, hop);
+            self.tasks.spawn(task.instrument(span));
+            accepted.push((run_id, rx));
+        }
+        Ok(accepted)
+    }
+
+    /// One run: wait for a flow slot and a worker, run, record.
+    async fn run(
+        self: Arc<Self>,
+        flow: Arc<Flow>,
+        input: Value,
+        run_id: String,
+        cancel: CancellationToken,
+        done: watch::Sender<Option<Arc<RunRecord>>>,
+        hop: u32,
+    ) {
+        let flow_slot = flow.concurrency.map(|limit| {
+            let mut limits = self.flow_limits.lock().unwrap_or_else(|e| e.into_inner());
+            limits
+                .entry(flow.name.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(limit.max(1) as usize)))
+                .clone()
+        });
+        let permits = async {
+            let flow_permit = match flow_slot {
+                Some(s) => Some(s.acquire_owned().await),
+                None => None,
+            };
+            let worker = self.workers.clone().acquire_owned().await;
+            (flow_permit, worker)
+        };
+        let permits = tokio::select! {
+            p = permits => Some(p),
+            _ = cancel.cancelled() => None,
+        };
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        let Some(_permits) = permits else {
+            let record = never_started(
+                &run_id,
+                &flow.name,
+                "the run was cancelled before it started",
+            );
+            self.finish(&run_id, record, &done);
+            return;
+        };
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.set_status(&run_id, RunStatus::Running);
+        self.metrics.run_started(&flow.name);
+        let options = RunOptions {
+            run_id: Some(run_id.clone()),
+            cancel: Some(cancel),
+            events: Some(Arc::new(RunEvents::new(&self, hop))),
+        };
+        let plugins = self.plugins.snapshot();
+        let record = self.exec.run(&flow, &plugins, input, options).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.metrics.run_finished(&record);
+        self.finish(&run_id, record, &done);
+    }
+
+    fn set_status(&self, run_id: &str, status: RunStatus) {
+        if let Some(e) = self.runs().by_id.get_mut(run_id) {
+            e.status = status;
+        }
+    }
+
+    fn finish(
+        &self,
+        run_id: &str,
+        record: RunRecord,
+        done: &watch::Sender<Option<Arc<RunRecord>>>,
+    ) {
+        let status = record.status;
+        done.send_replace(Some(Arc::new(record)));
+        let mut runs = self.runs();
+        if let Some(e) = runs.by_id.get_mut(run_id) {
+            e.status = status;
+        }
+        runs.finished.push_back(run_id.to_string());
+        while runs.finished.len() > self.config.run_history {
+            if let Some(old) = runs.finished.pop_front() {
+                runs.by_id.remove(&old);
+            }
+        }
+    }
+
+    /// A run's status and, when finished, its record.
+    pub(crate) fn lookup(
+        &self,
+        run_id: &str,
+    ) -> Option<(String, RunStatus, Option<Arc<RunRecord>>)> {
+        let runs = self.runs();
+        let e = runs.by_id.get(run_id)?;
+        Some((e.flow.clone(), e.status, e.done.borrow().clone()))
+    }
+
+    /// Asks a run to stop; its record says `cancelled`. `None`: unknown run.
+    pub(crate) fn cancel(&self, run_id: &str) -> Option<RunStatus> {
+        let runs = self.runs();
+        let e = runs.by_id.get(run_id)?;
+        if matches!(e.status, RunStatus::Queued | RunStatus::Running) {
+            e.cancel.cancel();
+        }
+        Some(e.status)
+    }
+
+    /// Stops accepting, drains, cancels what is left and reports.
+    pub(crate) async fn shutdown(&self) -> ShutdownReport {
+        self.accepting.store(false, Ordering::SeqCst);
+        self.tasks.close();
+        let (queued_before, running_before): (Vec<String>, Vec<String>) = {
+            let runs = self.runs();
+            let pick = |s| {
+                runs.by_id
+                    .iter()
+                    .filter(|(_, e)| e.status == s)
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            };
+            (pick(RunStatus::Queued), pick(RunStatus::Running))
+        };
+        // Queued runs never start once we stop: cancel them first.
+        for id in &queued_before {
+            self.cancel(id);
+        }
+        let drained = tokio::time::timeout(self.config.drain_timeout, self.tasks.wait())
+            .await
+            .is_ok();
+        let mut report = ShutdownReport {
+            cancelled_queued: queued_before,
+            ..ShutdownReport::default()
+        };
+        if !drained {
+            let running: Vec<String> = {
+                let runs = self.runs();
+                runs.by_id
+                    .iter()
+                    .filter(|(_, e)| e.status == RunStatus::Running)
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            };
+            for id in &running {
+                tracing::warn!(run = %id, "drain deadline passed: cancelling the run");
+                self.cancel(id);
+            }
+            self.tasks.wait().await;
+            report.cancelled_running = running;
+        }
+        report.drained = running_before
+            .len()
+            .saturating_sub(report.cancelled_running.len());
+        for id in &report.cancelled_queued {
+            tracing::warn!(run = %id, "queued run cancelled by shutdown: it never started");
+        }
+        tracing::info!(
+            drained = report.drained,
+            cancelled_running = report.cancelled_running.len(),
+            cancelled_queued = report.cancelled_queued.len(),
+            "shutdown complete"
+        );
+        report
+    }
+
+    /// Feeds plugin reloads and load errors into the metrics.
+    pub(crate) fn watch_reloads(self: &Arc<Self>) {
+        let mut events = self.plugins.subscribe();
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Ok(event) = events.recv().await {
+                let Some(state) = weak.upgrade() else { break };
+                match &event.outcome {
+                    ReloadOutcome::Loaded { load_time, .. } => {
+                        state.metrics.plugin_loaded(&event.name, *load_time)
+                    }
+                    ReloadOutcome::Failed { .. } => state.metrics.plugin_load_failed(&event.name),
+                    ReloadOutcome::Removed => {}
+                }
+            }
+        });
+    }
+
+    /// The metrics text, with gauges read now.
+    pub(crate) fn metrics_text(&self) -> String {
+        self.metrics.set_gauges(
+            self.queued(),
+            self.in_flight(),
+            self.exec.host().instances_alive(),
+            &self.exec.breaker_states(),
+        );
+        self.metrics.encode()
+    }
+}
+
+fn never_started(run_id: &str, flow: &str, why: &str) -> RunRecord {
+    RunRecord {
+        run_id: run_id.to_string(),
+        flow: flow.to_string(),
+        status: RunStatus::Cancelled,
+        started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        duration_ms: 0.0,
+        output: None,
+        error: Some(RunError {
+            step: String::new(),
+            kind: "cancelled".into(),
+            message: why.into(),
+            causes: vec![why.into()],
+        }),
+        steps: Vec::new(),
+    }
+}
