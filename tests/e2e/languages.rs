@@ -3,21 +3,27 @@
 //! `flowhost new` projects that build and run as they are.
 //!
 //! JavaScript and Python components are megabytes and take seconds to
-//! compile: library tests share them through `support::plugin`, and only a
+//! compile: library tests share them through `support::plugin_once`, and only a
 //! few tests run them in a `flowhost` subprocess.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use flowhost::{CallError, CallOptions, CallReport, ErrorKind, Limits};
+use flowhost::{CallError, CallOptions, CallReport, Context, ErrorKind, Limits};
 use serde_json::{Value, json};
 
 use crate::support::{self, dist_all, flowhost, limited, root, run};
 
 /// Calls a plugin of `plugins/dist` (e.g. `js/js-stamp`), built by build-all.sh.
+/// Each component is compiled once per test run, even when tests race for it.
 async fn call(name: &str, input: &str, config: &str, options: CallOptions) -> CallReport {
     dist_all();
-    support::call(name, input, config, options).await
+    let p = support::plugin_once(name).await;
+    let ctx = Context {
+        config: config.to_string(),
+        ..Context::direct(p.name())
+    };
+    support::host().call_with(&p, &ctx, input, &options).await
 }
 
 fn quick(timeout_ms: u64, fuel: u64) -> Limits {
@@ -41,29 +47,65 @@ fn err(r: CallReport) -> CallError {
 
 #[tokio::test]
 async fn js_stamp_transforms_json_and_maps_typed_errors() {
-    let out = ok(call("js/js-stamp", r#"{"a":1,"path":["x"]}"#, "{}", CallOptions::default()).await);
+    let out = ok(call(
+        "js/js-stamp",
+        r#"{"a":1,"path":["x"]}"#,
+        "{}",
+        CallOptions::default(),
+    )
+    .await);
     assert_eq!(out, json!({"a": 1, "path": ["x", "js"], "js": {"keys": 2}}));
 
     let e = err(call("js/js-stamp", "[1,2]", "{}", CallOptions::default()).await);
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
-    assert!(e.message().contains("expected a JSON object, got an array"), "{e}");
+    assert!(
+        e.message().contains("expected a JSON object, got an array"),
+        "{e}"
+    );
 
-    let e = err(call("js/js-stamp", "{}", r#"{"fail":"transient"}"#, CallOptions::default()).await);
+    let e = err(call(
+        "js/js-stamp",
+        "{}",
+        r#"{"fail":"transient"}"#,
+        CallOptions::default(),
+    )
+    .await);
     assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
-    let e = err(call("js/js-stamp", "{}", r#"{"fail":"permanent"}"#, CallOptions::default()).await);
+    let e = err(call(
+        "js/js-stamp",
+        "{}",
+        r#"{"fail":"permanent"}"#,
+        CallOptions::default(),
+    )
+    .await);
     assert_eq!(e.kind(), ErrorKind::Permanent, "{e}");
 }
 
 #[tokio::test]
 async fn py_stamp_transforms_json_and_maps_typed_errors() {
-    let out = ok(call("python/py-stamp", r#"{"a":1}"#, "{}", CallOptions::default()).await);
-    assert_eq!(out, json!({"a": 1, "path": ["python"], "python": {"keys": 1}}));
+    let out = ok(call(
+        "python/py-stamp",
+        r#"{"a":1}"#,
+        "{}",
+        CallOptions::default(),
+    )
+    .await);
+    assert_eq!(
+        out,
+        json!({"a": 1, "path": ["python"], "python": {"keys": 1}})
+    );
 
     let e = err(call("python/py-stamp", "\"text\"", "{}", CallOptions::default()).await);
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     assert!(e.message().contains("got str"), "{e}");
 
-    let e = err(call("python/py-stamp", "{}", r#"{"fail":"transient"}"#, CallOptions::default()).await);
+    let e = err(call(
+        "python/py-stamp",
+        "{}",
+        r#"{"fail":"transient"}"#,
+        CallOptions::default(),
+    )
+    .await);
     assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
     let e = err(call("python/py-stamp", "{}", "not json", CallOptions::default()).await);
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
@@ -72,7 +114,13 @@ async fn py_stamp_transforms_json_and_maps_typed_errors() {
 
 #[tokio::test]
 async fn c_stamp_appends_a_field_and_rejects_non_objects() {
-    let out = ok(call("c/c-stamp", r#"{"a": [1, 2]}"#, "{}", CallOptions::default()).await);
+    let out = ok(call(
+        "c/c-stamp",
+        r#"{"a": [1, 2]}"#,
+        "{}",
+        CallOptions::default(),
+    )
+    .await);
     assert_eq!(out, json!({"a": [1, 2], "c": {"bytes": 13}}));
     let out = ok(call("c/c-stamp", " {} ", "{}", CallOptions::default()).await);
     assert_eq!(out, json!({"c": {"bytes": 4}}));
@@ -80,7 +128,7 @@ async fn c_stamp_appends_a_field_and_rejects_non_objects() {
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
 }
 
-/// 256 KiB in and out of every language's echo (a Go build crashed at 62 KB).
+/// About 250 KB in and out of every language's echo (a Go build crashed at 62 KB).
 #[tokio::test]
 async fn echo_steps_round_trip_large_documents() {
     let items: Vec<Value> = (0..4096)
@@ -103,7 +151,7 @@ async fn describe_reports_each_language_step() {
         ("python/py-stamp", "py-stamp"),
         ("c/c-stamp", "c-stamp"),
     ] {
-        let p = support::plugin(name).await;
+        let p = support::plugin_once(name).await;
         let meta = support::host().describe(&p).await.expect("describe");
         assert_eq!(meta.name, expect);
         assert_eq!(meta.version, "0.1.0");
@@ -116,7 +164,11 @@ async fn describe_reports_each_language_step() {
 async fn js_and_py_busy_loops_run_out_of_fuel() {
     for name in ["js/js-busy-loop", "python/py-busy-loop"] {
         let r = call(name, "{}", "{}", limited(quick(30_000, 200_000_000))).await;
-        assert!(r.fuel_used >= 200_000_000, "{name}: fuel used {}", r.fuel_used);
+        assert!(
+            r.fuel_used >= 200_000_000,
+            "{name}: fuel used {}",
+            r.fuel_used
+        );
         let e = err(r);
         assert_eq!(e.kind(), ErrorKind::Fuel, "{name}: {e}");
     }
@@ -125,17 +177,24 @@ async fn js_and_py_busy_loops_run_out_of_fuel() {
 #[tokio::test]
 async fn js_and_py_busy_loops_are_stopped_by_their_deadline() {
     for name in ["js/js-busy-loop", "python/py-busy-loop"] {
-        support::plugin(name).await; // compile outside the timed part
+        support::plugin_once(name).await; // compile outside the timed part
         let started = Instant::now();
         let e = err(call(name, "{}", "{}", limited(quick(300, u64::MAX / 2))).await);
         assert_eq!(e.kind(), ErrorKind::Deadline, "{name}: {e}");
-        assert!(started.elapsed() < Duration::from_secs(5), "{name}: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{name}: {:?}",
+            started.elapsed()
+        );
     }
 }
 
 #[tokio::test]
 async fn js_and_py_memory_hogs_hit_the_memory_cap() {
-    for (name, cap) in [("js/js-memory-hog", 32u64 << 20), ("python/py-memory-hog", 96 << 20)] {
+    for (name, cap) in [
+        ("js/js-memory-hog", 32u64 << 20),
+        ("python/py-memory-hog", 96 << 20),
+    ] {
         let limits = Limits {
             max_memory: cap,
             ..Limits::default()
@@ -149,7 +208,11 @@ async fn js_and_py_memory_hogs_hit_the_memory_cap() {
 async fn a_typed_throw_is_a_step_error_and_any_other_exception_a_trap() {
     for (name, typed_message, untyped_message) in [
         ("js/js-throw", "hostile typed throw", "hostile throw"),
-        ("python/py-raise", "hostile typed raise", "KeyError: 'hostile raise'"),
+        (
+            "python/py-raise",
+            "hostile typed raise",
+            "KeyError: 'hostile raise'",
+        ),
     ] {
         let e = err(call(name, r#"{"typed":true}"#, "{}", CallOptions::default()).await);
         assert_eq!(e.kind(), ErrorKind::Permanent, "{name}: {e}");
@@ -163,7 +226,13 @@ async fn a_typed_throw_is_a_step_error_and_any_other_exception_a_trap() {
 
 #[tokio::test]
 async fn the_host_lives_on_after_hostile_steps_in_other_languages() {
-    let e = err(call("js/js-busy-loop", "{}", "{}", limited(quick(10_000, 50_000_000))).await);
+    let e = err(call(
+        "js/js-busy-loop",
+        "{}",
+        "{}",
+        limited(quick(10_000, 50_000_000)),
+    )
+    .await);
     assert_eq!(e.kind(), ErrorKind::Fuel);
     let out = ok(call("js/js-stamp", "{}", "{}", CallOptions::default()).await);
     assert_eq!(out["path"], json!(["js"]));
@@ -198,7 +267,11 @@ fn polyglot_flow_chains_rust_js_python_and_c() {
         "{stdout}"
     );
     // Each language logged through the host.
-    for line in ["stamping an object of 2 keys", "stamping an object of 3 keys", "stamped 201 bytes"] {
+    for line in [
+        "stamping an object of 2 keys",
+        "stamping an object of 3 keys",
+        "stamped 201 bytes",
+    ] {
         assert!(stderr.contains(line), "{line}: {stderr}");
     }
 }
@@ -208,16 +281,17 @@ fn polyglot_flow_chains_rust_js_python_and_c() {
 /// `flowhost new --lang LANG NAME DIR`, then `DIR/build.sh`; returns NAME.wasm.
 fn scaffold_and_build(lang: &str, name: &str, dir: &Path) -> std::path::PathBuf {
     dist_all(); // the toolchains
-    let (code, stdout, stderr) = run(flowhost()
-        .args(["new", "--lang", lang, name])
-        .arg(dir));
+    let (code, stdout, stderr) = run(flowhost().args(["new", "--lang", lang, name]).arg(dir));
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("created"), "{stdout}");
     for file in ["build.sh", "step.toml", "README.md", "wit/step.wit"] {
         assert!(dir.join(file).is_file(), "{lang}: no {file}");
     }
     let toml = std::fs::read_to_string(dir.join("step.toml")).unwrap();
-    assert!(toml.contains(&format!("output = \"{name}.wasm\"")), "{toml}");
+    assert!(
+        toml.contains(&format!("output = \"{name}.wasm\"")),
+        "{toml}"
+    );
     assert_eq!(
         std::fs::read_to_string(dir.join("wit/step.wit")).unwrap(),
         std::fs::read_to_string(root().join("wit/step.wit")).unwrap()
@@ -261,12 +335,18 @@ fn new_projects_build_and_run_in_every_language() {
         assert_eq!(code, 0, "{lang}: {stderr}");
         let out: Value = serde_json::from_str(&stdout).unwrap();
         assert_eq!(out, json!({"greeting": "Hello, Ada!"}), "{lang}");
-        assert!(stderr.contains("greeting Ada (attempt 1)"), "{lang}: {stderr}");
+        assert!(
+            stderr.contains("greeting Ada (attempt 1)"),
+            "{lang}: {stderr}"
+        );
         if lang != "python" {
             // One subprocess compile of the 18 MB Python component is enough.
             let (code, _, stderr) = call_cli(&wasm, "{}");
             assert_eq!(code, 1, "{lang}");
-            assert!(stderr.contains("invalid-input: name is missing"), "{lang}: {stderr}");
+            assert!(
+                stderr.contains("invalid-input: name is missing"),
+                "{lang}: {stderr}"
+            );
         }
     }
 }
@@ -281,7 +361,9 @@ fn new_refuses_bad_names_and_non_empty_directories() {
     assert!(stderr.contains("bad step name"), "{stderr}");
 
     std::fs::write(tmp.path().join("taken"), "").unwrap();
-    let (code, _, stderr) = run(flowhost().args(["new", "--lang", "c", "ok"]).arg(tmp.path()));
+    let (code, _, stderr) = run(flowhost()
+        .args(["new", "--lang", "c", "ok"])
+        .arg(tmp.path()));
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("not empty"), "{stderr}");
 

@@ -14,3 +14,4 @@ mod hostile;
 mod languages;
 mod malformed;
 mod reload;
+mod server;

@@ -36,7 +36,12 @@ impl CacheFlags {
     /// The host configuration: the defaults with this cache, if it can be
     /// used safely (otherwise a warning, and no cache).
     pub(crate) fn config(&self) -> Config {
-        let config = Config::default().cache_limit(self.limit());
+        self.apply(Config::default())
+    }
+
+    /// `config` with this cache, if it can be used safely.
+    pub(crate) fn apply(&self, config: Config) -> Config {
+        let config = config.cache_limit(self.limit());
         if self.no_cache {
             return config;
         }

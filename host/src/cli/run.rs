@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use flowhost::flow::{Flow, FlowError, load_flow};
-use flowhost::{Config, Executor, Host, PluginSet, RunOptions, RunStatus, load_plugins, scan_dir};
+use flowhost::{Executor, Host, PluginSet, RunOptions, RunStatus, load_plugins, scan_dir};
 use tokio_util::sync::CancellationToken;
 
 use super::{Failure, args, trace};
@@ -36,6 +36,8 @@ pub(crate) struct RunArgs {
     /// Print a timeline of the run on stderr.
     #[arg(long)]
     trace: bool,
+    #[command(flatten)]
+    cache: super::cache::CacheFlags,
 }
 
 pub(crate) async fn check(args: CheckArgs) -> Result<(), Failure> {
@@ -55,7 +57,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
     let input = args::json_arg("--input", &args.input).await?;
     let input: serde_json::Value = serde_json::from_str(&input).map_err(Failure::usage)?;
     let flow = parse(&args.flow, Some(&args.plugins)).await?;
-    let host = Host::new(Config::default()).map_err(Failure::failed)?;
+    let host = Host::new(args.cache.config()).map_err(Failure::failed)?;
     let plugins = load(&host, &args.plugins, &flow).await?;
 
     let cancel = CancellationToken::new();

@@ -23,6 +23,8 @@ pub(crate) struct ServeArgs {
     /// A `flowhost.toml` with the server's settings.
     #[arg(long)]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    cache: super::cache::CacheFlags,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
@@ -39,7 +41,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    let host = Host::new(config.host_config()).map_err(Failure::failed)?;
+    let host = Host::new(args.cache.apply(config.host_config())).map_err(Failure::failed)?;
     let server = Server::start(host, &args.plugins, &args.flows, config)
         .await
         .map_err(Failure::usage)?;

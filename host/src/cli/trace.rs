@@ -15,6 +15,20 @@ pub(crate) fn timeline(record: &RunRecord) -> String {
     );
     let total = record.duration_ms.max(1e-3);
     let critical = critical_path(&record.steps);
+    let path_width = record
+        .steps
+        .iter()
+        .map(|s| s.path.len())
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    let what_width = record
+        .steps
+        .iter()
+        .map(|s| s.plugin.as_deref().unwrap_or(&s.kind).len())
+        .max()
+        .unwrap_or(0)
+        .max(8);
     for step in &record.steps {
         let from = ((step.start_ms / total) * WIDTH as f64) as usize;
         let len = (((step.duration_ms / total) * WIDTH as f64).ceil() as usize).max(1);
@@ -42,7 +56,7 @@ pub(crate) fn timeline(record: &RunRecord) -> String {
         };
         let _ = writeln!(
             out,
-            "{mark} {:<28} {:<20} |{bar}| {:>9.1} ms  {:<10} {attempts}",
+            "{mark} {:<path_width$} {:<what_width$} |{bar}| {:>9.1} ms  {:<10} {attempts}",
             step.path,
             what,
             step.duration_ms,

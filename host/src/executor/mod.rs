@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use breaker::BreakerState;
 pub use record::{
@@ -94,12 +95,15 @@ impl Executor {
         let started_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
         let run_id_ref = run_id.clone();
         let ctx = run::RunCtx::new(&self.inner, flow, plugins, &run_id_ref, started, &options);
+        // The run id is the correlation id of every log line of the run.
+        let span = tracing::info_span!("run", run = %run_id, flow = %flow.name);
+        let run = ctx.run_flow(input).instrument(span);
         let (result, status) = match &options.cancel {
             Some(token) => tokio::select! {
-                r = ctx.run_flow(input) => (r, None),
+                r = run => (r, None),
                 _ = token.cancelled() => (Err(run::cancelled()), Some(RunStatus::Cancelled)),
             },
-            None => (ctx.run_flow(input).await, None),
+            None => (run.await, None),
         };
         let (output, error) = match result {
             Ok(out) => (Some(out), None),

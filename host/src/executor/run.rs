@@ -8,6 +8,7 @@ use futures::future::{BoxFuture, FutureExt};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument;
 
 use super::Inner;
 use super::breaker::Permit;
@@ -376,7 +377,7 @@ impl<'a> RunCtx<'a> {
         rec: &mut Guard<'_>,
         spread: Spread,
     ) -> Result<Doc, Failure> {
-        let config = ps.config.to_string();
+        let config = config_json(&ps.config);
         let result = self
             .attempts(step, ps, &config, &input, path, rec, spread)
             .await;
@@ -475,7 +476,11 @@ impl<'a> RunCtx<'a> {
                 let ctx = self.context(&step.id, attempt, config);
                 let probe = ProbeGuard::new(self, &ps.plugin, matches!(permit, Permit::Probe));
                 let start = Instant::now();
-                let report = call(self, plugin, ctx, input, limits, &options, spread).await;
+                let span =
+                    tracing::info_span!("attempt", step = %path, plugin = %ps.plugin, attempt);
+                let report = call(self, plugin, ctx, input, limits, &options, spread)
+                    .instrument(span)
+                    .await;
                 probe.done();
                 let result = self.outcome(path, report.result);
                 if let Some(spec) = &ps.circuit_breaker {
@@ -550,7 +555,7 @@ impl<'a> RunCtx<'a> {
         if let Some(r) = self.remaining() {
             limits.timeout = limits.timeout.min(r.max(Duration::from_millis(1)));
         }
-        let ctx = self.context(&call.plugin, 1, &call.config.to_string());
+        let ctx = self.context(&call.plugin, 1, &config_json(&call.config));
         let report = self::call(
             self,
             plugin,
@@ -721,6 +726,14 @@ async fn call(
             duration: Duration::ZERO,
             logs_dropped: 0,
         },
+    }
+}
+
+/// A step's `config` as the JSON its context carries: `{}` when none was given.
+fn config_json(config: &Value) -> String {
+    match config {
+        Value::Null => "{}".to_string(),
+        other => other.to_string(),
     }
 }
 

@@ -186,8 +186,9 @@ pub struct Step {
     /// A deadline: for a plugin step, per attempt; for the others, for the
     /// whole step (`timeout:`).
     pub timeout: Option<Duration>,
-    /// On failure, record the error as the step's output and go on
-    /// (`continue_on_error:`, default false).
+    /// On failure, record the error and go on (`continue_on_error:`, default
+    /// false). The step then has no output: the next step receives what this
+    /// step received.
     pub continue_on_error: bool,
 }
 
@@ -264,8 +265,8 @@ pub struct PluginStep {
     pub circuit_breaker: Option<CircuitBreaker>,
     /// Called when the step fails for good (`fallback:`).
     pub fallback: Option<PluginCall>,
-    /// Capabilities (`allow:`). Host paths are as written (relative ones
-    /// are relative to the working directory of the host process).
+    /// Capabilities (`allow:`). Relative host paths are resolved against
+    /// the flow file's folder when the step runs.
     pub grants: Grants,
     /// Limit overrides (`limits:`).
     pub limits: LimitOverrides,

@@ -82,17 +82,17 @@ fn with_run_id(mut r: Response, run_id: &str) -> Response {
 }
 
 /// A request body as JSON; an empty body is `{}`.
-fn json_body(body: &Bytes) -> Result<Value, Response> {
+fn json_body(body: &Bytes) -> Result<Value, Box<Response>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
     serde_json::from_slice(body).map_err(|e| {
-        error(
+        Box::new(error(
             StatusCode::BAD_REQUEST,
             "bad-json",
             format!("the request body is not valid JSON: {e}"),
             None,
-        )
+        ))
     })
 }
 
@@ -117,7 +117,7 @@ async fn start_run(
     };
     let input = match json_body(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(msg) = flow.check_input(&input) {
         return error(
@@ -233,7 +233,7 @@ async fn list_plugins(Extract(state): S) -> Response {
 async fn publish_event(Extract(state): S, Path(topic): Path<String>, body: Bytes) -> Response {
     let payload = match json_body(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match events::publish(&state, &topic, payload, 0) {
         Ok(runs) => (

@@ -75,7 +75,7 @@ impl Server {
             source,
         })?;
         let state = state::State::new(host, plugins, flows, probe, config);
-        state.watch_reloads();
+        state.watch_reloads().await;
         health::start_heartbeat(&state);
         let stop = tokio_util::sync::CancellationToken::new();
         let app = api::router(state.clone());

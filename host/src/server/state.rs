@@ -10,7 +10,6 @@ use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
 use super::ServerConfig;
 use super::events::RunEvents;
@@ -41,11 +40,14 @@ pub struct ShutdownReport {
     pub cancelled_queued: Vec<String>,
 }
 
+/// Resolves with the record when a run finishes.
+pub(crate) type Done = watch::Receiver<Option<Arc<RunRecord>>>;
+
 pub(crate) struct RunEntry {
     pub(crate) flow: String,
     pub(crate) status: RunStatus,
     pub(crate) cancel: CancellationToken,
-    pub(crate) done: watch::Receiver<Option<Arc<RunRecord>>>,
+    pub(crate) done: Done,
 }
 
 pub(crate) struct State {
@@ -126,7 +128,7 @@ impl State {
         flows: Vec<Arc<Flow>>,
         input: Value,
         hop: u32,
-    ) -> Result<Vec<(String, watch::Receiver<Option<Arc<RunRecord>>>)>, Refusal> {
+    ) -> Result<Vec<(String, Done)>, Refusal> {
         if !self.accepting.load(Ordering::SeqCst) {
             return Err(Refusal::ShuttingDown);
         }
@@ -151,11 +153,10 @@ impl State {
                     done: rx.clone(),
                 },
             );
-            let span = tracing::info_span!("run", run = %run_id, flow = %flow.name);
             let task = self
                 .clone()
                 .run(flow, input.clone(), run_id.clone(), cancel, tx, hop);
-            self.tasks.spawn(task.instrument(span));
+            self.tasks.spawn(task);
             accepted.push((run_id, rx));
         }
         Ok(accepted)
@@ -174,7 +175,8 @@ impl State {
         let flow_slot = flow.concurrency.map(|limit| {
             let mut limits = self.flow_limits.lock().unwrap_or_else(|e| e.into_inner());
             limits
-                .entry(flow.name.clone())
+                // Keyed by the limit too: a reloaded flow with a new limit gets a new one.
+                .entry(format!("{}#{limit}", flow.name))
                 .or_insert_with(|| Arc::new(Semaphore::new(limit.max(1) as usize)))
                 .clone()
         });
@@ -192,11 +194,8 @@ impl State {
         };
         self.queued.fetch_sub(1, Ordering::SeqCst);
         let Some(_permits) = permits else {
-            let record = never_started(
-                &run_id,
-                &flow.name,
-                "the run was cancelled before it started",
-            );
+            let record = never_started(&run_id, &flow.name);
+            self.metrics.run_finished(&record);
             self.finish(&run_id, record, &done);
             return;
         };
@@ -265,49 +264,59 @@ impl State {
     pub(crate) async fn shutdown(&self) -> ShutdownReport {
         self.accepting.store(false, Ordering::SeqCst);
         self.tasks.close();
-        let (queued_before, running_before): (Vec<String>, Vec<String>) = {
+        let pending: Vec<String> = {
             let runs = self.runs();
-            let pick = |s| {
-                runs.by_id
-                    .iter()
-                    .filter(|(_, e)| e.status == s)
-                    .map(|(id, _)| id.clone())
-                    .collect()
-            };
-            (pick(RunStatus::Queued), pick(RunStatus::Running))
+            let open = |e: &&RunEntry| matches!(e.status, RunStatus::Queued | RunStatus::Running);
+            runs.by_id
+                .iter()
+                .filter(|(_, e)| open(e))
+                .map(|(id, _)| id.clone())
+                .collect()
         };
         // Queued runs never start once we stop: cancel them first.
-        for id in &queued_before {
+        let queued: Vec<String> = pending
+            .iter()
+            .filter(|id| {
+                self.lookup(id)
+                    .is_some_and(|(_, s, _)| s == RunStatus::Queued)
+            })
+            .cloned()
+            .collect();
+        for id in &queued {
             self.cancel(id);
         }
-        let drained = tokio::time::timeout(self.config.drain_timeout, self.tasks.wait())
+        if tokio::time::timeout(self.config.drain_timeout, self.tasks.wait())
             .await
-            .is_ok();
-        let mut report = ShutdownReport {
-            cancelled_queued: queued_before,
-            ..ShutdownReport::default()
-        };
-        if !drained {
-            let running: Vec<String> = {
-                let runs = self.runs();
-                runs.by_id
-                    .iter()
-                    .filter(|(_, e)| e.status == RunStatus::Running)
-                    .map(|(id, _)| id.clone())
-                    .collect()
-            };
-            for id in &running {
-                tracing::warn!(run = %id, "drain deadline passed: cancelling the run");
-                self.cancel(id);
+            .is_err()
+        {
+            for id in &pending {
+                if self
+                    .lookup(id)
+                    .is_some_and(|(_, s, _)| s == RunStatus::Running)
+                {
+                    tracing::warn!(run = %id, "drain deadline passed: cancelling the run");
+                    self.cancel(id);
+                }
             }
             self.tasks.wait().await;
-            report.cancelled_running = running;
         }
-        report.drained = running_before
-            .len()
-            .saturating_sub(report.cancelled_running.len());
-        for id in &report.cancelled_queued {
-            tracing::warn!(run = %id, "queued run cancelled by shutdown: it never started");
+        // Sort every run that was open by how it ended.
+        let mut report = ShutdownReport::default();
+        for id in pending {
+            let Some((_, status, record)) = self.lookup(&id) else {
+                continue;
+            };
+            let started = record
+                .as_ref()
+                .is_some_and(|r| r.error.as_ref().is_none_or(|e| e.message != NEVER_STARTED));
+            match (status, started) {
+                (RunStatus::Cancelled, false) => {
+                    tracing::warn!(run = %id, "queued run cancelled by shutdown: it never started");
+                    report.cancelled_queued.push(id);
+                }
+                (RunStatus::Cancelled, true) => report.cancelled_running.push(id),
+                _ => report.drained += 1,
+            }
         }
         tracing::info!(
             drained = report.drained,
@@ -318,9 +327,19 @@ impl State {
         report
     }
 
-    /// Feeds plugin reloads and load errors into the metrics.
-    pub(crate) fn watch_reloads(self: &Arc<Self>) {
+    /// Feeds plugin loads (those at start, then every reload) and load
+    /// errors into the metrics.
+    pub(crate) async fn watch_reloads(self: &Arc<Self>) {
         let mut events = self.plugins.subscribe();
+        for status in self.plugins.statuses().await {
+            if let Some(ms) = status.load_ms {
+                self.metrics
+                    .plugin_loaded(&status.name, std::time::Duration::from_secs_f64(ms / 1e3));
+            }
+            if status.error.is_some() {
+                self.metrics.plugin_load_failed(&status.name);
+            }
+        }
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             while let Ok(event) = events.recv().await {
@@ -348,7 +367,10 @@ impl State {
     }
 }
 
-fn never_started(run_id: &str, flow: &str, why: &str) -> RunRecord {
+const NEVER_STARTED: &str = "the run was cancelled before it started";
+
+fn never_started(run_id: &str, flow: &str) -> RunRecord {
+    let why = NEVER_STARTED;
     RunRecord {
         run_id: run_id.to_string(),
         flow: flow.to_string(),
