@@ -4,27 +4,17 @@
 //! Every figure is printed beside a baseline measured in the same run: a
 //! native Rust function, a host without metering, a live instance.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::{median, p99, us};
 use flowhost::{CallOptions, Config, Context, Host, Limits, Metering, Plugin, bench};
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let status = std::process::Command::new("bash")
-        .arg(root.join("plugins/build.sh"))
-        .status()
-        .expect("run plugins/build.sh");
-    assert!(status.success());
-    let dist = root.join("plugins/dist");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    let dist = common::build_plugins("build.sh");
+    common::runtime().block_on(async {
         per_call(&dist).await;
         metering(&dist).await;
         compile_times(&dist).await;
@@ -32,26 +22,9 @@ fn main() {
 }
 
 fn input_1k() -> String {
-    let items: Vec<_> = (0..24)
-        .map(|i| serde_json::json!({"sku": format!("SKU-{i:04}"), "qty": i, "price": 9.99}))
-        .collect();
-    let s = serde_json::json!({"id": "order-1", "customer": "c-42", "items": items}).to_string();
+    let s = common::input_1k().to_string();
     assert!((900..1200).contains(&s.len()), "input is {} bytes", s.len());
     s
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn p99(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() * 99 / 100]
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
 }
 
 async fn per_call(dist: &Path) {
@@ -215,8 +188,7 @@ async fn metering(dist: &Path) {
 async fn compile_times(dist: &Path) {
     println!("== compile time per plugin (cache miss: a fresh compile each) ==");
     let host = Host::new(Config::default()).unwrap();
-    let mut files = Vec::new();
-    collect(dist, &mut files);
+    let mut files = common::wasm_files(dist);
     files.sort();
     for file in files {
         let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
@@ -234,16 +206,5 @@ async fn compile_times(dist: &Path) {
             size / 1024,
             plugin.compile_time().as_secs_f64() * 1e3
         );
-    }
-}
-
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            collect(&path, out);
-        } else if path.extension().is_some_and(|e| e == "wasm") {
-            out.push(path);
-        }
     }
 }

@@ -3,29 +3,19 @@
 //! Run with `cargo bench -p flowhost --bench flow` (plugins are built first).
 //! Each figure is printed beside its baseline from the same run.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::Path;
+use std::time::Instant;
+
+use common::{input_1k, median, ms};
 use flowhost::flow::parse_flow;
 use flowhost::{Config, Context, Executor, Host, PluginSet, RunOptions, RunStatus};
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let status = std::process::Command::new("bash")
-        .arg(root.join("plugins/build.sh"))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let dist = root.join("plugins/dist/testing");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    let dist = common::build_plugins("build.sh").join("testing");
+    common::runtime().block_on(async {
         let host = Host::new(Config::default()).unwrap();
         let echo = host.load(dist.join("echo.wasm")).await.unwrap();
         let sleep = host.load(dist.join("sleep.wasm")).await.unwrap();
@@ -39,22 +29,6 @@ fn main() {
 
 fn flow(text: &str) -> flowhost::flow::Flow {
     parse_flow(Path::new("bench.yaml"), text, None).unwrap_or_else(|e| panic!("{e:?}"))
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn input_1k() -> Value {
-    let items: Vec<_> = (0..24)
-        .map(|i| json!({"sku": format!("SKU-{i:04}"), "qty": i, "price": 9.99}))
-        .collect();
-    json!({"id": "order-1", "customer": "c-42", "items": items})
 }
 
 async fn overhead(host: &Host, exec: &Executor, plugins: &PluginSet, echo: &flowhost::Plugin) {

@@ -12,9 +12,12 @@
 //! - memory: growth of the process's resident set over the first call of a
 //!   fresh host (no API exposes an instance's peak linear memory yet: TODO).
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::Path;
+use std::time::Instant;
+
+use common::{median, ms, p99, rss_kib};
 use flowhost::{Config, Context, Host};
 
 struct Lang {
@@ -47,18 +50,8 @@ const LANGS: &[Lang] = &[
 ];
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let status = std::process::Command::new("bash")
-        .arg(root.join("plugins/build-all.sh"))
-        .status()
-        .expect("run plugins/build-all.sh");
-    assert!(status.success(), "plugins/build-all.sh failed");
-    let dist = root.join("plugins/dist");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(table(&dist));
+    let dist = common::build_plugins("build-all.sh");
+    common::runtime().block_on(table(&dist));
 }
 
 fn input_10k() -> String {
@@ -72,22 +65,6 @@ fn input_10k() -> String {
         s.len()
     );
     s
-}
-
-/// Resident set size of this process in KiB (Linux), 0 elsewhere.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 async fn table(dist: &Path) {
@@ -138,9 +115,7 @@ async fn table(dist: &Path) {
             cold.call(&echo, &ctx, &input).await.unwrap();
             times.push(started.elapsed());
         }
-        times.sort();
-        let p50 = times[times.len() / 2];
-        let p99 = times[times.len() * 99 / 100];
+        let (p50, p99) = (median(times.clone()), p99(times));
 
         let fuel = match lang.stamp {
             Some(stamp) => {

@@ -9,34 +9,20 @@
 //! - Startup: loading a folder of plugins with an empty compile cache, then
 //!   with a warm one (target: at least 20x faster).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::ms;
 use flowhost::{Config, Context, Host, LivePlugins, WatchOptions};
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let status = std::process::Command::new("bash")
-        .arg(root.join("plugins/build.sh"))
-        .status()
-        .expect("run plugins/build.sh");
-    assert!(status.success());
-    let dist = root.join("plugins/dist");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    let dist = common::build_plugins("build.sh");
+    common::runtime().block_on(async {
         reload_latency(&dist).await;
         startup(&dist).await;
     });
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -97,23 +83,11 @@ async fn reload_latency(dist: &Path) {
     );
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            collect(&path, out);
-        } else if path.extension().is_some_and(|e| e == "wasm") {
-            out.push(path);
-        }
-    }
-}
-
 async fn startup(dist: &Path) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("plugins");
     std::fs::create_dir(&dir).unwrap();
-    let mut files = Vec::new();
-    collect(dist, &mut files);
+    let files = common::wasm_files(dist);
     let mut total = 0u64;
     for file in &files {
         // Flattened: hostile and testing plugins have distinct names.

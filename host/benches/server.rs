@@ -5,15 +5,16 @@
 //! first; `FLOWHOST_BENCH_QUICK=1` runs every phase 50 times shorter). The server runs in-process with the default settings; the load
 //! clients are tokio tasks on keep-alive HTTP/1.1 connections.
 
+mod common;
+
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{input_1k, rss_kib};
 use flowhost::Host;
 use flowhost::server::{Server, ServerConfig};
-use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -50,13 +51,7 @@ steps:
 ";
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let status = std::process::Command::new("bash")
-        .arg(root.join("plugins/build.sh"))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let dist = root.join("plugins/dist");
+    let dist = common::build_plugins("build.sh");
     let dirs = tempfile::tempdir().unwrap();
     let plugins = dirs.path().join("plugins");
     let flows = dirs.path().join("flows");
@@ -71,10 +66,7 @@ fn main() {
     std::fs::write(flows.join("chain.yaml"), CHAIN).unwrap();
     std::fs::write(flows.join("hostile.yaml"), HOSTILE).unwrap();
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let quick = std::env::var_os("FLOWHOST_BENCH_QUICK").is_some();
     let scale = if quick { QUICK } else { 1 };
     let phase = PHASE / scale;
@@ -187,24 +179,6 @@ fn main() {
             report.cancelled_queued.len()
         );
     });
-}
-
-fn input_1k() -> Value {
-    let items: Vec<_> = (0..24)
-        .map(|i| json!({"sku": format!("SKU-{i:04}"), "qty": i, "price": 9.99}))
-        .collect();
-    json!({"id": "order-1", "customer": "c-42", "items": items})
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn mib(kib: u64) -> f64 {

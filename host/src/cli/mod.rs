@@ -10,6 +10,8 @@ mod call;
 mod dev;
 mod inspect;
 mod new;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod plugins;
 mod run;
 mod serve;
@@ -87,7 +89,7 @@ impl Failure {
 
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let _logging = init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -119,14 +121,37 @@ fn report(failure: Failure) -> ExitCode {
     ExitCode::from(failure.code)
 }
 
-fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
+/// Logs go to stderr, as text or JSON; with the `otlp` feature, spans are
+/// also exported when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. The returned
+/// guard flushes the exporter when dropped.
+fn init_logging(format: LogFormat) -> impl Drop {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer, fmt};
     let filter = EnvFilter::try_from_env("FLOWHOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.compact().init(),
-        LogFormat::Json => builder.json().init(),
+    let output = match format {
+        LogFormat::Text => fmt::layer().compact().with_writer(std::io::stderr).boxed(),
+        LogFormat::Json => fmt::layer().json().with_writer(std::io::stderr).boxed(),
+    };
+    let registry = tracing_subscriber::registry().with(filter).with(output);
+    #[cfg(feature = "otlp")]
+    {
+        let (layer, guard) = otlp::layer();
+        registry.with(layer).init();
+        guard
     }
+    #[cfg(not(feature = "otlp"))]
+    {
+        registry.init();
+        NoExport
+    }
+}
+
+/// The logging guard when nothing is exported.
+#[cfg(not(feature = "otlp"))]
+struct NoExport;
+
+#[cfg(not(feature = "otlp"))]
+impl Drop for NoExport {
+    fn drop(&mut self) {}
 }

@@ -139,6 +139,24 @@ pub struct StepRecord {
     pub error: Option<ErrorRecord>,
 }
 
+impl StepRecord {
+    pub(crate) fn empty() -> Self {
+        StepRecord {
+            path: String::new(),
+            kind: String::new(),
+            plugin: None,
+            version: None,
+            status: StepStatus::Cancelled,
+            start_ms: 0.0,
+            duration_ms: 0.0,
+            attempts: Vec::new(),
+            breaker_open: false,
+            fallback: None,
+            error: None,
+        }
+    }
+}
+
 /// One attempt of a plugin step.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Attempt {

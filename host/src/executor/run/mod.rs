@@ -1,4 +1,9 @@
-//! One run in progress: the step patterns, retries, breakers and fallbacks.
+//! One run in progress: sequences and the composite patterns here, plugin
+//! steps (attempts, breakers, fallbacks) in `plugin.rs`, step records in
+//! `guard.rs`.
+
+mod guard;
+mod plugin;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -6,20 +11,19 @@ use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, FutureExt};
 use futures::{StreamExt, TryStreamExt};
+use guard::Guard;
+use plugin::Spread;
 use serde_json::{Value, json};
-use tokio_util::task::AbortOnDropHandle;
-use tracing::Instrument;
 
 use super::Inner;
-use super::breaker::Permit;
 use super::data::{Data, Doc};
-use super::record::{Attempt, ErrorRecord, FallbackRecord, RunError, StepRecord, StepStatus};
+use super::record::{Attempt, ErrorRecord, RunError, StepRecord, StepStatus};
 use super::scope::Scope;
 use crate::config::{DirGrant, Grants, Limits};
-use crate::flow::{Flow, ForEach, Parallel, PluginCall, PluginStep, Step, StepKind, Switch};
+use crate::flow::{Flow, ForEach, Parallel, Step, StepKind, Switch};
 use crate::registry::PluginSet;
 use crate::runtime::events::EventSink;
-use crate::runtime::{CallOptions, CallReport, Context};
+use crate::runtime::{CallOptions, Context};
 
 /// Why a step failed, with the path of the step where it started.
 type Failure = RunError;
@@ -155,7 +159,7 @@ impl<'a> RunCtx<'a> {
                 {
                     scope.push(&step.id, out.clone());
                     prev = out;
-                    if top {
+                    if top && self.flow.on_error.is_some() {
                         *self.top.lock().unwrap_or_else(|e| e.into_inner()) = Some(scope.clone());
                     }
                 }
@@ -366,220 +370,6 @@ impl<'a> RunCtx<'a> {
         Ok(Data::from_value(Value::Array(array)))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn run_plugin(
-        &self,
-        step: &Step,
-        ps: &PluginStep,
-        scope: &Scope,
-        input: Doc,
-        path: &str,
-        rec: &mut Guard<'_>,
-        spread: Spread,
-    ) -> Result<Doc, Failure> {
-        let config = config_json(&ps.config);
-        let result = self
-            .attempts(step, ps, &config, &input, path, rec, spread)
-            .await;
-        let Err(err) = result else { return result };
-        let Some(fallback) = &ps.fallback else {
-            return Err(err);
-        };
-        let fb_scope = scope.with_error(error_json(&err));
-        let fb_input = match &fallback.input {
-            Some(t) => Data::from_value(
-                t.render(&fb_scope.to_json(&t.step_refs()))
-                    .map_err(|e| failure(path, "expression", e.to_string()))?,
-            ),
-            None => input,
-        };
-        let timeout = step.timeout;
-        let (result, attempt, version) = self
-            .single_call(
-                fallback,
-                &fb_input,
-                &ps.limits.apply(self.limits(), timeout),
-                &ps.grants,
-                path,
-                spread,
-            )
-            .await;
-        rec.record.fallback = Some(FallbackRecord {
-            plugin: fallback.plugin.clone(),
-            version,
-            attempt,
-        });
-        // A recovered step keeps its own error in the record.
-        rec.record.error = Some(ErrorRecord {
-            kind: err.kind.clone(),
-            message: err.message.clone(),
-        });
-        result.map_err(|mut f| {
-            f.causes.insert(
-                0,
-                format!(
-                    "step {path} failed ({}: {}), and so did its fallback {}",
-                    err.kind, err.message, fallback.plugin
-                ),
-            );
-            f
-        })
-    }
-
-    /// The attempts of a plugin step: breaker, deadline, retries with backoff.
-    #[allow(clippy::too_many_arguments)]
-    async fn attempts(
-        &self,
-        step: &Step,
-        ps: &PluginStep,
-        config: &str,
-        input: &Doc,
-        path: &str,
-        rec: &mut Guard<'_>,
-        spread: Spread,
-    ) -> Result<Doc, Failure> {
-        let Some(plugin) = self.plugins.get(&ps.plugin) else {
-            return Err(failure(
-                path,
-                "plugin-not-found",
-                self.plugins.not_found_message(&ps.plugin),
-            ));
-        };
-        rec.record.plugin = Some(ps.plugin.clone());
-        rec.record.version = Some(plugin.hash().to_string());
-        let options = self.call_options(&ps.grants);
-        let mut attempt = 1u32;
-        loop {
-            let remaining = self.remaining();
-            if remaining.is_some_and(|r| r.is_zero()) {
-                return Err(failure(
-                    path,
-                    "deadline",
-                    format!("the flow's deadline passed before attempt {attempt}"),
-                ));
-            }
-            let permit = match &ps.circuit_breaker {
-                Some(_) => self.exec.breakers.acquire(&ps.plugin),
-                None => Permit::Call,
-            };
-            let outcome = if let Permit::Refused = permit {
-                rec.record.breaker_open = true;
-                Err(failure(
-                    path,
-                    "circuit-open",
-                    format!("the circuit breaker of plugin `{}` is open", ps.plugin),
-                ))
-            } else {
-                let per_attempt = step.timeout.unwrap_or(self.limits().timeout);
-                let timeout = remaining.map_or(per_attempt, |r| r.min(per_attempt));
-                let limits = ps.limits.apply(self.limits(), Some(timeout));
-                let ctx = self.context(&step.id, attempt, config);
-                let probe = ProbeGuard::new(self, &ps.plugin, matches!(permit, Permit::Probe));
-                let start = Instant::now();
-                let span =
-                    tracing::info_span!("attempt", step = %path, plugin = %ps.plugin, attempt);
-                let report = call(self, plugin, ctx, input, limits, &options, spread)
-                    .instrument(span)
-                    .await;
-                probe.done();
-                let result = self.outcome(path, report.result);
-                if let Some(spec) = &ps.circuit_breaker {
-                    self.exec
-                        .breakers
-                        .record(&ps.plugin, spec, &permit, result.is_ok());
-                }
-                rec.record.attempts.push(Attempt {
-                    attempt,
-                    start_ms: self.ms(start),
-                    duration_ms: report.duration.as_secs_f64() * 1e3,
-                    fuel: report.fuel_used,
-                    error: result.as_ref().err().map(|f| ErrorRecord {
-                        kind: f.kind.clone(),
-                        message: f.message.clone(),
-                    }),
-                });
-                result
-            };
-            let err = match outcome {
-                Ok(doc) => return Ok(doc),
-                Err(e) => e,
-            };
-            if attempt >= ps.retry.max_attempts || !ps.retry.should_retry(&err.kind) {
-                return Err(err);
-            }
-            let delay = ps.retry.backoff(attempt, fastrand::f64());
-            if self.remaining().is_some_and(|r| r <= delay) {
-                let mut err = err;
-                err.causes.push(format!(
-                    "no retry: the flow's deadline comes before attempt {}",
-                    attempt + 1
-                ));
-                return Err(err);
-            }
-            tracing::debug!(run = %self.run_id, step = %path, attempt, ?delay, "retrying");
-            tokio::time::sleep(delay).await;
-            attempt += 1;
-        }
-    }
-
-    /// One call of a fallback or `on_error` plugin.
-    async fn single_call(
-        &self,
-        call: &PluginCall,
-        input: &Doc,
-        limits: &Limits,
-        grants: &Grants,
-        path: &str,
-        spread: Spread,
-    ) -> (Result<Doc, Failure>, Attempt, Option<String>) {
-        let start = Instant::now();
-        let Some(plugin) = self.plugins.get(&call.plugin) else {
-            let f = failure(
-                path,
-                "plugin-not-found",
-                self.plugins.not_found_message(&call.plugin),
-            );
-            let attempt = Attempt {
-                attempt: 1,
-                start_ms: self.ms(start),
-                duration_ms: 0.0,
-                fuel: 0,
-                error: Some(ErrorRecord {
-                    kind: f.kind.clone(),
-                    message: f.message.clone(),
-                }),
-            };
-            return (Err(f), attempt, None);
-        };
-        let mut limits = limits.clone();
-        if let Some(r) = self.remaining() {
-            limits.timeout = limits.timeout.min(r.max(Duration::from_millis(1)));
-        }
-        let ctx = self.context(&call.plugin, 1, &config_json(&call.config));
-        let report = self::call(
-            self,
-            plugin,
-            ctx,
-            input,
-            limits,
-            &self.call_options(grants),
-            spread,
-        )
-        .await;
-        let result = self.outcome(path, report.result);
-        let attempt = Attempt {
-            attempt: 1,
-            start_ms: self.ms(start),
-            duration_ms: report.duration.as_secs_f64() * 1e3,
-            fuel: report.fuel_used,
-            error: result.as_ref().err().map(|f| ErrorRecord {
-                kind: f.kind.clone(),
-                message: f.message.clone(),
-            }),
-        };
-        (result, attempt, Some(plugin.hash().to_string()))
-    }
-
     async fn on_error(&self, err: &Failure) {
         let Some(call) = &self.flow.on_error else {
             return;
@@ -641,6 +431,26 @@ impl<'a> RunCtx<'a> {
         }
     }
 
+    /// The record of one attempt; `cost` is its duration and fuel.
+    fn attempt_record(
+        &self,
+        attempt: u32,
+        start: Instant,
+        (duration, fuel): (Duration, u64),
+        result: &Result<Doc, Failure>,
+    ) -> Attempt {
+        Attempt {
+            attempt,
+            start_ms: self.ms(start),
+            duration_ms: duration.as_secs_f64() * 1e3,
+            fuel,
+            error: result.as_ref().err().map(|f| ErrorRecord {
+                kind: f.kind.clone(),
+                message: f.message.clone(),
+            }),
+        }
+    }
+
     fn limits(&self) -> &Limits {
         self.exec.host.config().default_limits()
     }
@@ -680,63 +490,6 @@ impl<'a> RunCtx<'a> {
     }
 }
 
-/// Where a guest call runs.
-#[derive(Clone, Copy)]
-enum Spread {
-    /// In the run's own task: no hand-off cost, for steps that run one at a time.
-    Inline,
-    /// On its own task, so that concurrent calls (parallel branches, for_each
-    /// items) spread over worker threads.
-    Task,
-}
-
-/// Runs one guest call. Dropping the future stops the guest at its next
-/// yield: inline, by dropping the call; on a task, by aborting it.
-async fn call(
-    ctx: &RunCtx<'_>,
-    plugin: &crate::Plugin,
-    call_ctx: Context,
-    input: &Doc,
-    limits: Limits,
-    options: &CallOptions,
-    spread: Spread,
-) -> CallReport {
-    let host = ctx.exec.host.clone();
-    let plugin = plugin.clone();
-    let options = CallOptions {
-        limits: Some(limits),
-        ..options.clone()
-    };
-    if let Spread::Inline = spread {
-        return host
-            .call_with(&plugin, &call_ctx, input.text(), &options)
-            .await;
-    }
-    let input = input.text().to_string();
-    let task = AbortOnDropHandle::new(tokio::spawn(async move {
-        host.call_with(&plugin, &call_ctx, &input, &options).await
-    }));
-    match task.await {
-        Ok(report) => report,
-        Err(e) => CallReport {
-            result: Err(crate::error::CallError::Host(format!(
-                "the call's task failed: {e}"
-            ))),
-            fuel_used: 0,
-            duration: Duration::ZERO,
-            logs_dropped: 0,
-        },
-    }
-}
-
-/// A step's `config` as the JSON its context carries: `{}` when none was given.
-fn config_json(config: &Value) -> String {
-    match config {
-        Value::Null => "{}".to_string(),
-        other => other.to_string(),
-    }
-}
-
 fn error_json(err: &Failure) -> Value {
     json!({"step": err.step, "kind": err.kind, "message": err.message, "causes": err.causes})
 }
@@ -749,93 +502,5 @@ fn kind_of(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "a mapping",
-    }
-}
-
-/// The record of a step in progress; dropped unfinished (the run was
-/// cancelled, or a fail-fast sibling failed), it records the step as cancelled.
-struct Guard<'a> {
-    ctx: &'a RunCtx<'a>,
-    start: Instant,
-    record: StepRecord,
-    done: bool,
-}
-
-impl<'a> Guard<'a> {
-    fn new(ctx: &'a RunCtx<'a>, path: &str, kind: &str) -> Self {
-        let start = Instant::now();
-        Guard {
-            ctx,
-            start,
-            record: StepRecord {
-                path: path.to_string(),
-                kind: kind.to_string(),
-                plugin: None,
-                version: None,
-                status: StepStatus::Cancelled,
-                start_ms: ctx.ms(start),
-                duration_ms: 0.0,
-                attempts: Vec::new(),
-                breaker_open: false,
-                fallback: None,
-                error: None,
-            },
-            done: false,
-        }
-    }
-
-    fn finish(&mut self, status: StepStatus, error: Option<&Failure>) {
-        self.record.status = status;
-        if let Some(f) = error {
-            self.record.error = Some(ErrorRecord {
-                kind: f.kind.clone(),
-                message: f.message.clone(),
-            });
-        }
-        self.done = true;
-        self.push();
-    }
-
-    fn push(&mut self) {
-        self.record.duration_ms = self.start.elapsed().as_secs_f64() * 1e3;
-        let record = self.record.clone();
-        self.ctx
-            .records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(record);
-    }
-}
-
-impl Drop for Guard<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.push();
-        }
-    }
-}
-
-/// Frees a half-open breaker's probe slot if the probe call never reports.
-struct ProbeGuard<'a> {
-    ctx: &'a RunCtx<'a>,
-    plugin: &'a str,
-    armed: bool,
-}
-
-impl<'a> ProbeGuard<'a> {
-    fn new(ctx: &'a RunCtx<'a>, plugin: &'a str, armed: bool) -> Self {
-        ProbeGuard { ctx, plugin, armed }
-    }
-
-    fn done(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for ProbeGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.ctx.exec.breakers.abandon(self.plugin);
-        }
     }
 }

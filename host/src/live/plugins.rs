@@ -1,0 +1,124 @@
+//! A plugins folder as a live registry.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio::sync::broadcast;
+
+use super::core::{Core, Kind, Root};
+use super::{EntryStatus, ReloadEvent, WatchError, WatchOptions, Watched};
+use crate::host::Host;
+use crate::plugin::Plugin;
+use crate::registry::PluginSet;
+
+/// A plugins folder as a live registry: every `.wasm` under it (recursively;
+/// a plugin's name is its file stem) is loaded, and changes are picked up
+/// while it serves. Cheap to clone; the watcher stops when the last clone is
+/// dropped.
+///
+/// ```no_run
+/// # async fn demo() -> anyhow::Result<()> {
+/// let host = flowhost::Host::new(flowhost::Config::default())?;
+/// let live = flowhost::LivePlugins::open(&host, "plugins/dist", Default::default()).await?;
+/// let plugins = live.snapshot(); // one version of each plugin, for one run or call
+/// let echo = plugins.get("echo").ok_or_else(|| anyhow::anyhow!(plugins.not_found_message("echo")))?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct LivePlugins {
+    core: Arc<Core<PluginKind>>,
+}
+
+impl LivePlugins {
+    /// Loads every plugin under `dir`, then watches it.
+    pub async fn open(
+        host: &Host,
+        dir: impl AsRef<Path>,
+        options: WatchOptions,
+    ) -> Result<Self, WatchError> {
+        let kind = PluginKind { host: host.clone() };
+        let core = Core::start(kind, Root::Dir(dir.as_ref().to_path_buf()), options, true).await?;
+        Ok(LivePlugins { core })
+    }
+
+    /// Loads every plugin under `dir` once, without watching (for listings).
+    pub async fn load(host: &Host, dir: impl AsRef<Path>) -> Result<Self, WatchError> {
+        let kind = PluginKind { host: host.clone() };
+        let root = Root::Dir(dir.as_ref().to_path_buf());
+        let core = Core::start(kind, root, WatchOptions::default(), false).await?;
+        Ok(LivePlugins { core })
+    }
+
+    /// The current plugins: an immutable snapshot. Use one snapshot for
+    /// everything that must see one version of each plugin (a run of a flow).
+    pub fn snapshot(&self) -> PluginSet {
+        PluginSet::clone(&self.core.snap.load())
+    }
+
+    /// The plugin called `name` right now.
+    pub fn get(&self, name: &str) -> Option<Plugin> {
+        self.core.snap.load().get(name).cloned()
+    }
+
+    /// Every name seen, with its serving version and current error, by name.
+    pub async fn statuses(&self) -> Vec<EntryStatus> {
+        self.core.statuses().await
+    }
+
+    /// Reload events from now on (loaded, rejected, removed). A receiver that
+    /// falls behind loses the oldest events.
+    pub fn subscribe(&self) -> broadcast::Receiver<ReloadEvent> {
+        self.core.subscribe()
+    }
+
+    /// Reconciles now, without waiting for an event.
+    pub async fn rescan(&self) {
+        self.core.rescan().await;
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        self.core.root.path()
+    }
+}
+
+/// Plugins: `.wasm` files, type-checked and compiled by the host.
+struct PluginKind {
+    host: Host,
+}
+
+impl Kind for PluginKind {
+    type Item = Plugin;
+    type Snap = PluginSet;
+    const WHAT: Watched = Watched::Plugin;
+
+    fn matches(&self, path: &Path) -> bool {
+        path.extension().is_some_and(|e| e == "wasm")
+    }
+
+    fn load(&self, path: PathBuf, bytes: Vec<u8>) -> BoxFuture<'static, Result<Plugin, String>> {
+        let host = self.host.clone();
+        Box::pin(async move {
+            host.load_bytes(&path, bytes)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn cached(item: &Plugin) -> bool {
+        item.cached()
+    }
+
+    fn with_version(item: Plugin, version: u64) -> Plugin {
+        item.with_version(version)
+    }
+
+    fn publish<'a>(
+        items: impl Iterator<Item = (&'a String, &'a Plugin)>,
+        removed: &BTreeSet<String>,
+    ) -> PluginSet {
+        PluginSet::with_removed(items.map(|(_, p)| p.clone()), removed.iter().cloned())
+    }
+}
