@@ -55,7 +55,7 @@ fn main() {
 }
 
 fn input_10k() -> String {
-    let items: Vec<_> = (0..200)
+    let items: Vec<_> = (0..250)
         .map(|i| serde_json::json!({"sku": format!("SKU-{i:04}"), "qty": i % 7, "price": 1.25}))
         .collect();
     let s = serde_json::json!({"id": "order-1", "customer": "c-42", "items": items}).to_string();

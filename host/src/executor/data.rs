@@ -39,6 +39,23 @@ impl Data {
         })
     }
 
+    /// The value, without a copy when this is the last reference.
+    pub(crate) fn into_value(self: Arc<Self>) -> Value {
+        match Arc::try_unwrap(self) {
+            Ok(data) => {
+                let Data { text, value } = data;
+                match (value.into_inner(), text.into_inner()) {
+                    (Some(v), _) => v,
+                    (None, Some(t)) => {
+                        serde_json::from_str(&t).expect("checked to be JSON when made")
+                    }
+                    (None, None) => Value::Null,
+                }
+            }
+            Err(shared) => shared.value().clone(),
+        }
+    }
+
     pub(crate) fn value(&self) -> &Value {
         self.value.get_or_init(|| {
             let text = self.text.get().expect("a document has text or a value");

@@ -127,7 +127,7 @@ impl<'a> RunCtx<'a> {
             None => steps.await,
         };
         match result {
-            Ok(out) => Ok(out.value().clone()),
+            Ok(out) => Ok(out.into_value()),
             Err(e) => {
                 self.on_error(&e).await;
                 Err(e)
