@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use flowhost::{CallError, CallOptions, Config, Context, DirGrant, Grants, Host, Limits};
+use flowhost::{CallError, CallOptions, Context, DirGrant, Grants, Host, Limits};
 
 use super::{Failure, args};
 
@@ -39,6 +39,8 @@ pub(crate) struct CallArgs {
     /// Let the step make outbound HTTP requests to this host (`name` or `name:port`).
     #[arg(long)]
     allow_http: Vec<String>,
+    #[command(flatten)]
+    cache: super::cache::CacheFlags,
 }
 
 pub(crate) async fn run(args: CallArgs) -> Result<(), Failure> {
@@ -52,7 +54,7 @@ pub(crate) async fn run(args: CallArgs) -> Result<(), Failure> {
         max_output: args.max_output.unwrap_or(defaults.max_output),
         ..defaults
     };
-    let host = Host::new(Config::default()).map_err(Failure::failed)?;
+    let host = Host::new(args.cache.config()).map_err(Failure::failed)?;
     let plugin = host.load(&args.plugin).await.map_err(Failure::usage)?;
     let ctx = Context {
         config,

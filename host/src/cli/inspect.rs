@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use flowhost::{Config, Host};
+use flowhost::Host;
 use serde_json::json;
 
 use super::Failure;
@@ -15,10 +15,12 @@ pub(crate) struct InspectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    cache: super::cache::CacheFlags,
 }
 
 pub(crate) async fn run(args: InspectArgs) -> Result<(), Failure> {
-    let host = Host::new(Config::default()).map_err(Failure::failed)?;
+    let host = Host::new(args.cache.config()).map_err(Failure::failed)?;
     let plugin = host.load(&args.plugin).await.map_err(Failure::usage)?;
     let meta = host
         .describe(&plugin)
