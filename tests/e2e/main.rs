@@ -6,6 +6,7 @@ mod support;
 
 mod cache;
 mod call_cli;
+mod dev_cli;
 mod embed;
 mod examples;
 mod flows;
@@ -14,4 +15,5 @@ mod hostile;
 mod languages;
 mod malformed;
 mod reload;
+mod run_cli;
 mod server;

@@ -1,0 +1,141 @@
+//! `flowhost check` and `flowhost run` as a user runs them: exit codes,
+//! output, the run record and the timeline.
+
+use serde_json::{Value, json};
+
+use crate::support::{dist, flowhost, root, run};
+
+fn example(name: &str) -> String {
+    root()
+        .join("flows/examples")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn plugins() -> String {
+    dist().to_string_lossy().into_owned()
+}
+
+#[test]
+fn check_accepts_a_valid_flow() {
+    let (code, out, err) = run(flowhost().args([
+        "check",
+        &example("sequential.yaml"),
+        "--plugins",
+        &plugins(),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("ok: flow `sequential`, 3 steps, plugins: echo"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_prints_every_error_with_its_position_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("broken.yaml");
+    std::fs::write(
+        &flow,
+        "flow: broken\nsteps:\n  - id: a\n    plugin: no-such-plugin\n  - id: b\n    plugin: echo\n    retries: 3\n",
+    )
+    .unwrap();
+    let (code, out, err) =
+        run(flowhost().args(["check", flow.to_str().unwrap(), "--plugins", &plugins()]));
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("2 error(s) in the flow"), "{err}");
+    assert!(
+        err.contains("broken.yaml:4:13: unknown plugin `no-such-plugin`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("broken.yaml:7:5: unknown field `retries`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_prints_the_output_writes_the_record_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record.json");
+    let input = format!("@{}", example("sequential.input.json"));
+    let (code, out, err) = run(flowhost().args([
+        "run",
+        &example("sequential.yaml"),
+        "--plugins",
+        &plugins(),
+        "--input",
+        &input,
+        "--record",
+        record.to_str().unwrap(),
+        "--trace",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let output: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        output,
+        json!({"from_greet": "hello ada", "doubled": 42, "name_upper": "ADA"})
+    );
+
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    assert_eq!(record["status"], "succeeded");
+    let paths: Vec<_> = record["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["greet", "passthrough", "combine"]);
+    assert_eq!(record["steps"][0]["version"].as_str().unwrap().len(), 64);
+
+    // The timeline: one line per step, all on the critical path of a sequence.
+    assert!(err.contains("of flow sequential: succeeded in"), "{err}");
+    for path in paths {
+        assert!(
+            err.lines().any(|l| l.starts_with(&format!("* {path} "))),
+            "{path} not on the critical path:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn a_failed_flow_exits_1_naming_the_step_and_its_causes() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("fails.yaml");
+    std::fs::write(
+        &flow,
+        "flow: fails\nsteps:\n  - id: outer\n    parallel:\n      - {id: ok, plugin: echo}\n      - {id: bad, plugin: fail, config: {kind: permanent, message: nope}}\n",
+    )
+    .unwrap();
+    let (code, out, err) =
+        run(flowhost().args(["run", flow.to_str().unwrap(), "--plugins", &plugins()]));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains("flow fails failed: step outer.bad failed: permanent: nope"),
+        "{err}"
+    );
+    assert!(
+        err.contains("caused by: parallel step outer failed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let (code, _, err) = run(flowhost().args([
+        "run",
+        &example("sequential.yaml"),
+        "--plugins",
+        &plugins(),
+        "--input",
+        "{not json",
+    ]));
+    assert_eq!(code, 2);
+    assert!(err.contains("--input is not valid JSON"), "{err}");
+    let (code, _, err) =
+        run(flowhost().args(["run", "no-such-flow.yaml", "--plugins", &plugins()]));
+    assert_eq!(code, 2);
+    assert!(err.contains("no-such-flow.yaml"), "{err}");
+}
