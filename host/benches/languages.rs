@@ -9,15 +9,15 @@
 //! - transform: `js-stamp`, `py-stamp`, `c-stamp` on a 10 KB object (parse,
 //!   add fields, serialise; C appends a field without parsing). There is no
 //!   Rust stamp step: its column reads "-".
-//! - memory: growth of the process's resident set over the first call of a
-//!   fresh host (no API exposes an instance's peak linear memory yet: TODO).
+//! - peak memory: the largest linear memory of one call's instance
+//!   (`CallReport::peak_memory`).
 
 mod common;
 
 use std::path::Path;
 use std::time::Instant;
 
-use common::{median, ms, p99, rss_kib};
+use common::{median, ms, p99};
 use flowhost::{Config, Context, Host};
 
 struct Lang {
@@ -79,7 +79,7 @@ async fn table(dist: &Path) {
         "call µs p50",
         "call µs p99",
         "fuel 10KB xf",
-        "RSS +KiB"
+        "peak KiB"
     );
     for lang in LANGS {
         let path = dist.join(format!("{}.wasm", lang.echo));
@@ -99,11 +99,13 @@ async fn table(dist: &Path) {
         let _warm = warm_host.load(&path).await.unwrap();
         let warm = started.elapsed();
 
-        // Memory: the first call on the cold host.
+        // Memory: the largest linear memory of one call's instance.
         let ctx = Context::direct(echo.name());
-        let before = rss_kib();
-        cold.call(&echo, &ctx, &input).await.unwrap();
-        let rss = rss_kib().saturating_sub(before);
+        let first = cold
+            .call_with(&echo, &ctx, &input, &Default::default())
+            .await;
+        first.result.unwrap();
+        let peak_kib = first.peak_memory / 1024;
 
         // Per-call latency (fresh instance per call), after a warm-up.
         for _ in 0..20 {
@@ -137,7 +139,7 @@ async fn table(dist: &Path) {
             p50.as_secs_f64() * 1e6,
             p99.as_secs_f64() * 1e6,
             fuel,
-            rss
+            peak_kib
         );
     }
     let _ = std::fs::remove_dir_all(&cache);

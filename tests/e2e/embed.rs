@@ -68,3 +68,19 @@ async fn fuel_used_is_reported() {
         small.fuel_used
     );
 }
+
+#[tokio::test]
+async fn peak_memory_is_reported() {
+    let small = call("testing/echo", "{}", "{}", CallOptions::default()).await;
+    let big_input = json!({ "blob": "x".repeat(4 << 20) }).to_string();
+    let big = call("testing/echo", &big_input, "{}", CallOptions::default()).await;
+    small.result.unwrap();
+    big.result.unwrap();
+    assert!(small.peak_memory >= 64 << 10, "{}", small.peak_memory);
+    assert!(
+        big.peak_memory > small.peak_memory + (4 << 20),
+        "{} vs {}",
+        big.peak_memory,
+        small.peak_memory
+    );
+}

@@ -21,6 +21,8 @@ pub(crate) struct Limiter {
     max_instances: usize,
     /// Linear memory in use, summed over the instance's memories.
     memory_in_use: usize,
+    /// The most `memory_in_use` has been.
+    peak: usize,
 }
 
 impl Limiter {
@@ -30,7 +32,13 @@ impl Limiter {
             max_table_elements: max_table_elements as usize,
             max_instances: max_instances as usize,
             memory_in_use: 0,
+            peak: 0,
         }
+    }
+
+    /// The largest linear memory the instance has had, in bytes.
+    pub(crate) fn peak(&self) -> u64 {
+        self.peak as u64
     }
 }
 
@@ -55,6 +63,7 @@ impl ResourceLimiter for Limiter {
             .into());
         }
         self.memory_in_use = total;
+        self.peak = self.peak.max(total);
         Ok(true)
     }
 

@@ -108,6 +108,8 @@ pub struct CallReport {
     pub fuel_used: u64,
     /// Wall time of the call, instantiation included.
     pub duration: Duration,
+    /// The largest linear memory the instance had, summed over its memories, in bytes.
+    pub peak_memory: u64,
     /// Log lines dropped because the call went over its log budget.
     pub logs_dropped: u64,
 }
@@ -148,7 +150,7 @@ pub(crate) async fn call(
     let limits = options.limits.as_ref().unwrap_or(&rt.config.limits);
     let mut store = match new_store(rt, plugin, ctx, limits, options) {
         Ok(store) => store,
-        Err(e) => return report(Err(e), 0, started, 0),
+        Err(e) => return report(Err(e), (0, 0), started, 0),
     };
     let wit_ctx = ctx.to_wit();
     let deadline = store.data().deadline;
@@ -164,6 +166,7 @@ pub(crate) async fn call(
         Err(_) => 0,
     };
     let logs = store.data().logs.clone();
+    let peak_memory = store.data().limiter.peak();
     let result = match outcome {
         Err(_elapsed) => Err(classify::deadline(limits)),
         Ok(Err(trap)) => Err(classify::trap(trap, limits, &logs)),
@@ -171,7 +174,7 @@ pub(crate) async fn call(
         Ok(Ok(Ok(output))) => check_output(output, limits),
     };
     let dropped = logs.finish();
-    report(result, fuel_used, started, dropped)
+    report(result, (fuel_used, peak_memory), started, dropped)
 }
 
 /// Runs `describe` of `plugin` under the host's default limits.
@@ -278,9 +281,10 @@ fn check_output(output: String, limits: &Limits) -> Result<String, CallError> {
     Ok(output)
 }
 
+/// `cost` is the fuel used and the peak memory.
 fn report(
     result: Result<String, CallError>,
-    fuel_used: u64,
+    (fuel_used, peak_memory): (u64, u64),
     started: Instant,
     logs_dropped: u64,
 ) -> CallReport {
@@ -288,6 +292,7 @@ fn report(
         result,
         fuel_used,
         duration: started.elapsed(),
+        peak_memory,
         logs_dropped,
     }
 }

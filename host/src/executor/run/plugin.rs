@@ -263,6 +263,7 @@ async fn call(
             ))),
             fuel_used: 0,
             duration: Duration::ZERO,
+            peak_memory: 0,
             logs_dropped: 0,
         },
     }
