@@ -36,6 +36,7 @@ async fn overhead(host: &Host, exec: &Executor, plugins: &PluginSet, echo: &flow
         .map(|i| format!("  - {{id: s{i}, plugin: echo}}\n"))
         .collect();
     let ten = flow(&format!("flow: ten\nsteps:\n{steps}"));
+    let one = flow("flow: one\nsteps:\n  - {id: s0, plugin: echo}\n");
     let input = input_1k();
     let text = input.to_string();
     let ctx = Context::direct("echo");
@@ -44,28 +45,39 @@ async fn overhead(host: &Host, exec: &Executor, plugins: &PluginSet, echo: &flow
         exec.run(&ten, plugins, input.clone(), RunOptions::default())
             .await;
     }
-    let mut direct = Vec::new();
-    let mut flows = Vec::new();
-    for _ in 0..n {
-        let t = Instant::now();
-        for _ in 0..10 {
-            host.call(echo, &ctx, &text).await.unwrap();
+    // Times `calls` direct calls against a flow of as many steps; the input
+    // is cloned before the clock starts, as a caller would already own it.
+    let measure = async |flow: &flowhost::flow::Flow, calls: usize| {
+        let (mut direct, mut flows) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            let t = Instant::now();
+            for _ in 0..calls {
+                host.call(echo, &ctx, &text).await.unwrap();
+            }
+            direct.push(t.elapsed());
+            let owned = input.clone();
+            let t = Instant::now();
+            let r = exec.run(flow, plugins, owned, RunOptions::default()).await;
+            flows.push(t.elapsed());
+            assert_eq!(r.status, RunStatus::Succeeded);
         }
-        direct.push(t.elapsed());
-        let t = Instant::now();
-        let r = exec
-            .run(&ten, plugins, input.clone(), RunOptions::default())
-            .await;
-        flows.push(t.elapsed());
-        assert_eq!(r.status, RunStatus::Succeeded);
-    }
-    let (d, f) = (median(direct), median(flows));
+        (median(direct), median(flows))
+    };
+    let (d, f) = measure(&ten, 10).await;
+    let (d1, f1) = measure(&one, 1).await;
     println!("== engine overhead: 10-step sequential echo flow, 1 KB JSON, {n} runs ==");
     println!("10 direct calls (baseline)   {:>8.3} ms", ms(d));
     println!(
         "10-step flow                 {:>8.3} ms   overhead {:+.1}%",
         ms(f),
         (ms(f) / ms(d) - 1.0) * 100.0
+    );
+    println!(
+        "1 direct call / 1-step flow  {:>8.3} ms / {:.3} ms: {:.1} µs a run, {:.1} µs a step",
+        ms(d1),
+        ms(f1),
+        (ms(f1) - ms(d1)) * 1e3,
+        ((ms(f) - ms(d)) - (ms(f1) - ms(d1))) * 1e3 / 9.0
     );
 }
 
