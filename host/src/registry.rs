@@ -88,30 +88,73 @@ impl PluginSet {
 
 /// The `.wasm` files under `dir` (recursively), by plugin name.
 ///
-/// Two files with the same stem are an error naming both.
+/// Two files with the same stem are an error naming both. The rules are
+/// those of the live registry ([`list_files`]).
 pub fn scan_dir(dir: &Path) -> Result<BTreeMap<String, PathBuf>, String> {
-    let mut found = BTreeMap::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(d) = pending.pop() {
-        let entries = std::fs::read_dir(&d)
-            .map_err(|e| format!("{}: cannot read the plugins folder: {e}", d.display()))?;
+    let is_wasm = |p: &Path| p.extension().is_some_and(|e| e == "wasm");
+    let (files, dups) = list_files(dir, &is_wasm)
+        .map_err(|e| format!("{}: cannot read the plugins folder: {e}", dir.display()))?;
+    match dups.into_values().next() {
+        Some(dup) => Err(dup),
+        None => Ok(files),
+    }
+}
+
+/// The files under `root` (recursively) that `matches`, by file stem; names
+/// that two files share are left out and reported in the second map.
+///
+/// Hidden entries and `target` folders are skipped (editor temp files, build
+/// output); symlinked files count, symlinked folders are not followed (no
+/// loops). A subfolder that vanishes while listing is passed over.
+pub(crate) fn list_files(
+    root: &Path,
+    matches: &dyn Fn(&Path) -> bool,
+) -> std::io::Result<(BTreeMap<String, PathBuf>, BTreeMap<String, String>)> {
+    let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut dups: BTreeMap<String, String> = BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if dir == root => return Err(e),
+            Err(_) => continue,
+        };
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "wasm") {
-                let name = plugin_name(&path);
-                if let Some(other) = found.insert(name.clone(), path.clone()) {
-                    return Err(format!(
-                        "two plugins are named `{name}`: {} and {}",
-                        other.display(),
-                        path.display()
-                    ));
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') {
+                continue;
+            }
+            let Ok(ft) = entry.file_type() else { continue };
+            if ft.is_dir() {
+                if name != "target" {
+                    pending.push(path);
+                }
+            } else if matches(&path) {
+                let stem = plugin_name(&path);
+                if let Some(other) = files.get(&stem) {
+                    let (a, b) = if other < &path {
+                        (other, &path)
+                    } else {
+                        (&path, other)
+                    };
+                    let message = format!(
+                        "two files are named `{stem}`: {} and {}",
+                        a.display(),
+                        b.display()
+                    );
+                    dups.insert(stem, message);
+                } else {
+                    files.insert(stem, path);
                 }
             }
         }
     }
-    Ok(found)
+    for name in dups.keys() {
+        files.remove(name);
+    }
+    Ok((files, dups))
 }
 
 /// Loads the named plugins from `files` (see [`scan_dir`]) concurrently.

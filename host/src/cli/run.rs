@@ -8,6 +8,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Failure, args, trace};
 
+/// Plugin files by name.
+type PluginFiles = std::collections::BTreeMap<String, PathBuf>;
+
 /// Arguments of `flowhost check`.
 #[derive(clap::Args)]
 pub(crate) struct CheckArgs {
@@ -41,7 +44,11 @@ pub(crate) struct RunArgs {
 }
 
 pub(crate) async fn check(args: CheckArgs) -> Result<(), Failure> {
-    let flow = parse(&args.flow, args.plugins.as_deref()).await?;
+    let files = match &args.plugins {
+        Some(dir) => Some(scan(dir).await?),
+        None => None,
+    };
+    let flow = parse(&args.flow, files.as_ref()).await?;
     let steps = flow.all_steps().len();
     let plugins: Vec<_> = flow.plugin_names().into_iter().collect();
     println!(
@@ -56,9 +63,10 @@ pub(crate) async fn check(args: CheckArgs) -> Result<(), Failure> {
 pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
     let input = args::json_arg("--input", &args.input).await?;
     let input: serde_json::Value = serde_json::from_str(&input).map_err(Failure::usage)?;
-    let flow = parse(&args.flow, Some(&args.plugins)).await?;
+    let files = scan(&args.plugins).await?;
+    let flow = parse(&args.flow, Some(&files)).await?;
     let host = Host::new(args.cache.config()).map_err(Failure::failed)?;
-    let plugins = load(&host, &args.plugins, &flow).await?;
+    let plugins = load(&host, &files, &flow).await?;
 
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
@@ -103,13 +111,19 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
     }
 }
 
-/// Parses and validates a flow; every error is printed, then exit status 2.
-async fn parse(path: &Path, plugins: Option<&Path>) -> Result<Flow, Failure> {
-    let known = match plugins {
-        Some(dir) => Some(scan_dir(dir).map_err(Failure::usage)?),
-        None => None,
-    };
-    let exists = |name: &str| known.as_ref().is_some_and(|k| k.contains_key(name));
+/// The plugin files under `dir`, listed off the async runtime.
+async fn scan(dir: &Path) -> Result<PluginFiles, Failure> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || scan_dir(&dir))
+        .await
+        .map_err(Failure::failed)?
+        .map_err(Failure::usage)
+}
+
+/// Parses and validates a flow against the plugins in `known` (when given);
+/// every error is printed, then exit status 2.
+async fn parse(path: &Path, known: Option<&PluginFiles>) -> Result<Flow, Failure> {
+    let exists = |name: &str| known.is_some_and(|k| k.contains_key(name));
     let check: Option<&(dyn Fn(&str) -> bool + Sync)> =
         if known.is_some() { Some(&exists) } else { None };
     load_flow(path, check).await.map_err(|errors| {
@@ -123,9 +137,8 @@ async fn parse(path: &Path, plugins: Option<&Path>) -> Result<Flow, Failure> {
 }
 
 /// Loads the plugins the flow uses.
-async fn load(host: &Host, dir: &Path, flow: &Flow) -> Result<PluginSet, Failure> {
-    let files = scan_dir(dir).map_err(Failure::usage)?;
-    let (plugins, errors) = load_plugins(host, &files, flow.plugin_names()).await;
+async fn load(host: &Host, files: &PluginFiles, flow: &Flow) -> Result<PluginSet, Failure> {
+    let (plugins, errors) = load_plugins(host, files, flow.plugin_names()).await;
     if let Some(first) = errors.first() {
         return Err(Failure::usage(first));
     }

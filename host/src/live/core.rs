@@ -20,7 +20,7 @@ pub(super) trait Kind: Send + Sync + 'static {
     type Item: Clone + Send + Sync + 'static;
     type Snap: Default + Send + Sync + 'static;
     const WHAT: Watched;
-    fn matches(&self, path: &Path) -> bool;
+    fn matches(path: &Path) -> bool;
     fn load(&self, path: PathBuf, bytes: Vec<u8>)
     -> BoxFuture<'static, Result<Self::Item, String>>;
     fn cached(_item: &Self::Item) -> bool {

@@ -77,7 +77,7 @@ impl Kind for FlowKind {
     type Snap = FlowSnap;
     const WHAT: Watched = Watched::Flow;
 
-    fn matches(&self, path: &Path) -> bool {
+    fn matches(path: &Path) -> bool {
         path.extension()
             .and_then(|e| e.to_str())
             .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "yaml" | "yml" | "json"))

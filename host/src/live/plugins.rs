@@ -94,7 +94,7 @@ impl Kind for PluginKind {
     type Snap = PluginSet;
     const WHAT: Watched = Watched::Plugin;
 
-    fn matches(&self, path: &Path) -> bool {
+    fn matches(path: &Path) -> bool {
         path.extension().is_some_and(|e| e == "wasm")
     }
 
