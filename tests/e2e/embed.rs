@@ -1,9 +1,9 @@
 //! The library API as an embedder uses it.
 
-use flowhost::{CallOptions, Config, Context, ErrorKind, Host};
+use flowhost::{CallOptions, Config, Context, ErrorKind, Host, RunOptions, RunStatus};
 use serde_json::json;
 
-use crate::support::{call, host, plugin, wasm};
+use crate::support::{call, executor, host, parse, plugin, plugin_set, wasm};
 
 #[tokio::test]
 async fn three_line_embedding() {
@@ -82,5 +82,64 @@ async fn peak_memory_is_reported() {
         "{} vs {}",
         big.peak_memory,
         small.peak_memory
+    );
+}
+
+#[tokio::test]
+async fn a_flow_runs_on_json_text_and_its_output_is_the_last_steps_text() {
+    let flow = parse("flow: t\nsteps:\n  - {id: a, plugin: echo}\n  - {id: b, plugin: echo}\n");
+    let plugins = plugin_set(&flow).await;
+    let text = r#"{"price": 9.990, "items": [1, 2]}"#;
+    let record = executor()
+        .run_text(&flow, &plugins, text.into(), RunOptions::default())
+        .await;
+    assert_eq!(record.status, RunStatus::Succeeded, "{:?}", record.error);
+    // Byte for byte what echo writes: nothing parses and re-prints it.
+    let direct = call("testing/echo", text, "{}", CallOptions::default())
+        .await
+        .result
+        .unwrap();
+    assert_eq!(record.output.as_ref().unwrap().get(), direct);
+    assert_eq!(
+        record.output_value(),
+        Some(json!({"price": 9.99, "items": [1, 2]}))
+    );
+}
+
+#[tokio::test]
+async fn json_text_that_is_not_json_fails_the_run_before_any_step() {
+    let flow = parse("flow: t\nsteps:\n  - {id: a, plugin: echo}\n");
+    let plugins = plugin_set(&flow).await;
+    let record = executor()
+        .run_text(&flow, &plugins, "{\"a\": 1,".into(), RunOptions::default())
+        .await;
+    assert_eq!(record.status, RunStatus::Failed);
+    let err = record.error.unwrap();
+    assert_eq!(
+        (err.step.as_str(), err.kind.as_str()),
+        ("input", "invalid-input")
+    );
+    assert_eq!(
+        err.message,
+        "the input is not JSON: EOF while parsing an object at line 1 column 8"
+    );
+    assert!(record.steps.is_empty(), "no step ran");
+}
+
+#[tokio::test]
+async fn json_text_is_checked_against_the_input_schema() {
+    let flow = parse(
+        "flow: t\ninput_schema: {type: object, required: [n]}\nsteps:\n  - {id: a, plugin: echo}\n",
+    );
+    let plugins = plugin_set(&flow).await;
+    let record = executor()
+        .run_text(&flow, &plugins, r#"{"m": 1}"#.into(), RunOptions::default())
+        .await;
+    let err = record.error.unwrap();
+    assert_eq!(err.kind, "invalid-input");
+    assert!(
+        err.message.contains("\"n\" is a required property"),
+        "{}",
+        err.message
     );
 }

@@ -25,7 +25,7 @@ async fn run_example(name: &str) -> RunRecord {
     run_parsed(&Executor::new(host().clone()), &flow, input).await
 }
 
-fn output(record: &RunRecord) -> &Value {
+fn output(record: &RunRecord) -> Value {
     assert_eq!(
         record.status,
         RunStatus::Succeeded,
@@ -33,7 +33,7 @@ fn output(record: &RunRecord) -> &Value {
         record.flow,
         record.error
     );
-    record.output.as_ref().unwrap()
+    record.output_value().unwrap()
 }
 
 /// The examples run below, by test name.
@@ -91,7 +91,7 @@ async fn orders() {
     let record = run_example("orders").await;
     assert_eq!(
         output(&record),
-        &json!({
+        json!({
             "count": 3,
             "messages": [
                 "Hi acme (gold member), your order A-1001 (3 items) is confirmed. Total: 26.44 EUR.",
@@ -132,7 +132,7 @@ async fn sequential() {
     let record = run_example("sequential").await;
     assert_eq!(
         output(&record),
-        &json!({"from_greet": "hello ada", "doubled": 42, "name_upper": "ADA"})
+        json!({"from_greet": "hello ada", "doubled": 42, "name_upper": "ADA"})
     );
 }
 
@@ -141,20 +141,21 @@ async fn parallel() {
     let record = run_example("parallel").await;
     assert_eq!(
         output(&record),
-        &json!({"tier": "silver", "total": 11.0, "audited": "P-1"})
+        json!({"tier": "silver", "total": 11.0, "audited": "P-1"})
     );
 }
 
 #[tokio::test]
 async fn switch() {
     let record = run_example("switch").await;
-    assert_eq!(output(&record), &json!({"lane": "express", "ticket": 42}));
+    assert_eq!(output(&record), json!({"lane": "express", "ticket": 42}));
 }
 
 #[tokio::test]
 async fn for_each() {
     let record = run_example("for_each").await;
-    let out = output(&record).as_array().unwrap();
+    let out = output(&record);
+    let out = out.as_array().unwrap();
     let squares: Vec<_> = out.iter().map(|o| o["square"].clone()).collect();
     assert_eq!(squares, [9, 1, 16, 1, 25]);
     assert_eq!(
@@ -168,7 +169,7 @@ async fn retry() {
     let record = run_example("retry").await;
     assert_eq!(
         output(&record),
-        &json!({"attempt": 3, "input": {"request": "quote"}})
+        json!({"attempt": 3, "input": {"request": "quote"}})
     );
     assert_eq!(step(&record, "fetch").attempts.len(), 3);
 }
@@ -178,7 +179,7 @@ async fn circuit_breaker() {
     let record = run_example("circuit_breaker").await;
     assert_eq!(
         output(&record),
-        &json!({"degraded": true, "reason": "circuit-open", "request": "quote"})
+        json!({"degraded": true, "reason": "circuit-open", "request": "quote"})
     );
     let quote = step(&record, "quote");
     assert_eq!(quote.status, StepStatus::Recovered);
@@ -191,7 +192,7 @@ async fn fallback() {
     let record = run_example("fallback").await;
     assert_eq!(
         output(&record),
-        &json!({
+        json!({
             "source": "cache",
             "sku": "WIDGET",
             "failed_with": "permanent: price service unavailable"
@@ -206,7 +207,7 @@ async fn timeouts() {
     let expected = json!({"cached": true, "reason": "deadline"});
     assert_eq!(
         output(&record),
-        &json!({"quick": expected, "echo_back": expected})
+        json!({"quick": expected, "echo_back": expected})
     );
     let slow = step(&record, "slow");
     assert_eq!(slow.status, StepStatus::Recovered);
@@ -229,10 +230,7 @@ async fn on_error() {
 #[tokio::test]
 async fn continue_on_error() {
     let record = run_example("continue_on_error").await;
-    assert_eq!(
-        output(&record),
-        &json!({"user": "ada", "stage": "prepared"})
-    );
+    assert_eq!(output(&record), json!({"user": "ada", "stage": "prepared"}));
     assert_eq!(
         step(&record, "optional_audit").status,
         StepStatus::Continued

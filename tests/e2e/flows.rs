@@ -37,7 +37,7 @@ fn max_overlap(intervals: &[(f64, f64)]) -> usize {
     max as usize
 }
 
-fn output(record: &flowhost::RunRecord) -> &Value {
+fn output(record: &flowhost::RunRecord) -> Value {
     assert_eq!(
         record.status,
         RunStatus::Succeeded,
@@ -45,8 +45,7 @@ fn output(record: &flowhost::RunRecord) -> &Value {
         record.error
     );
     record
-        .output
-        .as_ref()
+        .output_value()
         .expect("a succeeded run has an output")
 }
 
@@ -73,7 +72,7 @@ steps:
     .await;
     assert_eq!(
         output(&record),
-        &json!({"from_a": 42, "from_b": "n=41", "raw": {"n": 41}})
+        json!({"from_a": 42, "from_b": "n=41", "raw": {"n": 41}})
     );
     let paths: Vec<_> = record.steps.iter().map(|s| s.path.as_str()).collect();
     assert_eq!(paths, ["a", "b", "c"]);
@@ -87,6 +86,28 @@ steps:
     for w in record.steps.windows(2) {
         assert!(w[1].start_ms >= w[0].start_ms + w[0].duration_ms - 0.5);
     }
+}
+
+#[tokio::test]
+async fn a_step_output_can_be_chosen_by_a_computed_name() {
+    let record = run_flow(
+        r#"
+flow: pick
+steps:
+  - id: small
+    plugin: echo
+    input: {size: 1}
+  - id: large
+    plugin: echo
+    input: {size: 100}
+  - id: picked
+    plugin: echo
+    input: "${steps[input.which].output}"
+"#,
+        json!({"which": "large"}),
+    )
+    .await;
+    assert_eq!(output(&record), json!({"size": 100}));
 }
 
 #[tokio::test]
@@ -108,7 +129,7 @@ steps:
     // flaky wraps its input: b saw a's output, a saw the flow input.
     assert_eq!(
         output(&record),
-        &json!({"attempt": 1, "input": {"attempt": 1, "input": {"k": "v"}}})
+        json!({"attempt": 1, "input": {"attempt": 1, "input": {"k": "v"}}})
     );
 }
 
@@ -137,7 +158,7 @@ steps:
     .await;
     assert_eq!(
         output(&record),
-        &json!({"one": {"b": 1}, "two": {"b": 2}, "three": {"b": 3}})
+        json!({"one": {"b": 1}, "two": {"b": 2}, "three": {"b": 3}})
     );
     assert!(
         record.duration_ms < 700.0,
@@ -183,12 +204,12 @@ steps:
 #[tokio::test]
 async fn switch_takes_the_first_matching_case() {
     let record = run_flow(SWITCH, json!({"n": 50})).await;
-    assert_eq!(output(&record), &json!({"size": "big"}));
+    assert_eq!(output(&record), json!({"size": "big"}));
     let paths: Vec<_> = record.steps.iter().map(|s| s.path.as_str()).collect();
     assert_eq!(paths, ["route", "route.big"]);
 
     let record = run_flow(SWITCH, json!({"n": 7})).await;
-    assert_eq!(output(&record), &json!({"size": "medium-2"}));
+    assert_eq!(output(&record), json!({"size": "medium-2"}));
     let paths: Vec<_> = record.steps.iter().map(|s| s.path.as_str()).collect();
     assert_eq!(paths, ["route", "route.medium", "route.medium2"]);
 }
@@ -196,7 +217,7 @@ async fn switch_takes_the_first_matching_case() {
 #[tokio::test]
 async fn switch_falls_back_to_default() {
     let record = run_flow(SWITCH, json!({"n": 1})).await;
-    assert_eq!(output(&record), &json!({"size": "small"}));
+    assert_eq!(output(&record), json!({"size": "small"}));
     assert_eq!(step(&record, "route.small").status, StepStatus::Succeeded);
     assert!(record.steps.iter().all(|s| !s.path.contains("big")));
 }
@@ -222,7 +243,8 @@ steps:
         json!({"items": items}),
     )
     .await;
-    let out = output(&record).as_array().unwrap();
+    let out = output(&record);
+    let out = out.as_array().unwrap();
     assert_eq!(out.len(), 8);
     for (n, o) in out.iter().enumerate() {
         assert_eq!(o, &json!({"i": n, "index": n, "slept": {"i": n}}));
@@ -257,7 +279,7 @@ steps:
     .await;
     assert_eq!(
         output(&record),
-        &json!([
+        json!([
             {"n": 1, "s": "n=1", "l": [1, "x"]},
             {"n": 2, "s": "n=2", "l": [2, "x"]}
         ])
@@ -282,7 +304,7 @@ steps:
         json!({"x": 1}),
     )
     .await;
-    assert_eq!(output(&record), &json!({"attempt": 3, "input": {"x": 1}}));
+    assert_eq!(output(&record), json!({"attempt": 3, "input": {"x": 1}}));
     let f = step(&record, "f");
     assert_eq!(f.status, StepStatus::Succeeded);
     let attempts = &f.attempts;
@@ -403,7 +425,7 @@ steps:
     // After reset_timeout one probe passes; its success closes the breaker.
     tokio::time::sleep(Duration::from_millis(350)).await;
     let record = run_flow_with(&exec, &healthy, json!({"ok": 1})).await;
-    assert_eq!(output(&record), &json!({"attempt": 1, "input": {"ok": 1}}));
+    assert_eq!(output(&record), json!({"attempt": 1, "input": {"ok": 1}}));
     assert!(!step(&record, "call").breaker_open);
     assert!(exec.breaker_states().contains(&(
         "flaky".to_string(),
@@ -460,7 +482,7 @@ steps:
     .await;
     assert_eq!(
         output(&record),
-        &json!({"from": "fallback", "why": "permanent: down", "was": "?"})
+        json!({"from": "fallback", "why": "permanent: down", "was": "?"})
     );
     let main = step(&record, "main");
     assert_eq!(main.status, StepStatus::Recovered);
@@ -487,7 +509,7 @@ steps:
         json!({"v": 5}),
     )
     .await;
-    assert_eq!(output(&record), &json!({"mapped": 5}));
+    assert_eq!(output(&record), json!({"mapped": 5}));
 }
 
 #[tokio::test]
@@ -698,7 +720,7 @@ steps:
     )
     .await;
     // `last` got `first`'s output: the continued step has no output.
-    assert_eq!(output(&record), &json!({"v": 1}));
+    assert_eq!(output(&record), json!({"v": 1}));
     let optional = step(&record, "optional");
     assert_eq!(optional.status, StepStatus::Continued);
     assert_eq!(optional.error.as_ref().unwrap().kind, "permanent");
@@ -719,13 +741,13 @@ steps:
     input: {big: true}
 "#;
     let record = run_flow(yaml, json!({"n": 1})).await;
-    assert_eq!(output(&record), &json!({"n": 1}));
+    assert_eq!(output(&record), json!({"n": 1}));
     let maybe = step(&record, "maybe");
     assert_eq!(maybe.status, StepStatus::Skipped);
     assert!(maybe.attempts.is_empty());
 
     let record = run_flow(yaml, json!({"n": 11})).await;
-    assert_eq!(output(&record), &json!({"big": true}));
+    assert_eq!(output(&record), json!({"big": true}));
     assert_eq!(step(&record, "maybe").status, StepStatus::Succeeded);
 }
 
@@ -805,5 +827,5 @@ steps:
     assert!(record.steps.is_empty(), "no step ran: {:?}", record.steps);
 
     let record = run_flow(yaml, json!({"amount": 10})).await;
-    assert_eq!(output(&record), &json!({"amount": 10}));
+    assert_eq!(output(&record), json!({"amount": 10}));
 }

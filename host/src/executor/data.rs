@@ -1,26 +1,26 @@
 //! JSON documents passed between steps, kept as text or as a value and
 //! converted only when needed: a step output that flows straight into the
-//! next step's input is never parsed.
+//! next step's input, or out as the flow's output, is never parsed.
 
 use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// A JSON document, as text, as a value, or both.
 #[derive(Debug)]
 pub(crate) struct Data {
-    text: OnceLock<String>,
+    text: OnceLock<Box<RawValue>>,
     value: OnceLock<Value>,
 }
 
 pub(crate) type Doc = Arc<Data>;
 
 impl Data {
-    /// From a step's output text; checked to be JSON.
+    /// From JSON text (a step's output, a run's input); checked to be JSON.
     pub(crate) fn from_text(text: String) -> Result<Doc, serde_json::Error> {
-        serde_json::from_str::<serde::de::IgnoredAny>(&text)?;
         Ok(Arc::new(Data {
-            text: OnceLock::from(text),
+            text: OnceLock::from(RawValue::from_string(text)?),
             value: OnceLock::new(),
         }))
     }
@@ -33,33 +33,36 @@ impl Data {
     }
 
     pub(crate) fn text(&self) -> &str {
-        self.text.get_or_init(|| {
-            let value = self.value.get().expect("a document has text or a value");
-            value.to_string()
-        })
+        self.raw().get()
     }
 
-    /// The value, without a copy when this is the last reference.
-    pub(crate) fn into_value(self: Arc<Self>) -> Value {
+    fn raw(&self) -> &RawValue {
+        self.text
+            .get_or_init(|| raw_of(self.value.get().unwrap_or(&Value::Null)))
+    }
+
+    /// The document as JSON text, without a copy when this is the last reference.
+    pub(crate) fn into_raw(self: Arc<Self>) -> Box<RawValue> {
         match Arc::try_unwrap(self) {
-            Ok(data) => {
-                let Data { text, value } = data;
-                match (value.into_inner(), text.into_inner()) {
-                    (Some(v), _) => v,
-                    (None, Some(t)) => {
-                        serde_json::from_str(&t).expect("checked to be JSON when made")
-                    }
-                    (None, None) => Value::Null,
-                }
-            }
-            Err(shared) => shared.value().clone(),
+            Ok(Data { text, value }) => match (text.into_inner(), value.into_inner()) {
+                (Some(raw), _) => raw,
+                (None, Some(v)) => raw_of(&v),
+                (None, None) => raw_of(&Value::Null),
+            },
+            Err(shared) => shared.raw().to_owned(),
         }
     }
 
     pub(crate) fn value(&self) -> &Value {
         self.value.get_or_init(|| {
-            let text = self.text.get().expect("a document has text or a value");
-            serde_json::from_str(text).expect("checked to be JSON when made")
+            let text = self.text.get().map_or("null", |t| t.get());
+            // Text was checked to be JSON when made; `null` cannot be reached.
+            serde_json::from_str(text).unwrap_or(Value::Null)
         })
     }
+}
+
+/// A value as raw JSON; serialising a `Value` cannot fail (its keys are strings).
+fn raw_of(value: &Value) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).unwrap_or_default()
 }

@@ -24,6 +24,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use data::{Data, Doc};
+
 pub use breaker::BreakerState;
 pub use record::{
     Attempt, ErrorRecord, FallbackRecord, RunError, RunRecord, RunStatus, StepRecord, StepStatus,
@@ -85,6 +87,32 @@ impl Executor {
         flow: &Flow,
         plugins: &PluginSet,
         input: Value,
+        options: RunOptions,
+    ) -> RunRecord {
+        self.run_doc(flow, plugins, Ok(Data::from_value(input)), options)
+            .await
+    }
+
+    /// Like [`Executor::run`], on JSON text: a caller that holds the input as
+    /// text (a request body, a file) saves converting it, and the first step
+    /// gets it as it is. Text that is not JSON fails the run with
+    /// `invalid-input`.
+    pub async fn run_text(
+        &self,
+        flow: &Flow,
+        plugins: &PluginSet,
+        input: String,
+        options: RunOptions,
+    ) -> RunRecord {
+        let input = Data::from_text(input).map_err(|e| format!("the input is not JSON: {e}"));
+        self.run_doc(flow, plugins, input, options).await
+    }
+
+    async fn run_doc(
+        &self,
+        flow: &Flow,
+        plugins: &PluginSet,
+        input: Result<Doc, String>,
         options: RunOptions,
     ) -> RunRecord {
         let run_id = options

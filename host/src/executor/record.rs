@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Where a run is in its life. The same words appear in the API, the record
 /// and the metrics labels.
@@ -54,14 +55,24 @@ pub struct RunRecord {
     pub started_at: String,
     /// Wall time in milliseconds.
     pub duration_ms: f64,
-    /// The flow's output, when it succeeded.
+    /// The flow's output, when it succeeded: JSON text as the last step wrote
+    /// it, never parsed on the way. [`RunRecord::output_value`] parses it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub output: Option<Value>,
+    pub output: Option<Box<RawValue>>,
     /// Why it failed, when it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<RunError>,
     /// Every step that started, branches and items included, in start order.
     pub steps: Vec<StepRecord>,
+}
+
+impl RunRecord {
+    /// The output parsed as a value, when the run succeeded.
+    pub fn output_value(&self) -> Option<Value> {
+        let raw = self.output.as_ref()?;
+        // The executor only records checked JSON; a hand-made record may not be.
+        serde_json::from_str(raw.get()).ok()
+    }
 }
 
 /// Why a run failed: the step path that failed and the chain of causes.

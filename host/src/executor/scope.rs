@@ -2,11 +2,13 @@
 //! for_each item and index, the run, and (in fallbacks and `on_error`) the
 //! error. Cloning a scope is cheap: step outputs form a shared list.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::data::Doc;
+use crate::flow::Bindings;
 
 #[derive(Clone)]
 pub(crate) struct Scope {
@@ -69,26 +71,33 @@ impl Scope {
         }
         None
     }
+}
 
-    /// The scope as JSON, with only the steps in `refs`.
-    pub(crate) fn to_json(&self, refs: &[String]) -> Value {
-        let mut steps = Map::new();
-        for id in refs {
-            if let Some(out) = self.output(id) {
-                steps.insert(id.clone(), json!({"output": out.value()}));
-            }
+/// Expressions read the scope's documents in place: nothing is copied to
+/// evaluate, however large the input (a for_each item reads only its item).
+impl Bindings for Scope {
+    fn var(&self, name: &str) -> Option<Cow<'_, Value>> {
+        match name {
+            "input" => Some(Cow::Borrowed(self.input.value())),
+            "run" => Some(Cow::Borrowed(&*self.run)),
+            "item" => self.item.as_ref().map(|(d, _)| Cow::Borrowed(d.value())),
+            "index" => self.item.as_ref().map(|(_, i)| Cow::Owned(json!(i))),
+            "error" => self.error.as_deref().map(Cow::Borrowed),
+            _ => None,
         }
-        let mut scope = Map::new();
-        scope.insert("input".into(), self.input.value().clone());
-        scope.insert("run".into(), (*self.run).clone());
-        scope.insert("steps".into(), Value::Object(steps));
-        if let Some((item, index)) = &self.item {
-            scope.insert("item".into(), item.value().clone());
-            scope.insert("index".into(), json!(index));
+    }
+
+    fn output(&self, id: &str) -> Option<&Value> {
+        Scope::output(self, id).map(|d| d.value())
+    }
+
+    fn step_ids(&self) -> Vec<&str> {
+        let mut ids = Vec::new();
+        let mut cur = self.steps.as_deref();
+        while let Some(e) = cur {
+            ids.push(e.id.as_str());
+            cur = e.next.as_deref();
         }
-        if let Some(error) = &self.error {
-            scope.insert("error".into(), (**error).clone());
-        }
-        Value::Object(scope)
+        ids
     }
 }

@@ -1,6 +1,7 @@
 //! `${...}` expressions: compiled once at load, evaluated against a JSON
 //! scope. See the [module docs](super) for the language.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, LazyLock};
@@ -229,28 +230,64 @@ fn walk(e: &IdedExpr, bound: &mut Vec<String>, refs: &mut Refs) {
     }
 }
 
-/// Variables bound for one evaluation, converted from the JSON scope once
-/// and shared by every expression of a template.
+/// What expressions read: a JSON object of the scope ([`Template::render`]),
+/// or the executor's scope, which lends its documents without copying them.
+pub(crate) trait Bindings {
+    /// A top-level variable other than `steps` (`input`, `item`, ...).
+    fn var(&self, name: &str) -> Option<Cow<'_, Value>>;
+    /// The output of the step `id`, if it ran.
+    fn output(&self, id: &str) -> Option<&Value>;
+    /// Every step that ran, for `steps` read as a whole (`steps[name]`).
+    fn step_ids(&self) -> Vec<&str>;
+}
+
+/// A JSON scope: `{"input": ..., "steps": {"<id>": {"output": ...}}, ...}`.
+impl Bindings for Value {
+    fn var(&self, name: &str) -> Option<Cow<'_, Value>> {
+        self.get(name).map(Cow::Borrowed)
+    }
+
+    fn output(&self, id: &str) -> Option<&Value> {
+        self.get("steps")?.get(id)?.get("output")
+    }
+
+    fn step_ids(&self) -> Vec<&str> {
+        match self.get("steps") {
+            Some(Value::Object(steps)) => steps.keys().map(String::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Variables bound for one evaluation, converted once and shared by every
+/// expression of a template. Only what the expressions read is converted.
 struct Vars(Vec<(String, Cel)>);
 
 impl Vars {
-    fn new(scope: &Value, refs: &Refs) -> Vars {
+    fn new(scope: &dyn Bindings, refs: &Refs) -> Vars {
         let mut vars = Vec::new();
         for name in &refs.vars {
-            let Some(value) = scope.get(name) else {
-                continue;
-            };
-            if name == "steps" && !refs.all_steps {
-                // Convert only the steps the expressions read.
+            if name == "steps" {
+                let ids = if refs.all_steps {
+                    scope.step_ids()
+                } else {
+                    refs.steps.iter().map(String::as_str).collect()
+                };
                 let mut map = HashMap::new();
-                for id in &refs.steps {
-                    if let Some(step) = value.get(id) {
-                        map.insert(Key::from(id.as_str()), to_cel(step));
+                for id in ids {
+                    if let Some(out) = scope.output(id) {
+                        let entry = HashMap::from([(Key::from("output"), to_cel(out))]);
+                        map.insert(
+                            Key::from(id),
+                            Cel::Map(Map {
+                                map: Arc::new(entry),
+                            }),
+                        );
                     }
                 }
                 vars.push((name.clone(), Cel::Map(Map { map: Arc::new(map) })));
-            } else {
-                vars.push((name.clone(), to_cel(value)));
+            } else if let Some(value) = scope.var(name) {
+                vars.push((name.clone(), to_cel(&value)));
             }
         }
         Vars(vars)
@@ -602,6 +639,10 @@ impl Template {
     /// An [`ExprError`] naming the expression that failed, for example on a
     /// missing field.
     pub fn render(&self, scope: &Value) -> Result<Value, ExprError> {
+        self.render_in(scope)
+    }
+
+    pub(crate) fn render_in(&self, scope: &dyn Bindings) -> Result<Value, ExprError> {
         if let TNode::Literal(v) = &self.root {
             return Ok(v.clone());
         }
@@ -686,6 +727,10 @@ impl Condition {
     /// # Errors
     /// An [`ExprError`] when evaluation fails or the result is not a boolean.
     pub fn eval_bool(&self, scope: &Value) -> Result<bool, ExprError> {
+        self.eval_bool_in(scope)
+    }
+
+    pub(crate) fn eval_bool_in(&self, scope: &dyn Bindings) -> Result<bool, ExprError> {
         let Some(expr) = &self.expr else {
             return Ok(self.constant);
         };

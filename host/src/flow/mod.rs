@@ -96,6 +96,7 @@ mod yaml;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub(crate) use expr::Bindings;
 pub use expr::{Condition, ExprError, Template, referenced_steps};
 pub use model::{
     CircuitBreaker, Flow, ForEach, InputSchema, Jitter, LimitOverrides, Parallel, PluginCall,

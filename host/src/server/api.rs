@@ -10,7 +10,8 @@ use axum::extract::{Path, Query, State as Extract};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::events;
@@ -151,15 +152,27 @@ async fn start_run(
             None,
         );
     };
-    let mut body = json!({"run_id": record.run_id, "status": record.status});
-    if let Some(out) = &record.output {
-        body["output"] = out.clone();
-    }
-    if let Some(e) = &record.error {
-        body["error"] =
-            json!({"kind": e.kind, "message": e.message, "step": e.step, "causes": e.causes});
-    }
+    // The output goes out as the flow wrote it, without a parse.
+    let body = Finished {
+        run_id: &record.run_id,
+        status: record.status,
+        output: record.output.as_deref(),
+        error: record.error.as_ref().map(
+            |e| json!({"kind": e.kind, "message": e.message, "step": e.step, "causes": e.causes}),
+        ),
+    };
     with_run_id((StatusCode::OK, axum::Json(body)).into_response(), &run_id)
+}
+
+/// The answer to a run that was waited for.
+#[derive(Serialize)]
+struct Finished<'a> {
+    run_id: &'a str,
+    status: RunStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<Value>,
 }
 
 async fn get_run(Extract(state): S, Path(id): Path<String>) -> Response {

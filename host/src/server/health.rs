@@ -118,8 +118,8 @@ async fn probe(state: &State) -> Value {
         }
     };
     let ms = started.elapsed().as_secs_f64() * 1e3;
-    match (record.status, &record.output) {
-        (RunStatus::Succeeded, Some(out)) if *out == input => {
+    match (record.status, record.output_value()) {
+        (RunStatus::Succeeded, Some(out)) if out == input => {
             json!({"status": "ok", "duration_ms": ms})
         }
         _ => json!({

@@ -13,6 +13,7 @@ use futures::future::{BoxFuture, FutureExt};
 use futures::{StreamExt, TryStreamExt};
 use guard::Guard;
 use plugin::Spread;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::Inner;
@@ -104,15 +105,21 @@ impl<'a> RunCtx<'a> {
             .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
-    pub(super) async fn run_flow(&self, input: Value) -> Result<Value, Failure> {
-        if let Err(msg) = self.flow.check_input(&input) {
+    pub(super) async fn run_flow(
+        &self,
+        input: Result<Doc, String>,
+    ) -> Result<Box<RawValue>, Failure> {
+        let input = input.map_err(|msg| failure("input", "invalid-input", msg))?;
+        // Only a schema needs the input parsed; otherwise it passes as text.
+        if self.flow.input_schema.is_some()
+            && let Err(msg) = self.flow.check_input(input.value())
+        {
             return Err(failure(
                 "input",
                 "invalid-input",
                 format!("the input does not match the flow's input_schema: {msg}"),
             ));
         }
-        let input = Data::from_value(input);
         let scope = Scope::new(input.clone(), self.run_id, &self.flow.name);
         let steps = self.run_steps(&self.flow.steps, scope, input, "", true, Spread::Inline);
         let result = match self.deadline {
@@ -127,7 +134,7 @@ impl<'a> RunCtx<'a> {
             None => steps.await,
         };
         match result {
-            Ok(out) => Ok(out.into_value()),
+            Ok(out) => Ok(out.into_raw()),
             Err(e) => {
                 self.on_error(&e).await;
                 Err(e)
@@ -180,8 +187,7 @@ impl<'a> RunCtx<'a> {
     ) -> Result<Option<Doc>, Failure> {
         let mut rec = Guard::new(self, path, step.kind.name());
         if let Some(cond) = &step.condition {
-            let vars = scope.to_json(&cond.step_refs());
-            match cond.eval_bool(&vars) {
+            match cond.eval_bool_in(scope) {
                 Ok(true) => {}
                 Ok(false) => {
                     rec.finish(StepStatus::Skipped, None);
@@ -195,7 +201,7 @@ impl<'a> RunCtx<'a> {
             }
         }
         let input = match &step.input {
-            Some(t) => match t.render(&scope.to_json(&t.step_refs())) {
+            Some(t) => match t.render_in(scope) {
                 Ok(v) => Data::from_value(v),
                 Err(e) => {
                     let f = failure(path, "expression", e.to_string());
@@ -319,10 +325,9 @@ impl<'a> RunCtx<'a> {
         spread: Spread,
     ) -> Result<Doc, Failure> {
         for case in &s.cases {
-            let vars = scope.to_json(&case.when.step_refs());
             let hit = case
                 .when
-                .eval_bool(&vars)
+                .eval_bool_in(scope)
                 .map_err(|e| failure(path, "expression", e.to_string()))?;
             if hit {
                 return self
@@ -343,7 +348,7 @@ impl<'a> RunCtx<'a> {
     async fn run_for_each(&self, f: &ForEach, scope: &Scope, path: &str) -> Result<Doc, Failure> {
         let items = f
             .items
-            .render(&scope.to_json(&f.items.step_refs()))
+            .render_in(scope)
             .map_err(|e| failure(path, "expression", e.to_string()))?;
         let Value::Array(items) = items else {
             return Err(failure(
@@ -379,9 +384,7 @@ impl<'a> RunCtx<'a> {
         let record = error_json(err);
         let scope = self.top.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let input = match (&call.input, scope) {
-            (Some(t), Some(scope)) => {
-                t.render(&scope.with_error(record.clone()).to_json(&t.step_refs()))
-            }
+            (Some(t), Some(scope)) => t.render_in(&scope.with_error(record.clone())),
             (Some(t), None) => t.render(&json!({"input": null, "steps": {}, "error": record})),
             (None, _) => Ok(record),
         };

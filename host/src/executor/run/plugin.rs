@@ -40,7 +40,7 @@ impl RunCtx<'_> {
         let fb_scope = scope.with_error(error_json(&err));
         let fb_input = match &fallback.input {
             Some(t) => Data::from_value(
-                t.render(&fb_scope.to_json(&t.step_refs()))
+                t.render_in(&fb_scope)
                     .map_err(|e| failure(path, "expression", e.to_string()))?,
             ),
             None => input,
