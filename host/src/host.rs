@@ -3,8 +3,9 @@
 
 use std::path::Path;
 use std::sync::Arc;
-
 use std::sync::atomic::Ordering;
+
+use serde_json::value::RawValue;
 
 use crate::cache::{CacheStats, CompileCache};
 use crate::config::Config;
@@ -114,6 +115,20 @@ impl Host {
         input: &str,
         options: &CallOptions,
     ) -> CallReport {
+        self.call_raw(plugin, ctx, input, options)
+            .await
+            // Checked JSON text to a `String`, without a copy.
+            .map(|raw| Box::<str>::from(raw).into_string())
+    }
+
+    /// Like [`Host::call_with`], with the output as checked JSON.
+    pub(crate) async fn call_raw(
+        &self,
+        plugin: &Plugin,
+        ctx: &Context,
+        input: &str,
+        options: &CallOptions,
+    ) -> CallReport<Box<RawValue>> {
         runtime::call(&self.inner.runtime, plugin, ctx, input, options).await
     }
 

@@ -74,6 +74,17 @@ fn invalid_input_from_the_sdk_is_reported() {
 }
 
 #[test]
+fn output_that_is_not_json_is_refused() {
+    let (code, out, err) = run(flowhost().args(["call", &path("hostile/not-json")]));
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty(), "nothing printed as output: {out}");
+    assert!(
+        err.contains("failed: permanent: the step returned invalid JSON"),
+        "{err}"
+    );
+}
+
+#[test]
 fn inspect_shows_metadata_imports_and_exports() {
     let (code, out, err) = run(flowhost().args(["inspect", &path("testing/echo"), "--json"]));
     assert_eq!(code, 0, "{err}");

@@ -111,6 +111,28 @@ steps:
 }
 
 #[tokio::test]
+async fn a_step_returning_invalid_json_fails_where_it_ran() {
+    let record = run_flow(
+        "flow: bad\nsteps:\n  - {id: broken, plugin: not-json}\n  - {id: next, plugin: echo}\n",
+        json!({}),
+    )
+    .await;
+    assert_eq!(record.status, RunStatus::Failed);
+    let err = record.error.unwrap();
+    assert_eq!(
+        (err.step.as_str(), err.kind.as_str()),
+        ("broken", "permanent")
+    );
+    assert!(
+        err.message.starts_with("the step returned invalid JSON"),
+        "{}",
+        err.message
+    );
+    let paths: Vec<_> = record.steps.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(paths, ["broken"], "the next step never saw the text");
+}
+
+#[tokio::test]
 async fn first_step_gets_the_flow_input_and_the_next_the_previous_output() {
     let record = run_flow(
         r#"

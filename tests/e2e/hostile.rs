@@ -127,6 +127,19 @@ async fn huge_output_within_default_memory_hits_the_memory_cap() {
 }
 
 #[tokio::test]
+async fn output_that_is_not_json_is_the_steps_own_error() {
+    let err = call("hostile/not-json", "{}", "{}", CallOptions::default())
+        .await
+        .result
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Permanent, "{err}");
+    assert_eq!(
+        err.message(),
+        "the step returned invalid JSON: key must be a string at line 1 column 15"
+    );
+}
+
+#[tokio::test]
 async fn log_flood_is_capped_and_stopped() {
     let limits = Limits {
         max_log: 16 << 10,

@@ -17,12 +17,17 @@ pub(crate) struct Data {
 pub(crate) type Doc = Arc<Data>;
 
 impl Data {
-    /// From JSON text (a step's output, a run's input); checked to be JSON.
+    /// From JSON text (a run's input); checked to be JSON.
     pub(crate) fn from_text(text: String) -> Result<Doc, serde_json::Error> {
-        Ok(Arc::new(Data {
-            text: OnceLock::from(RawValue::from_string(text)?),
+        Ok(Data::from_raw(RawValue::from_string(text)?))
+    }
+
+    /// From checked JSON text (a step's output).
+    pub(crate) fn from_raw(raw: Box<RawValue>) -> Doc {
+        Arc::new(Data {
+            text: OnceLock::from(raw),
             value: OnceLock::new(),
-        }))
+        })
     }
 
     pub(crate) fn from_value(value: Value) -> Doc {

@@ -9,6 +9,10 @@
 //! - a memory and table cap ([`limiter`]);
 //! - output and log-volume caps.
 //!
+//! The output is checked to be JSON here, where the contract is crossed, so
+//! every caller (a direct call, a flow, the server) gets JSON or the step's
+//! own `permanent` error.
+//!
 //! This module knows nothing of flows: it runs one call of one plugin.
 
 #[doc(hidden)]
@@ -27,6 +31,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpCtx;
@@ -99,11 +104,12 @@ pub struct CallOptions {
     pub events: Option<Arc<dyn EventSink>>,
 }
 
-/// The result of a call, with what it cost.
+/// The result of a call, with what it cost. `T` is how the output is held:
+/// JSON text as a `String` for callers of [`Host`](crate::Host).
 #[derive(Debug, Clone)]
-pub struct CallReport {
-    /// The step's JSON output, or why there is none.
-    pub result: Result<String, CallError>,
+pub struct CallReport<T = String> {
+    /// The step's JSON output (checked to be JSON), or why there is none.
+    pub result: Result<T, CallError>,
     /// Fuel the call used.
     pub fuel_used: u64,
     /// Wall time of the call, instantiation included.
@@ -138,6 +144,19 @@ impl Drop for Alive {
     }
 }
 
+impl<T> CallReport<T> {
+    /// The same report with the output converted by `f`.
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> CallReport<U> {
+        CallReport {
+            result: self.result.map(f),
+            fuel_used: self.fuel_used,
+            duration: self.duration,
+            peak_memory: self.peak_memory,
+            logs_dropped: self.logs_dropped,
+        }
+    }
+}
+
 /// Runs `run` of `plugin` in a fresh instance under `options`.
 pub(crate) async fn call(
     rt: &Runtime,
@@ -145,7 +164,7 @@ pub(crate) async fn call(
     ctx: &Context,
     input: &str,
     options: &CallOptions,
-) -> CallReport {
+) -> CallReport<Box<RawValue>> {
     let started = Instant::now();
     let limits = options.limits.as_ref().unwrap_or(&rt.config.limits);
     let mut store = match new_store(rt, plugin, ctx, limits, options) {
@@ -267,7 +286,8 @@ pub(crate) fn new_store(
     Ok(store)
 }
 
-fn check_output(output: String, limits: &Limits) -> Result<String, CallError> {
+/// The output within its size cap, and JSON.
+fn check_output(output: String, limits: &Limits) -> Result<Box<RawValue>, CallError> {
     if output.len() as u64 > limits.max_output {
         return Err(CallError::limit(
             Limit::OutputTooLarge,
@@ -278,16 +298,20 @@ fn check_output(output: String, limits: &Limits) -> Result<String, CallError> {
             ),
         ));
     }
-    Ok(output)
+    RawValue::from_string(output).map_err(|e| {
+        CallError::Step(StepError::Permanent(format!(
+            "the step returned invalid JSON: {e}"
+        )))
+    })
 }
 
 /// `cost` is the fuel used and the peak memory.
 fn report(
-    result: Result<String, CallError>,
+    result: Result<Box<RawValue>, CallError>,
     (fuel_used, peak_memory): (u64, u64),
     started: Instant,
     logs_dropped: u64,
-) -> CallReport {
+) -> CallReport<Box<RawValue>> {
     CallReport {
         result,
         fuel_used,

@@ -420,18 +420,11 @@ impl<'a> RunCtx<'a> {
     fn outcome(
         &self,
         path: &str,
-        result: Result<String, crate::error::CallError>,
+        result: Result<Box<RawValue>, crate::error::CallError>,
     ) -> Result<Doc, Failure> {
-        match result {
-            Ok(text) => Data::from_text(text).map_err(|e| {
-                failure(
-                    path,
-                    "permanent",
-                    format!("the step returned invalid JSON: {e}"),
-                )
-            }),
-            Err(e) => Err(failure(path, e.kind().as_str(), e.message())),
-        }
+        result
+            .map(Data::from_raw)
+            .map_err(|e| failure(path, e.kind().as_str(), e.message()))
     }
 
     /// The record of one attempt; `cost` is its duration and fuel.

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
@@ -239,7 +240,7 @@ async fn call(
     limits: Limits,
     options: &CallOptions,
     spread: Spread,
-) -> CallReport {
+) -> CallReport<Box<RawValue>> {
     let host = ctx.exec.host.clone();
     let plugin = plugin.clone();
     let options = CallOptions {
@@ -248,12 +249,13 @@ async fn call(
     };
     if let Spread::Inline = spread {
         return host
-            .call_with(&plugin, &call_ctx, input.text(), &options)
+            .call_raw(&plugin, &call_ctx, input.text(), &options)
             .await;
     }
-    let input = input.text().to_string();
+    let input = input.clone();
     let task = AbortOnDropHandle::new(tokio::spawn(async move {
-        host.call_with(&plugin, &call_ctx, &input, &options).await
+        host.call_raw(&plugin, &call_ctx, input.text(), &options)
+            .await
     }));
     match task.await {
         Ok(report) => report,
