@@ -85,7 +85,8 @@ impl<'a> RunCtx<'a> {
                 .parent()
                 .map(Path::to_path_buf)
                 .unwrap_or_default(),
-            records: Mutex::new(Vec::new()),
+            // One record a top-level step: no regrowth for a plain sequence.
+            records: Mutex::new(Vec::with_capacity(flow.steps.len())),
             top: Mutex::new(None),
         }
     }
