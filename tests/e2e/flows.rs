@@ -309,6 +309,27 @@ steps:
 }
 
 #[tokio::test]
+async fn an_input_reading_run_attempt_is_rendered_for_each_attempt() {
+    let record = run_flow(
+        r#"
+flow: again
+steps:
+  - id: f
+    plugin: flaky
+    config: {fail_until: 3}
+    retry: {max_attempts: 3, initial_interval: 1ms}
+    input: {try: "${run.attempt}", label: "try ${run.attempt} of ${run.flow}", x: "${input.x}"}
+"#,
+        json!({"x": 1}),
+    )
+    .await;
+    assert_eq!(
+        output(&record),
+        json!({"attempt": 3, "input": {"try": 3, "label": "try 3 of again", "x": 1}})
+    );
+}
+
+#[tokio::test]
 async fn retry_counts_and_backs_off() {
     let record = run_flow(
         r#"

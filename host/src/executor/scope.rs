@@ -52,6 +52,16 @@ impl Scope {
         }
     }
 
+    /// The scope of a retry: `run.attempt` is `attempt`.
+    pub(crate) fn with_attempt(&self, attempt: u32) -> Self {
+        let mut run = (*self.run).clone();
+        run["attempt"] = json!(attempt);
+        Scope {
+            run: Arc::new(run),
+            ..self.clone()
+        }
+    }
+
     /// Records a step's output, visible to the steps after it.
     pub(crate) fn push(&mut self, id: &str, output: Doc) {
         self.steps = Some(Arc::new(Entry {

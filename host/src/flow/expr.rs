@@ -649,6 +649,11 @@ impl Template {
         self.root.render(&Vars::new(scope, &self.refs))
     }
 
+    /// Whether an expression of the mapping reads the variable `name`.
+    pub fn reads(&self, name: &str) -> bool {
+        self.refs.vars.contains(name)
+    }
+
     /// Whether the mapping holds no expression (renders to a constant).
     pub fn is_constant(&self) -> bool {
         matches!(self.root, TNode::Literal(_))

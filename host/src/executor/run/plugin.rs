@@ -32,7 +32,7 @@ impl RunCtx<'_> {
     ) -> Result<Doc, Failure> {
         let config = config_json(&ps.config);
         let result = self
-            .attempts(step, ps, &config, &input, path, rec, spread)
+            .attempts(step, ps, &config, (scope, &input), path, rec, spread)
             .await;
         let Err(err) = result else { return result };
         let Some(fallback) = &ps.fallback else {
@@ -80,13 +80,15 @@ impl RunCtx<'_> {
     }
 
     /// The attempts of a plugin step: breaker, deadline, retries with backoff.
+    /// `input` is the first attempt's; an `input` mapping that reads `run`
+    /// is rendered again for each retry, with `run.attempt` its number.
     #[allow(clippy::too_many_arguments)]
     async fn attempts(
         &self,
         step: &Step,
         ps: &PluginStep,
         config: &str,
-        input: &Doc,
+        (scope, input): (&Scope, &Doc),
         path: &str,
         rec: &mut Guard<'_>,
         spread: Spread,
@@ -101,8 +103,16 @@ impl RunCtx<'_> {
         rec.record.plugin = Some(ps.plugin.clone());
         rec.record.version = Some(plugin.hash().to_string());
         let options = self.call_options(&ps.grants);
+        let per_attempt = step.input.as_ref().filter(|t| t.reads("run"));
+        let mut input = input.clone();
         let mut attempt = 1u32;
         loop {
+            if let Some(t) = per_attempt.filter(|_| attempt > 1) {
+                let rendered = t
+                    .render_in(&scope.with_attempt(attempt))
+                    .map_err(|e| failure(path, "expression", e.to_string()))?;
+                input = Data::from_value(rendered);
+            }
             let remaining = self.remaining();
             if remaining.is_some_and(|r| r.is_zero()) {
                 return Err(failure(
@@ -131,7 +141,7 @@ impl RunCtx<'_> {
                 let start = Instant::now();
                 let span =
                     tracing::info_span!("attempt", step = %path, plugin = %ps.plugin, attempt);
-                let report = call(self, plugin, ctx, input, limits, &options, spread)
+                let report = call(self, plugin, ctx, &input, limits, &options, spread)
                     .instrument(span)
                     .await;
                 probe.done();
