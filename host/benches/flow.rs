@@ -93,7 +93,7 @@ async fn fan_out(exec: &Executor, plugins: &PluginSet) {
     exec.run(&each, plugins, input.clone(), RunOptions::default())
         .await;
     let mut times = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..15 {
         let t = Instant::now();
         let r = exec
             .run(&each, plugins, input.clone(), RunOptions::default())

@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -37,11 +38,17 @@ impl Data {
         })
     }
 
+    /// A document made of others (a list or map of step outputs), written
+    /// from their text side by side without parsing them.
+    pub(crate) fn compose(parts: &impl Serialize) -> Doc {
+        Data::from_raw(serde_json::value::to_raw_value(parts).unwrap_or_default())
+    }
+
     pub(crate) fn text(&self) -> &str {
         self.raw().get()
     }
 
-    fn raw(&self) -> &RawValue {
+    pub(crate) fn raw(&self) -> &RawValue {
         self.text
             .get_or_init(|| raw_of(self.value.get().unwrap_or(&Value::Null)))
     }

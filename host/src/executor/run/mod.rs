@@ -5,6 +5,7 @@
 mod guard;
 mod plugin;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -305,16 +306,11 @@ impl<'a> RunCtx<'a> {
                 .collect()
         }
         .map_err(|f| caused(path, "parallel", f))?;
-        let object = outputs
-            .into_iter()
-            .map(|(id, out)| {
-                (
-                    id.to_string(),
-                    out.map_or(Value::Null, |d| d.value().clone()),
-                )
-            })
+        let object: BTreeMap<&str, &RawValue> = outputs
+            .iter()
+            .map(|(id, out)| (*id, out.as_deref().map_or(RawValue::NULL, Data::raw)))
             .collect();
-        Ok(Data::from_value(Value::Object(object)))
+        Ok(Data::compose(&object))
     }
 
     async fn run_switch(
@@ -372,8 +368,8 @@ impl<'a> RunCtx<'a> {
             .try_collect()
             .await
             .map_err(|e| caused(path, "for_each", e))?;
-        let array = outputs.iter().map(|d| d.value().clone()).collect();
-        Ok(Data::from_value(Value::Array(array)))
+        let array: Vec<&RawValue> = outputs.iter().map(|d| d.raw()).collect();
+        Ok(Data::compose(&array))
     }
 
     async fn on_error(&self, err: &Failure) {
