@@ -67,8 +67,9 @@ impl Data {
 
     pub(crate) fn value(&self) -> &Value {
         self.value.get_or_init(|| {
+            // A document has text or a value, and its text is valid JSON:
+            // neither fallback is ever taken.
             let text = self.text.get().map_or("null", |t| t.get());
-            // Text was checked to be JSON when made; `null` cannot be reached.
             serde_json::from_str(text).unwrap_or(Value::Null)
         })
     }

@@ -70,7 +70,8 @@ impl RunRecord {
     /// The output parsed as a value, when the run succeeded.
     pub fn output_value(&self) -> Option<Value> {
         let raw = self.output.as_ref()?;
-        // The executor only records checked JSON; a hand-made record may not be.
+        // A `RawValue` is valid JSON: only a `Value`'s own limits (its
+        // nesting depth) could fail here, and the check shares them.
         serde_json::from_str(raw.get()).ok()
     }
 }
