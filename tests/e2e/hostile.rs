@@ -140,6 +140,20 @@ async fn output_that_is_not_json_is_the_steps_own_error() {
 }
 
 #[tokio::test]
+async fn json_nested_100k_deep_is_still_json_to_a_direct_call() {
+    let out = call(
+        "hostile/unreadable-json",
+        "{}",
+        r#"{"shape":"deep"}"#,
+        CallOptions::default(),
+    )
+    .await
+    .result
+    .unwrap();
+    assert_eq!(out.len(), 200_000);
+}
+
+#[tokio::test]
 async fn log_flood_is_capped_and_stopped() {
     let limits = Limits {
         max_log: 16 << 10,

@@ -9,10 +9,14 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 /// A JSON document, as text, as a value, or both.
+///
+/// Valid JSON text may still not parse into a value: nested deeper than
+/// serde_json's limit (128 levels), or with a number beyond a double. Such a
+/// document passes through untouched; only reading it fails, with an error.
 #[derive(Debug)]
 pub(crate) struct Data {
     text: OnceLock<Box<RawValue>>,
-    value: OnceLock<Value>,
+    value: OnceLock<Result<Value, String>>,
 }
 
 pub(crate) type Doc = Arc<Data>;
@@ -34,7 +38,7 @@ impl Data {
     pub(crate) fn from_value(value: Value) -> Doc {
         Arc::new(Data {
             text: OnceLock::new(),
-            value: OnceLock::from(value),
+            value: OnceLock::from(Ok(value)),
         })
     }
 
@@ -49,8 +53,11 @@ impl Data {
     }
 
     pub(crate) fn raw(&self) -> &RawValue {
-        self.text
-            .get_or_init(|| raw_of(self.value.get().unwrap_or(&Value::Null)))
+        self.text.get_or_init(|| match self.value.get() {
+            Some(Ok(v)) => raw_of(v),
+            // A document made from a value always has one.
+            _ => raw_of(&Value::Null),
+        })
     }
 
     /// The document as JSON text, without a copy when this is the last reference.
@@ -58,20 +65,22 @@ impl Data {
         match Arc::try_unwrap(self) {
             Ok(Data { text, value }) => match (text.into_inner(), value.into_inner()) {
                 (Some(raw), _) => raw,
-                (None, Some(v)) => raw_of(&v),
-                (None, None) => raw_of(&Value::Null),
+                (None, Some(Ok(v))) => raw_of(&v),
+                (None, _) => raw_of(&Value::Null),
             },
             Err(shared) => shared.raw().to_owned(),
         }
     }
 
-    pub(crate) fn value(&self) -> &Value {
-        self.value.get_or_init(|| {
-            // A document has text or a value, and its text is valid JSON:
-            // neither fallback is ever taken.
-            let text = self.text.get().map_or("null", |t| t.get());
-            serde_json::from_str(text).unwrap_or(Value::Null)
-        })
+    /// The document as a value, parsed on first use.
+    pub(crate) fn value(&self) -> Result<&Value, String> {
+        self.value
+            .get_or_init(|| {
+                let text = self.text.get().map_or("null", |t| t.get());
+                serde_json::from_str(text).map_err(|e| format!("the JSON cannot be read: {e}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 }
 

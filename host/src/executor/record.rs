@@ -67,12 +67,11 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// The output parsed as a value, when the run succeeded.
+    /// The output parsed as a value, when the run succeeded. `None` also
+    /// for valid JSON that serde_json cannot parse into a value: nested over
+    /// 128 levels, or with a number beyond a double.
     pub fn output_value(&self) -> Option<Value> {
-        let raw = self.output.as_ref()?;
-        // A `RawValue` is valid JSON: only a `Value`'s own limits (its
-        // nesting depth) could fail here, and the check shares them.
-        serde_json::from_str(raw.get()).ok()
+        serde_json::from_str(self.output.as_ref()?.get()).ok()
     }
 }
 

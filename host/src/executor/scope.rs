@@ -86,19 +86,22 @@ impl Scope {
 /// Expressions read the scope's documents in place: nothing is copied to
 /// evaluate, however large the input (a for_each item reads only its item).
 impl Bindings for Scope {
-    fn var(&self, name: &str) -> Option<Cow<'_, Value>> {
-        match name {
-            "input" => Some(Cow::Borrowed(self.input.value())),
+    fn var(&self, name: &str) -> Result<Option<Cow<'_, Value>>, String> {
+        Ok(match name {
+            "input" => Some(Cow::Borrowed(self.input.value()?)),
             "run" => Some(Cow::Borrowed(&*self.run)),
-            "item" => self.item.as_ref().map(|(d, _)| Cow::Borrowed(d.value())),
+            "item" => match &self.item {
+                Some((d, _)) => Some(Cow::Borrowed(d.value()?)),
+                None => None,
+            },
             "index" => self.item.as_ref().map(|(_, i)| Cow::Owned(json!(i))),
             "error" => self.error.as_deref().map(Cow::Borrowed),
             _ => None,
-        }
+        })
     }
 
-    fn output(&self, id: &str) -> Option<&Value> {
-        Scope::output(self, id).map(|d| d.value())
+    fn output(&self, id: &str) -> Result<Option<&Value>, String> {
+        Scope::output(self, id).map(|d| d.value()).transpose()
     }
 
     fn step_ids(&self) -> Vec<&str> {

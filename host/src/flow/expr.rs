@@ -232,23 +232,27 @@ fn walk(e: &IdedExpr, bound: &mut Vec<String>, refs: &mut Refs) {
 
 /// What expressions read: a JSON object of the scope ([`Template::render`]),
 /// or the executor's scope, which lends its documents without copying them.
+/// An `Err` is a document that exists but cannot be read as a value.
 pub(crate) trait Bindings {
     /// A top-level variable other than `steps` (`input`, `item`, ...).
-    fn var(&self, name: &str) -> Option<Cow<'_, Value>>;
+    fn var(&self, name: &str) -> Result<Option<Cow<'_, Value>>, String>;
     /// The output of the step `id`, if it ran.
-    fn output(&self, id: &str) -> Option<&Value>;
+    fn output(&self, id: &str) -> Result<Option<&Value>, String>;
     /// Every step that ran, for `steps` read as a whole (`steps[name]`).
     fn step_ids(&self) -> Vec<&str>;
 }
 
 /// A JSON scope: `{"input": ..., "steps": {"<id>": {"output": ...}}, ...}`.
 impl Bindings for Value {
-    fn var(&self, name: &str) -> Option<Cow<'_, Value>> {
-        self.get(name).map(Cow::Borrowed)
+    fn var(&self, name: &str) -> Result<Option<Cow<'_, Value>>, String> {
+        Ok(self.get(name).map(Cow::Borrowed))
     }
 
-    fn output(&self, id: &str) -> Option<&Value> {
-        self.get("steps")?.get(id)?.get("output")
+    fn output(&self, id: &str) -> Result<Option<&Value>, String> {
+        Ok(self
+            .get("steps")
+            .and_then(|s| s.get(id))
+            .and_then(|s| s.get("output")))
     }
 
     fn step_ids(&self) -> Vec<&str> {
@@ -264,7 +268,9 @@ impl Bindings for Value {
 struct Vars(Vec<(String, Cel)>);
 
 impl Vars {
-    fn new(scope: &dyn Bindings, refs: &Refs) -> Vars {
+    /// # Errors
+    /// The message when a variable read cannot be parsed into a value.
+    fn new(scope: &dyn Bindings, refs: &Refs) -> Result<Vars, String> {
         let mut vars = Vec::new();
         for name in &refs.vars {
             if name == "steps" {
@@ -275,7 +281,10 @@ impl Vars {
                 };
                 let mut map = HashMap::new();
                 for id in ids {
-                    if let Some(out) = scope.output(id) {
+                    let out = scope
+                        .output(id)
+                        .map_err(|e| format!("cannot read `steps.{id}.output`: {e}"))?;
+                    if let Some(out) = out {
                         let entry = HashMap::from([(Key::from("output"), to_cel(out))]);
                         map.insert(
                             Key::from(id),
@@ -286,11 +295,14 @@ impl Vars {
                     }
                 }
                 vars.push((name.clone(), Cel::Map(Map { map: Arc::new(map) })));
-            } else if let Some(value) = scope.var(name) {
+            } else if let Some(value) = scope
+                .var(name)
+                .map_err(|e| format!("cannot read `{name}`: {e}"))?
+            {
                 vars.push((name.clone(), to_cel(&value)));
             }
         }
-        Vars(vars)
+        Ok(Vars(vars))
     }
 }
 
@@ -646,7 +658,18 @@ impl Template {
         if let TNode::Literal(v) = &self.root {
             return Ok(v.clone());
         }
-        self.root.render(&Vars::new(scope, &self.refs))
+        let vars = Vars::new(scope, &self.refs).map_err(|message| {
+            let mut exprs = Vec::new();
+            self.root.collect(&mut exprs);
+            ExprError {
+                expr: exprs
+                    .first()
+                    .map(|e| e.source().to_string())
+                    .unwrap_or_default(),
+                message,
+            }
+        })?;
+        self.root.render(&vars)
     }
 
     /// Whether an expression of the mapping reads the variable `name`.
@@ -739,7 +762,8 @@ impl Condition {
         let Some(expr) = &self.expr else {
             return Ok(self.constant);
         };
-        match expr.eval_json(&Vars::new(scope, expr.refs()))? {
+        let vars = Vars::new(scope, expr.refs()).map_err(|m| expr.error(m))?;
+        match expr.eval_json(&vars)? {
             Value::Bool(b) => Ok(b),
             other => Err(expr.error(format!("expected a boolean, got {}", describe(&other)))),
         }

@@ -113,14 +113,19 @@ impl<'a> RunCtx<'a> {
     ) -> Result<Box<RawValue>, Failure> {
         let input = input.map_err(|msg| failure("input", "invalid-input", msg))?;
         // Only a schema needs the input parsed; otherwise it passes as text.
-        if self.flow.input_schema.is_some()
-            && let Err(msg) = self.flow.check_input(input.value())
-        {
-            return Err(failure(
-                "input",
-                "invalid-input",
-                format!("the input does not match the flow's input_schema: {msg}"),
-            ));
+        if self.flow.input_schema.is_some() {
+            let value = input.value().map_err(|e| {
+                let msg =
+                    format!("the input cannot be checked against the flow's input_schema: {e}");
+                failure("input", "invalid-input", msg)
+            })?;
+            if let Err(msg) = self.flow.check_input(value) {
+                return Err(failure(
+                    "input",
+                    "invalid-input",
+                    format!("the input does not match the flow's input_schema: {msg}"),
+                ));
+            }
         }
         let scope = Scope::new(input.clone(), self.run_id, &self.flow.name);
         let steps = self.run_steps(&self.flow.steps, scope, input, "", true, Spread::Inline);
