@@ -115,7 +115,7 @@ impl Host {
         input: &str,
         options: &CallOptions,
     ) -> CallReport {
-        self.call_raw(plugin, ctx, input, options)
+        self.call_raw(plugin, &Arc::new(ctx.clone()), input, options)
             .await
             // Checked JSON text to a `String`, without a copy.
             .map(|raw| Box::<str>::from(raw).into_string())
@@ -125,7 +125,7 @@ impl Host {
     pub(crate) async fn call_raw(
         &self,
         plugin: &Plugin,
-        ctx: &Context,
+        ctx: &Arc<Context>,
         input: &str,
         options: &CallOptions,
     ) -> CallReport<Box<RawValue>> {

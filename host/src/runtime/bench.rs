@@ -1,6 +1,7 @@
 //! Benchmark probes: where the time of a fresh-instance call goes, and a call
 //! into an already-live instance for comparison. Not part of the stable API.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Limits;
@@ -24,7 +25,7 @@ pub struct Phases {
 /// Runs `n` fresh-instance calls of `plugin`, timing each phase.
 pub async fn phases(host: &Host, plugin: &Plugin, input: &str, n: usize) -> Vec<Phases> {
     let rt = host.runtime();
-    let ctx = Context::direct(plugin.name());
+    let ctx = Arc::new(Context::direct(plugin.name()));
     let options = CallOptions::default();
     let wit_ctx = ctx.to_wit();
     let mut out = Vec::with_capacity(n);
@@ -59,7 +60,7 @@ pub async fn phases(host: &Host, plugin: &Plugin, input: &str, n: usize) -> Vec<
 /// Calls `run` `n` times on one live instance; returns each call's time.
 pub async fn live_calls(host: &Host, plugin: &Plugin, input: &str, n: usize) -> Vec<Duration> {
     let rt = host.runtime();
-    let ctx = Context::direct(plugin.name());
+    let ctx = Arc::new(Context::direct(plugin.name()));
     let limits = Limits {
         fuel: u64::MAX / 2,
         timeout: Duration::from_secs(3600),

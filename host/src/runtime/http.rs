@@ -6,6 +6,8 @@ use std::sync::Arc;
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::runtime::Context;
+
 type ResponseFuture = Box<
     dyn Future<
             Output = Result<
@@ -21,14 +23,14 @@ type ResponseFuture = Box<
 /// The allow-list of one call.
 pub(crate) struct HttpPolicy {
     allowed: Arc<[String]>,
-    tag: String,
+    ctx: Arc<Context>,
 }
 
 impl HttpPolicy {
-    pub(crate) fn new(allowed: &[String], tag: String) -> Self {
+    pub(crate) fn new(allowed: &[String], ctx: Arc<Context>) -> Self {
         HttpPolicy {
             allowed: allowed.into(),
-            tag,
+            ctx,
         }
     }
 
@@ -56,7 +58,7 @@ impl WasiHttpHooks for HttpPolicy {
         let host = uri.host().unwrap_or_default().to_string();
         let port = uri.port_u16();
         if !self.allows(&host, port) {
-            tracing::warn!(target: "flowhost::sandbox", step = %self.tag, %uri,
+            tracing::warn!(target: "flowhost::sandbox", step = %self.ctx.step_id, %uri,
                 "denied outbound HTTP: host not in the step's `http` grant");
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
@@ -78,7 +80,7 @@ mod tests {
     fn allow_list_matches_host_and_port() {
         let p = HttpPolicy::new(
             &["api.example.com".into(), "127.0.0.1:8080".into()],
-            "t".into(),
+            Arc::new(Context::direct("t")),
         );
         assert!(p.allows("api.example.com", None));
         assert!(p.allows("API.example.com", Some(443)));

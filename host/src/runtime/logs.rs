@@ -38,8 +38,7 @@ const STDERR_TAIL_LINES: usize = 8;
 /// Where one call's guest output goes.
 pub(crate) struct LogSink {
     plugin: String,
-    step: String,
-    run: String,
+    ctx: Arc<super::Context>,
     state: Mutex<LogState>,
 }
 
@@ -54,21 +53,20 @@ struct LogState {
 macro_rules! guest_event {
     ($level:expr, $sink:expr, $stream:expr, $msg:expr) => {
         match $level {
-            Level::Trace => tracing::trace!(target: "flowhost::guest", plugin = %$sink.plugin, step = %$sink.step, run = %$sink.run, stream = $stream, "{}", $msg),
-            Level::Debug => tracing::debug!(target: "flowhost::guest", plugin = %$sink.plugin, step = %$sink.step, run = %$sink.run, stream = $stream, "{}", $msg),
-            Level::Info => tracing::info!(target: "flowhost::guest", plugin = %$sink.plugin, step = %$sink.step, run = %$sink.run, stream = $stream, "{}", $msg),
-            Level::Warn => tracing::warn!(target: "flowhost::guest", plugin = %$sink.plugin, step = %$sink.step, run = %$sink.run, stream = $stream, "{}", $msg),
-            Level::Error => tracing::error!(target: "flowhost::guest", plugin = %$sink.plugin, step = %$sink.step, run = %$sink.run, stream = $stream, "{}", $msg),
+            Level::Trace => tracing::trace!(target: "flowhost::guest", plugin = %$sink.plugin, step = %$sink.ctx.step_id, run = %$sink.ctx.run_id, stream = $stream, "{}", $msg),
+            Level::Debug => tracing::debug!(target: "flowhost::guest", plugin = %$sink.plugin, step = %$sink.ctx.step_id, run = %$sink.ctx.run_id, stream = $stream, "{}", $msg),
+            Level::Info => tracing::info!(target: "flowhost::guest", plugin = %$sink.plugin, step = %$sink.ctx.step_id, run = %$sink.ctx.run_id, stream = $stream, "{}", $msg),
+            Level::Warn => tracing::warn!(target: "flowhost::guest", plugin = %$sink.plugin, step = %$sink.ctx.step_id, run = %$sink.ctx.run_id, stream = $stream, "{}", $msg),
+            Level::Error => tracing::error!(target: "flowhost::guest", plugin = %$sink.plugin, step = %$sink.ctx.step_id, run = %$sink.ctx.run_id, stream = $stream, "{}", $msg),
         }
     };
 }
 
 impl LogSink {
-    pub(crate) fn new(plugin: &str, step: &str, run: &str, budget: u64) -> Self {
+    pub(crate) fn new(plugin: &str, ctx: &Arc<super::Context>, budget: u64) -> Self {
         LogSink {
             plugin: plugin.to_string(),
-            step: step.to_string(),
-            run: run.to_string(),
+            ctx: ctx.clone(),
             state: Mutex::new(LogState {
                 remaining: budget,
                 dropped: 0,
@@ -159,7 +157,7 @@ impl LogSink {
         let cost = message.len() as u64 + 1;
         if cost > state.remaining {
             if state.dropped == 0 {
-                tracing::warn!(target: "flowhost::guest", plugin = %self.plugin, step = %self.step, run = %self.run,
+                tracing::warn!(target: "flowhost::guest", plugin = %self.plugin, step = %self.ctx.step_id, run = %self.ctx.run_id,
                     "log limit reached; further output from this call is dropped");
             }
             state.remaining = 0;

@@ -39,7 +39,7 @@ use wasmtime_wasi_http::WasiHttpCtx;
 use crate::config::{Config, Grants, Limits};
 use crate::error::{CallError, Limit, StepError};
 use crate::plugin::Plugin;
-use events::{Event, EventSink};
+use events::EventSink;
 use state::StepState;
 
 /// What the host tells a step about a call (the WIT `context`).
@@ -161,7 +161,7 @@ impl<T> CallReport<T> {
 pub(crate) async fn call(
     rt: &Runtime,
     plugin: &Plugin,
-    ctx: &Context,
+    ctx: &Arc<Context>,
     input: &str,
     options: &CallOptions,
 ) -> CallReport<Box<RawValue>> {
@@ -198,7 +198,7 @@ pub(crate) async fn call(
 
 /// Runs `describe` of `plugin` under the host's default limits.
 pub(crate) async fn describe(rt: &Runtime, plugin: &Plugin) -> Result<Metadata, CallError> {
-    let ctx = Context::direct(plugin.name());
+    let ctx = Arc::new(Context::direct(plugin.name()));
     let options = CallOptions::default();
     let limits = &rt.config.limits;
     let mut store = new_store(rt, plugin, &ctx, limits, &options)?;
@@ -223,25 +223,21 @@ pub(crate) async fn describe(rt: &Runtime, plugin: &Plugin) -> Result<Metadata, 
     }
 }
 
+/// `ctx` is shared by everything that tags the call (logs, events, denials).
 pub(crate) fn new_store(
     rt: &Runtime,
     plugin: &Plugin,
-    ctx: &Context,
+    ctx: &Arc<Context>,
     limits: &Limits,
     options: &CallOptions,
 ) -> Result<Store<StepState>, CallError> {
-    let logs = Arc::new(logs::LogSink::new(
-        plugin.name(),
-        &ctx.step_id,
-        &ctx.run_id,
-        limits.max_log,
-    ));
-    let wasi = sandbox::wasi_ctx(&options.grants, &logs, &ctx.step_id)?;
+    let logs = Arc::new(logs::LogSink::new(plugin.name(), ctx, limits.max_log));
+    let wasi = sandbox::wasi_ctx(&options.grants, &logs, ctx)?;
     let state = StepState {
         table: ResourceTable::new(),
         wasi,
         http: WasiHttpCtx::new(),
-        http_policy: http::HttpPolicy::new(&options.grants.http, ctx.step_id.clone()),
+        http_policy: http::HttpPolicy::new(&options.grants.http, ctx.clone()),
         limiter: limiter::Limiter::new(
             limits.max_memory,
             limits.max_table_elements,
@@ -249,12 +245,7 @@ pub(crate) fn new_store(
         ),
         logs,
         events: options.events.clone(),
-        source: Event {
-            flow: ctx.flow.clone(),
-            run_id: ctx.run_id.clone(),
-            step_id: ctx.step_id.clone(),
-            ..Event::default()
-        },
+        ctx: ctx.clone(),
         deadline: Instant::now() + limits.timeout,
         _alive: Alive::new(&rt.alive),
     };

@@ -10,12 +10,13 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::config::{DirMode, Grants};
 use crate::error::CallError;
+use crate::runtime::Context;
 use crate::runtime::logs::{GuestStdio, LogSink, Stream};
 
 pub(crate) fn wasi_ctx(
     grants: &Grants,
     logs: &Arc<LogSink>,
-    tag: &str,
+    ctx: &Arc<Context>,
 ) -> Result<WasiCtx, CallError> {
     let mut b = WasiCtxBuilder::new();
     b.stdout(GuestStdio::new(logs.clone(), Stream::Stdout))
@@ -41,9 +42,9 @@ pub(crate) fn wasi_ctx(
     // TCP and UDP stay switched on so that every socket use reaches the
     // address check below, which refuses it and logs the attempt.
     b.allow_tcp(true).allow_udp(true);
-    let tag = tag.to_string();
+    let ctx = ctx.clone();
     b.socket_addr_check(move |addr, usage| {
-        tracing::warn!(target: "flowhost::sandbox", step = %tag, %addr, ?usage,
+        tracing::warn!(target: "flowhost::sandbox", step = %ctx.step_id, %addr, ?usage,
             "denied socket access: steps get no sockets (use an `http` grant for outbound HTTP)");
         Box::pin(async { false })
     });

@@ -7,6 +7,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::runtime::Context;
 use crate::runtime::bindings::flowhost::step::{host, types};
 use crate::runtime::events::{Event, EventSink};
 use crate::runtime::http::HttpPolicy;
@@ -22,7 +23,8 @@ pub(crate) struct StepState {
     pub(crate) limiter: Limiter,
     pub(crate) logs: Arc<LogSink>,
     pub(crate) events: Option<Arc<dyn EventSink>>,
-    pub(crate) source: Event,
+    /// Who is calling: the tags of emitted events.
+    pub(crate) ctx: Arc<Context>,
     pub(crate) deadline: Instant,
     pub(crate) _alive: crate::runtime::Alive,
 }
@@ -67,7 +69,9 @@ impl host::Host for StepState {
         let event = Event {
             topic,
             payload,
-            ..self.source.clone()
+            flow: self.ctx.flow.clone(),
+            run_id: self.ctx.run_id.clone(),
+            step_id: self.ctx.step_id.clone(),
         };
         match &self.events {
             Some(sink) => sink.emit(event),

@@ -1,6 +1,7 @@
 //! Plugin steps: the attempts (breaker, deadline, retries with backoff),
 //! fallbacks, and where each guest call runs.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -253,6 +254,7 @@ async fn call(
 ) -> CallReport<Box<RawValue>> {
     let host = ctx.exec.host.clone();
     let plugin = plugin.clone();
+    let call_ctx = Arc::new(call_ctx);
     let options = CallOptions {
         limits: Some(limits),
         ..options.clone()
