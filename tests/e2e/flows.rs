@@ -795,6 +795,12 @@ on_error:
     let events = events.0.lock().unwrap();
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].topic, "alerts");
+    // Tagged with who emitted them: the flow, its run, and the handler's plugin.
+    let tags: Vec<_> = events
+        .iter()
+        .map(|e| (e.flow.as_str(), e.run_id.len(), e.step_id.as_str()))
+        .collect();
+    assert_eq!(tags, [("oe2", 36, "emit"), ("oe3", 36, "emit")]);
     let first: Value = serde_json::from_str(&events[0].payload).unwrap();
     assert_eq!(first["step"], "charge");
     assert_eq!(first["kind"], "permanent");
