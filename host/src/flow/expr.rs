@@ -673,7 +673,7 @@ impl Template {
     }
 
     /// Whether an expression of the mapping reads the variable `name`.
-    pub fn reads(&self, name: &str) -> bool {
+    pub(crate) fn reads(&self, name: &str) -> bool {
         self.refs.vars.contains(name)
     }
 
