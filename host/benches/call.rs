@@ -142,7 +142,6 @@ async fn metering(dist: &Path) {
     ];
     let options = CallOptions {
         limits: Some(Limits {
-            fuel: u64::MAX / 2,
             timeout: Duration::from_secs(600),
             ..Limits::default()
         }),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Limits on one guest call. All of them are always enforced.
+/// Limits on one guest call, enforced on every call (fuel only when capped).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -16,9 +16,14 @@ pub struct Limits {
     /// Default: 10 s.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
-    /// Fuel, about one unit per guest instruction; a tight loop burns about
-    /// nine billion a second. Default: 10 billion (about a second of CPU).
-    pub fuel: u64,
+    /// A cap on fuel, about one unit per guest instruction (a tight loop
+    /// burns billions a second). Fuel is always metered, reported and used to
+    /// yield to tokio; `None` sets no cap, so the deadline bounds guest CPU
+    /// time. Set a cap to bound work independently of machine speed.
+    /// Default: `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+
     /// Linear memory, summed over all memories of the instance, in bytes.
     /// Default: 128 MiB.
     pub max_memory: u64,
@@ -39,7 +44,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             timeout: Duration::from_secs(10),
-            fuel: 10_000_000_000,
+            fuel: None,
             max_memory: 128 << 20,
             max_table_elements: 100_000,
             max_instances: 200,

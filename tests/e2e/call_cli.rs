@@ -1,5 +1,7 @@
 //! `flowhost call` and `flowhost inspect` as a user runs them.
 
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 
 use crate::support::{flowhost, run, wasm};
@@ -63,6 +65,22 @@ fn limits_are_named_in_their_words() {
             "{plugin}: {err}"
         );
     }
+}
+
+#[test]
+fn an_endless_loop_without_a_fuel_cap_runs_until_its_deadline() {
+    let started = Instant::now();
+    let (code, out, err) =
+        run(flowhost().args(["call", &path("hostile/busy-loop"), "--timeout", "1s"]));
+    let took = started.elapsed();
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("failed: deadline: the call ran past its deadline of 1s"),
+        "{err}"
+    );
+    assert!(took >= Duration::from_secs(1), "stopped early: {took:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::support::{call, limited};
 fn quick(timeout_ms: u64, fuel: u64) -> Limits {
     Limits {
         timeout: Duration::from_millis(timeout_ms),
-        fuel,
+        fuel: Some(fuel),
         ..Limits::default()
     }
 }

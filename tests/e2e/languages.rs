@@ -29,7 +29,7 @@ async fn call(name: &str, input: &str, config: &str, options: CallOptions) -> Ca
 fn quick(timeout_ms: u64, fuel: u64) -> Limits {
     Limits {
         timeout: Duration::from_millis(timeout_ms),
-        fuel,
+        fuel: Some(fuel),
         ..Limits::default()
     }
 }

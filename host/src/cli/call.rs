@@ -21,7 +21,8 @@ pub(crate) struct CallArgs {
     /// Deadline for the call.
     #[arg(long, value_parser = args::duration)]
     timeout: Option<Duration>,
-    /// Fuel for the call.
+    /// A cap on the call's fuel (about one unit per guest instruction);
+    /// without it only the deadline bounds CPU time.
     #[arg(long)]
     fuel: Option<u64>,
     /// Linear memory cap, for example 64MiB.
@@ -49,7 +50,7 @@ pub(crate) async fn run(args: CallArgs) -> Result<(), Failure> {
     let defaults = Limits::default();
     let limits = Limits {
         timeout: args.timeout.unwrap_or(defaults.timeout),
-        fuel: args.fuel.unwrap_or(defaults.fuel),
+        fuel: args.fuel.or(defaults.fuel),
         max_memory: args.max_memory.unwrap_or(defaults.max_memory),
         max_output: args.max_output.unwrap_or(defaults.max_output),
         ..defaults

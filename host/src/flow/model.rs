@@ -286,7 +286,7 @@ impl LimitOverrides {
     pub fn apply(&self, base: &Limits, timeout: Option<Duration>) -> Limits {
         let mut limits = base.clone();
         if let Some(fuel) = self.fuel {
-            limits.fuel = fuel;
+            limits.fuel = Some(fuel);
         }
         if let Some(mem) = self.max_memory {
             limits.max_memory = mem;

@@ -139,7 +139,7 @@ fn the_full_example_parses() {
     assert_eq!(p.limits.fuel, Some(100_000_000));
     assert_eq!(p.limits.max_memory, Some(64 << 20));
     let limits = p.limits.apply(&crate::Limits::default(), validate.timeout);
-    assert_eq!(limits.fuel, 100_000_000);
+    assert_eq!(limits.fuel, Some(100_000_000));
     assert_eq!(limits.max_memory, 64 << 20);
     assert_eq!(limits.timeout, Duration::from_millis(500));
     assert_eq!(limits.max_output, crate::Limits::default().max_output);

@@ -47,7 +47,10 @@ pub(super) fn trap(err: wasmtime::Error, limits: &Limits, logs: &LogSink) -> Cal
     match err.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => CallError::limit(
             Limit::Fuel,
-            format!("the call used all of its {} fuel", limits.fuel),
+            match limits.fuel {
+                Some(cap) => format!("the call used all of its {cap} fuel"),
+                None => "the call used all the fuel there is".into(),
+            },
         ),
         Some(Trap::Interrupt) => deadline(limits),
         Some(Trap::StackOverflow) => with_stderr("stack overflow".into(), backtrace, logs),

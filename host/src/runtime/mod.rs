@@ -2,12 +2,14 @@
 //!
 //! Every call gets a fresh instance (from the plugin's pre-instantiated
 //! component and the pooling allocator) in a fresh store, so nothing leaks
-//! between calls. The call is async and bounded four ways:
-//! - fuel, with a yield to tokio every `fuel_yield_interval` units;
-//! - a deadline, enforced by epoch interruption for guest code and by a tokio
-//!   timeout for guest waits (a WASI sleep or poll), both mapped to `deadline`;
-//! - a memory and table cap ([`limiter`]);
-//! - output and log-volume caps.
+//! between calls. The call is async and bounded:
+//! - by a deadline, enforced by epoch interruption for guest code and by a
+//!   tokio timeout for guest waits (a WASI sleep or poll), both mapped to
+//!   `deadline`; it bounds CPU time too, unless a fuel cap is lower;
+//! - by fuel when the limits cap it; fuel is always counted (reported, and a
+//!   yield to tokio every `fuel_yield_interval` units);
+//! - by a memory and table cap ([`limiter`]);
+//! - by output and log-volume caps.
 //!
 //! The output is checked to be JSON here, where the contract is crossed, so
 //! every caller (a direct call, a flow, the server) gets JSON or the step's
@@ -181,7 +183,7 @@ pub(crate) async fn call(
         tokio::time::timeout_at(deadline.into(), run).await
     };
     let fuel_used = match store.get_fuel() {
-        Ok(left) => limits.fuel.saturating_sub(left),
+        Ok(left) => fuel_budget(limits).saturating_sub(left),
         Err(_) => 0,
     };
     let logs = store.data().logs.clone();
@@ -223,6 +225,12 @@ pub(crate) async fn describe(rt: &Runtime, plugin: &Plugin) -> Result<Metadata, 
     }
 }
 
+/// The fuel a call starts with: its cap, or all there is when uncapped
+/// (fuel is still counted, for the report and for yields to tokio).
+fn fuel_budget(limits: &Limits) -> u64 {
+    limits.fuel.unwrap_or(u64::MAX)
+}
+
 /// `ctx` is shared by everything that tags the call (logs, events, denials).
 pub(crate) fn new_store(
     rt: &Runtime,
@@ -258,7 +266,7 @@ pub(crate) fn new_store(
     store.set_hostcall_fuel(usize::try_from(transfer).unwrap_or(usize::MAX));
     let host = |e: wasmtime::Error| CallError::Host(format!("{e:#}"));
     if config.metering.fuel {
-        store.set_fuel(limits.fuel).map_err(host)?;
+        store.set_fuel(fuel_budget(limits)).map_err(host)?;
         store
             .fuel_async_yield_interval(Some(config.fuel_yield_interval))
             .map_err(host)?;

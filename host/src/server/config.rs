@@ -17,7 +17,7 @@ use crate::config::Limits;
 ///
 /// [limits]          # default limits of every guest call
 /// timeout = "10s"
-/// fuel = 10000000000
+/// # fuel = 10000000000  (a cap; none unless set)
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -96,8 +96,10 @@ mod tests {
                 .unwrap();
         assert_eq!(
             (c.workers, c.drain_timeout, c.limits.fuel),
-            (2, Duration::from_secs(2), 5)
+            (2, Duration::from_secs(2), Some(5))
         );
+        let none = ServerConfig::from_toml("[limits]\ntimeout = \"1s\"\n").unwrap();
+        assert_eq!(none.limits.fuel, None, "no fuel cap unless one is set");
         let e = ServerConfig::from_toml("wrokers = 2").unwrap_err();
         assert!(e.contains("wrokers"), "{e}");
     }
