@@ -3,10 +3,15 @@
 //! Every default is documented here, in one place, and every one can be
 //! overridden: host-wide through `Config`, per call through `Limits`/`Grants`.
 
+mod http_grant;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+pub(crate) use http_grant::canonical_host;
+pub use http_grant::{HttpGrant, HttpGrantError};
 
 /// Limits on one guest call, enforced on every call (fuel only when capped).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,8 +67,8 @@ pub struct Grants {
     pub dirs: Vec<DirGrant>,
     /// Names of host environment variables the guest may read.
     pub env: Vec<String>,
-    /// Hosts (`name` or `name:port`) the guest may reach with outbound HTTP.
-    pub http: Vec<String>,
+    /// Hosts the guest may reach with outbound HTTP.
+    pub http: Vec<HttpGrant>,
 }
 
 /// A host directory mounted at a guest path.

@@ -56,7 +56,7 @@ pub use cache::{
 };
 #[doc(hidden)]
 pub use config::Metering;
-pub use config::{Config, DirGrant, DirMode, Grants, Limits};
+pub use config::{Config, DirGrant, DirMode, Grants, HttpGrant, HttpGrantError, Limits};
 pub use error::{
     CallError, ErrorClass, ErrorKind, Limit, LoadError, LoadErrorReason, SetupError, StepError,
 };

@@ -1,12 +1,13 @@
 //! Capabilities are denied by default and granted exactly as given.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
 
 use flowhost::{CallOptions, DirGrant, DirMode, ErrorKind, Grants};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{call, flowhost, run, wasm};
+use crate::support::{call, dist, flowhost, run, run_flow, wasm};
 
 fn mount(dir: &std::path::Path, mode: DirMode) -> CallOptions {
     CallOptions {
@@ -113,73 +114,205 @@ fn no_env_grant_means_no_env() {
     );
 }
 
-/// A one-shot HTTP server on loopback; returns its address and a handle
-/// that reports whether any connection arrived.
-fn http_server() -> (String, std::thread::JoinHandle<bool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    listener.set_nonblocking(true).unwrap();
-    let handle = std::thread::spawn(move || {
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while std::time::Instant::now() < until {
-            if let Ok((mut s, _)) = listener.accept() {
-                s.set_nonblocking(false).unwrap();
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf);
-                let _ = s.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                );
-                return true;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+/// A one-request HTTP server on `ip`: answers `200 ok` and hands back the
+/// request head it received.
+async fn http_server(ip: &str) -> (SocketAddr, tokio::task::JoinHandle<String>) {
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let head = tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = conn.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the connection closed mid-head");
+            head.extend_from_slice(&buf[..n]);
         }
-        false
+        conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+            .await
+            .unwrap();
+        String::from_utf8(head).unwrap()
     });
-    (addr, handle)
+    (addr, head)
 }
 
-#[tokio::test]
-async fn allowed_http_host_is_reachable() {
-    let (addr, server) = http_server();
-    let config = json!({"url": format!("http://{addr}/")}).to_string();
-    let options = CallOptions {
+fn http_grant(grants: &[&str]) -> CallOptions {
+    CallOptions {
         grants: Grants {
-            http: vec![addr.clone()],
+            http: grants.iter().map(|g| g.parse().unwrap()).collect(),
             ..Grants::default()
         },
         ..CallOptions::default()
-    };
+    }
+}
+
+/// The values of header `name` in a request head.
+fn header<'h>(head: &'h str, name: &str) -> Vec<&'h str> {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+/// GETs `url` with the http-get step; returns the request head the server saw.
+async fn get(url: String, options: CallOptions, server: tokio::task::JoinHandle<String>) -> String {
+    let config = json!({ "url": url }).to_string();
     let out = call("testing/http-get", "{}", &config, options)
         .await
         .result
-        .unwrap();
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["status"], 200);
-    assert!(server.join().unwrap());
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server got no request")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn allowed_http_host_is_reached_with_its_host_header() {
+    let (addr, server) = http_server("127.0.0.1").await;
+    let head = get(
+        format!("http://{addr}/orders?id=7"),
+        http_grant(&[&addr.to_string()]),
+        server,
+    )
+    .await;
+    assert!(head.starts_with("GET /orders?id=7 HTTP/1.1\r\n"), "{head}");
+    assert_eq!(header(&head, "host"), [addr.to_string()], "{head}");
+}
+
+#[tokio::test]
+async fn host_names_and_ipv6_addresses_are_granted_and_sent_as_host() {
+    // A name grant without a port allows any port; the URL's case does not matter.
+    let (addr, server) = http_server("127.0.0.1").await;
+    let port = addr.port();
+    let head = get(
+        format!("http://LocalHost:{port}/"),
+        http_grant(&["localhost"]),
+        server,
+    )
+    .await;
+    assert_eq!(
+        header(&head, "host"),
+        [format!("LocalHost:{port}")],
+        "{head}"
+    );
+
+    let (addr, server) = http_server("::1").await;
+    let port = addr.port();
+    let head = get(
+        format!("http://[::1]:{port}/"),
+        http_grant(&[&format!("[0:0::1]:{port}")]),
+        server,
+    )
+    .await;
+    assert_eq!(header(&head, "host"), [format!("[::1]:{port}")], "{head}");
+}
+
+#[tokio::test]
+async fn a_flow_step_reaches_the_host_its_allow_names() {
+    let (addr, server) = http_server("127.0.0.1").await;
+    let yaml = format!(
+        "flow: fetch\nsteps:\n  - id: get\n    plugin: http-get\n    config: {{url: \"http://{addr}/from-flow\"}}\n    allow: {{http: [\"{addr}\"]}}\n"
+    );
+    let record = run_flow(&yaml, json!({})).await;
+    assert_eq!(record.output_value().unwrap(), json!({"status": 200}));
+    let head = server.await.unwrap();
+    assert!(head.starts_with("GET /from-flow "), "{head}");
+    assert_eq!(header(&head, "host"), [addr.to_string()], "{head}");
 }
 
 #[tokio::test]
 async fn other_http_hosts_are_denied() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let config = json!({"url": format!("http://{addr}/")}).to_string();
-    let options = CallOptions {
-        grants: Grants {
-            http: vec!["api.example.com".into()],
-            ..Grants::default()
-        },
-        ..CallOptions::default()
-    };
-    let err = call("testing/http-get", "{}", &config, options)
-        .await
-        .result
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
-    assert!(err.message().to_lowercase().contains("denied"), "{err}");
+    let addr = listener.local_addr().unwrap();
+    // The right host on another port, another host, and the right port elsewhere.
+    let grants = [
+        format!("127.0.0.1:{}", addr.port() + 1),
+        "api.example.com".to_string(),
+        format!("localhost.example:{}", addr.port()),
+    ];
+    for grant in grants {
+        let config = json!({"url": format!("http://{addr}/")}).to_string();
+        let err = call("testing/http-get", "{}", &config, http_grant(&[&grant]))
+            .await
+            .result
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Transient, "{grant}: {err}");
+        assert!(
+            err.message().to_lowercase().contains("denied"),
+            "{grant}: {err}"
+        );
+    }
     assert!(
         listener.accept().is_err(),
         "a connection reached the listener"
     );
+}
+
+#[test]
+fn an_http_grant_that_could_never_match_is_a_usage_error() {
+    let cases = [
+        (
+            "http://api.example.com",
+            "it has a scheme; a grant names only a host and an optional port: `api.example.com`",
+        ),
+        ("api.example.com/v1", "it has a path"),
+        (
+            "api.example.com:70000",
+            "the port `70000` is not a number from 1 to 65535",
+        ),
+        ("::1", "an IPv6 address goes in brackets"),
+    ];
+    for (grant, why) in cases {
+        let (code, out, err) = run(flowhost().args([
+            "call",
+            wasm("testing/http-get").to_str().unwrap(),
+            "--allow-http",
+            grant,
+        ]));
+        assert_eq!(code, 2, "{grant}: {err}");
+        assert!(out.is_empty(), "{out}");
+        assert!(err.contains("--allow-http"), "names the flag: {err}");
+        assert!(
+            err.contains(&format!("invalid HTTP grant `{grant}`: {why}")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_flow_with_an_http_grant_that_could_never_match_does_not_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("fetch.yaml");
+    std::fs::write(
+        &flow,
+        "flow: fetch\nsteps:\n  - id: get\n    plugin: http-get\n    allow:\n      http:\n        - api.example.com\n        - http://api.example.com\n        - \"api.example.com:0\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(flowhost().args([
+        "check",
+        flow.to_str().unwrap(),
+        "--plugins",
+        dist().to_str().unwrap(),
+    ]));
+    assert_eq!(code, 2, "{err}");
+    let file = flow.display();
+    assert!(
+        err.contains(&format!(
+            "{file}:8:11: invalid HTTP grant `http://api.example.com`: it has a scheme"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{file}:9:11: invalid HTTP grant `api.example.com:0`: the port `0`"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains(":7:"), "a valid grant is no error: {err}");
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use flowhost::{CallError, CallOptions, Context, DirGrant, Grants, Host, Limits};
+use flowhost::{CallError, CallOptions, Context, DirGrant, Grants, Host, HttpGrant, Limits};
 
 use super::{Failure, args};
 
@@ -37,9 +37,10 @@ pub(crate) struct CallArgs {
     /// Let the step read this host environment variable.
     #[arg(long)]
     allow_env: Vec<String>,
-    /// Let the step make outbound HTTP requests to this host (`name` or `name:port`).
+    /// Let the step make outbound HTTP requests to this host: `name`,
+    /// `name:port`, an IPv4 address or an IPv6 one in brackets (`[::1]:8080`).
     #[arg(long)]
-    allow_http: Vec<String>,
+    allow_http: Vec<HttpGrant>,
     #[command(flatten)]
     cache: super::cache::CacheFlags,
 }

@@ -135,7 +135,7 @@ fn the_full_example_parses() {
     assert_eq!(p.grants.dirs[0].guest.as_deref(), Some("/data"));
     assert_eq!(p.grants.dirs[0].mode, crate::DirMode::Ro);
     assert_eq!(p.grants.env, ["TZ"]);
-    assert_eq!(p.grants.http, ["api.example.com"]);
+    assert_eq!(p.grants.http, ["api.example.com".parse().unwrap()]);
     assert_eq!(p.limits.fuel, Some(100_000_000));
     assert_eq!(p.limits.max_memory, Some(64 << 20));
     let limits = p.limits.apply(&crate::Limits::default(), validate.timeout);

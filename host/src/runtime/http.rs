@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
+use http::Uri;
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::config::{HttpGrant, canonical_host};
 use crate::runtime::Context;
 
 type ResponseFuture = Box<
@@ -22,28 +24,31 @@ type ResponseFuture = Box<
 
 /// The allow-list of one call.
 pub(crate) struct HttpPolicy {
-    allowed: Arc<[String]>,
+    allowed: Vec<HttpGrant>,
     ctx: Arc<Context>,
 }
 
 impl HttpPolicy {
-    pub(crate) fn new(allowed: &[String], ctx: Arc<Context>) -> Self {
+    pub(crate) fn new(allowed: &[HttpGrant], ctx: Arc<Context>) -> Self {
         HttpPolicy {
-            allowed: allowed.into(),
+            allowed: allowed.to_vec(),
             ctx,
         }
     }
 
-    /// Whether `host` (and `port`) match an entry: `name` allows any port, `name:port` one.
-    fn allows(&self, host: &str, port: Option<u16>) -> bool {
-        self.allowed
-            .iter()
-            .any(|entry| match entry.rsplit_once(':') {
-                Some((name, p)) if p.parse::<u16>().is_ok() => {
-                    name.eq_ignore_ascii_case(host) && p.parse::<u16>().ok() == port
-                }
-                _ => entry.eq_ignore_ascii_case(host),
-            })
+    /// Whether a grant allows `uri`. A URI without a port goes to its
+    /// scheme's default port, so `name:443` allows `https://name/`.
+    fn allows(&self, uri: &Uri) -> bool {
+        let Some(host) = uri.host() else {
+            return false;
+        };
+        let host = canonical_host(host);
+        let port = uri.port_u16().or(match uri.scheme_str() {
+            Some("http") => Some(80),
+            Some("https") => Some(443),
+            _ => None,
+        });
+        self.allowed.iter().any(|g| g.allows(&host, port))
     }
 }
 
@@ -55,9 +60,7 @@ impl WasiHttpHooks for HttpPolicy {
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> ResponseFuture {
         let uri = request.uri();
-        let host = uri.host().unwrap_or_default().to_string();
-        let port = uri.port_u16();
-        if !self.allows(&host, port) {
+        if !self.allows(uri) {
             tracing::warn!(target: "flowhost::sandbox", step = %self.ctx.step_id, %uri,
                 "denied outbound HTTP: host not in the step's `http` grant");
             return Box::new(async { Err(Error::HttpRequestDenied) });
@@ -78,14 +81,29 @@ mod tests {
 
     #[test]
     fn allow_list_matches_host_and_port() {
-        let p = HttpPolicy::new(
-            &["api.example.com".into(), "127.0.0.1:8080".into()],
-            Arc::new(Context::direct("t")),
+        let grants: Vec<HttpGrant> = [
+            "API.example.com",
+            "127.0.0.1:8080",
+            "[::1]:443",
+            "tls.example.com:443",
+        ]
+        .iter()
+        .map(|g| g.parse().unwrap())
+        .collect();
+        let p = HttpPolicy::new(&grants, Arc::new(Context::direct("t")));
+        let allows = |uri: &str| p.allows(&uri.parse().unwrap());
+        assert!(allows("http://api.example.com/v1"));
+        assert!(allows("https://Api.Example.com:8443/"));
+        assert!(allows("http://127.0.0.1:8080/"));
+        assert!(!allows("http://127.0.0.1:8081/"));
+        assert!(!allows("http://127.0.0.1/"), "port 80, not 8080");
+        assert!(
+            allows("https://[0:0::1]/"),
+            "IPv6 compares by value, 443 by default"
         );
-        assert!(p.allows("api.example.com", None));
-        assert!(p.allows("API.example.com", Some(443)));
-        assert!(p.allows("127.0.0.1", Some(8080)));
-        assert!(!p.allows("127.0.0.1", Some(8081)));
-        assert!(!p.allows("evil.example.com", None));
+        assert!(allows("https://tls.example.com/"));
+        assert!(!allows("http://tls.example.com/"), "port 80, not 443");
+        assert!(!allows("http://evil.example.com/"));
+        assert!(!allows("http://api.example.com.evil.com/"));
     }
 }

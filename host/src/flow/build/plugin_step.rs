@@ -7,7 +7,7 @@ use crate::flow::model::{
     CircuitBreaker, Jitter, LimitOverrides, PluginStep, RETRY_KINDS, RetryPolicy,
 };
 use crate::flow::yaml::{Kind, Node};
-use crate::{DirGrant, DirMode, Grants};
+use crate::{DirGrant, DirMode, Grants, HttpGrant};
 
 const RETRY_FIELDS: &[&str] = &[
     "max_attempts",
@@ -189,7 +189,16 @@ impl Cx<'_> {
             grants.env = self.strings(n, "env");
         }
         if let Some(n) = f.get("http") {
-            grants.http = self.strings(n, "http");
+            // Checked here, so a grant that could never match is a load error.
+            for item in self.list(n, "http").unwrap_or_default() {
+                let Some(text) = self.string(item, "http") else {
+                    continue;
+                };
+                match text.parse::<HttpGrant>() {
+                    Ok(grant) => grants.http.push(grant),
+                    Err(e) => self.err(item.pos, e.to_string()),
+                }
+            }
         }
         Some(grants)
     }
