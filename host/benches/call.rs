@@ -1,6 +1,8 @@
 //! Per-call overhead, metering cost and compile time.
 //!
-//! Run with `cargo bench -p flowhost --bench call` (plugins are built first).
+//! Run with `cargo bench -p flowhost --features bench-internals --bench call`
+//! (plugins are built first); the feature opens the unmetered host and the
+//! live-instance probe that the baselines need.
 //! Every figure is printed beside a baseline measured in the same run: a
 //! native Rust function, a host without metering, a live instance.
 

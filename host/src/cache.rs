@@ -473,4 +473,21 @@ mod tests {
             Err("checksum mismatch (corrupt)")
         );
     }
+
+    /// Code compiled by an engine with other settings (here, no fuel
+    /// counting) never loads: it lives under another key.
+    #[test]
+    fn another_engine_configuration_misses() {
+        let engine = |fuel: bool| Engine::new(wasmtime::Config::new().consume_fuel(fuel)).unwrap();
+        let (metered, plain) = (engine(true), engine(false));
+        let tmp = tempfile::tempdir().unwrap();
+        let one = CompileCache::open(tmp.path(), DEFAULT_CACHE_LIMIT, &metered).unwrap();
+        let other = CompileCache::open(tmp.path(), DEFAULT_CACHE_LIMIT, &plain).unwrap();
+        let component = Component::new(&metered, "(component)").unwrap();
+        one.put(&one.key(b"content"), &component);
+        assert!(one.get(&metered, &one.key(b"content")).is_some());
+        assert!(other.get(&plain, &other.key(b"content")).is_none());
+        assert_eq!(other.stats().misses, 1);
+        assert_eq!(other.stats().discarded, 0);
+    }
 }

@@ -28,7 +28,6 @@ pub struct Limits {
     /// Default: `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fuel: Option<u64>,
-
     /// Linear memory, summed over all memories of the instance, in bytes.
     /// Default: 128 MiB.
     pub max_memory: u64,
@@ -120,12 +119,15 @@ pub struct Config {
     pub(crate) max_memory_size: u64,
     pub(crate) epoch_tick: Duration,
     pub(crate) fuel_yield_interval: u64,
+    #[cfg(feature = "bench-internals")]
     pub(crate) metering: Metering,
     pub(crate) cache_dir: Option<PathBuf>,
     pub(crate) cache_limit: u64,
 }
 
-/// Which metering is compiled in. Both are always on outside benchmarks.
+/// Which metering is compiled in. Only benchmarks (the `bench-internals`
+/// feature) can turn either off; every other build always has both.
+#[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Metering {
@@ -143,6 +145,7 @@ impl Default for Config {
             max_memory_size: 4 << 30,
             epoch_tick: Duration::from_millis(10),
             fuel_yield_interval: 250_000,
+            #[cfg(feature = "bench-internals")]
             metering: Metering {
                 fuel: true,
                 epochs: true,
@@ -195,10 +198,27 @@ impl Config {
 
     /// Benchmarks only: turn fuel or epoch metering off, to measure what it
     /// costs. A host without them cannot bound CPU or deadlines for guest code.
+    #[cfg(feature = "bench-internals")]
     #[doc(hidden)]
     pub fn benchmark_only_metering(mut self, metering: Metering) -> Self {
         self.metering = metering;
         self
+    }
+
+    /// Whether the engine counts fuel: always, outside benchmarks.
+    pub(crate) fn meters_fuel(&self) -> bool {
+        #[cfg(feature = "bench-internals")]
+        return self.metering.fuel;
+        #[cfg(not(feature = "bench-internals"))]
+        true
+    }
+
+    /// Whether the engine interrupts on epochs: always, outside benchmarks.
+    pub(crate) fn meters_epochs(&self) -> bool {
+        #[cfg(feature = "bench-internals")]
+        return self.metering.epochs;
+        #[cfg(not(feature = "bench-internals"))]
+        true
     }
 
     /// Fuel between yields to tokio, so CPU-bound guests share worker threads.

@@ -38,8 +38,8 @@ pub(crate) fn build_engine(config: &Config) -> Result<Engine, SetupError> {
         .table_keep_resident(1 << 16);
 
     let mut wasm = wasmtime::Config::new();
-    wasm.consume_fuel(config.metering.fuel)
-        .epoch_interruption(config.metering.epochs)
+    wasm.consume_fuel(config.meters_fuel())
+        .epoch_interruption(config.meters_epochs())
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&wasm).map_err(|e| SetupError(format!("{e:#}")))
 }

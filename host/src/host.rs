@@ -132,6 +132,7 @@ impl Host {
         runtime::call(&self.inner.runtime, plugin, ctx, input, options).await
     }
 
+    #[cfg(feature = "bench-internals")]
     pub(crate) fn runtime(&self) -> &Runtime {
         &self.inner.runtime
     }

@@ -54,6 +54,7 @@ pub use cache::{
     CacheError, CacheInfo, CacheStats, DEFAULT_CACHE_LIMIT, cache_clear, cache_info,
     default_cache_dir, prepare_cache_dir,
 };
+#[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub use config::Metering;
 pub use config::{Config, DirGrant, DirMode, Grants, HttpGrant, HttpGrantError, Limits};
@@ -68,6 +69,7 @@ pub use live::{
 };
 pub use plugin::{Plugin, plugin_name};
 pub use registry::{PluginSet, load_plugins, scan_dir};
+#[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub use runtime::bench;
 pub use runtime::events::{Event, EventSink};

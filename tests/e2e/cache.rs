@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use flowhost::{Config, Context, Host, Metering};
+use flowhost::{Config, Context, Host};
 
 use crate::support::{cached_host, flowhost, run, wasm};
 
@@ -84,27 +84,6 @@ async fn corrupt_truncated_and_foreign_entries_are_recompiled() {
         assert!(echo_works(&again).await.cached(), "{case}");
         assert_eq!(again.compile_count(), 0, "{case}");
     }
-}
-
-#[tokio::test]
-async fn another_engine_configuration_misses() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("cache");
-    echo_works(&cached_host(&dir)).await;
-
-    let config = Config::default()
-        .cache(Some(dir.clone()))
-        .benchmark_only_metering(Metering {
-            fuel: false,
-            epochs: true,
-        });
-    let other = Host::new(config).unwrap();
-    let p = other.load(wasm("testing/echo")).await.unwrap();
-    assert!(!p.cached());
-    assert_eq!(other.compile_count(), 1);
-    let stats = other.cache_stats().unwrap();
-    assert_eq!((stats.hits, stats.misses, stats.discarded), (0, 1, 0));
-    assert_eq!(entries(&dir).len(), 2, "one entry per engine configuration");
 }
 
 #[tokio::test]

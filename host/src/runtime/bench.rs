@@ -1,5 +1,6 @@
 //! Benchmark probes: where the time of a fresh-instance call goes, and a call
-//! into an already-live instance for comparison. Not part of the stable API.
+//! into an already-live instance for comparison. Only in builds with the
+//! `bench-internals` feature; not part of the API.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -17,6 +17,7 @@
 //!
 //! This module knows nothing of flows: it runs one call of one plugin.
 
+#[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod bench;
 pub(crate) mod bindings;
@@ -265,13 +266,13 @@ pub(crate) fn new_store(
     let transfer = limits.max_output.saturating_add(64 << 10);
     store.set_hostcall_fuel(usize::try_from(transfer).unwrap_or(usize::MAX));
     let host = |e: wasmtime::Error| CallError::Host(format!("{e:#}"));
-    if config.metering.fuel {
+    if config.meters_fuel() {
         store.set_fuel(fuel_budget(limits)).map_err(host)?;
         store
             .fuel_async_yield_interval(Some(config.fuel_yield_interval))
             .map_err(host)?;
     }
-    if config.metering.epochs {
+    if config.meters_epochs() {
         // Check the deadline on every epoch tick, yielding to tokio in between.
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|cx| {
