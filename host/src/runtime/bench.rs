@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::config::Limits;
 use crate::host::Host;
 use crate::plugin::Plugin;
-use crate::runtime::{CallOptions, Context, new_store};
+use crate::runtime::{CallOptions, Context, new_store, run_bounded};
 
 /// Time of each phase of one fresh-instance call.
 #[derive(Debug, Clone, Copy, Default)]
@@ -27,23 +27,21 @@ pub struct Phases {
 pub async fn phases(host: &Host, plugin: &Plugin, input: &str, n: usize) -> Vec<Phases> {
     let rt = host.runtime();
     let ctx = Arc::new(Context::direct(plugin.name()));
+    let limits = &rt.config.limits;
     let options = CallOptions::default();
     let wit_ctx = ctx.to_wit();
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let t0 = Instant::now();
-        let mut store = new_store(rt, plugin, &ctx, &rt.config.limits, &options).expect("store");
+        let mut store = new_store(rt, plugin, &ctx, limits, &options).expect("store");
         let t1 = Instant::now();
-        let step = plugin
-            .pre()
-            .instantiate_async(&mut store)
-            .await
-            .expect("instantiate");
-        let t2 = Instant::now();
-        let r = step
-            .call_run(&mut store, &wit_ctx, input)
-            .await
-            .expect("call");
+        let mut t2 = t1;
+        let r = run_bounded(&mut store, plugin, limits, async |store, step| {
+            t2 = Instant::now();
+            step.call_run(store, &wit_ctx, input).await
+        })
+        .await
+        .expect("call");
         assert!(r.is_ok());
         let t3 = Instant::now();
         drop(store);
@@ -67,23 +65,18 @@ pub async fn live_calls(host: &Host, plugin: &Plugin, input: &str, n: usize) -> 
         timeout: Duration::from_secs(3600),
         ..rt.config.limits.clone()
     };
-    let options = CallOptions::default();
-    let mut store = new_store(rt, plugin, &ctx, &limits, &options).expect("store");
-    let step = plugin
-        .pre()
-        .instantiate_async(&mut store)
-        .await
-        .expect("instantiate");
+    let mut store = new_store(rt, plugin, &ctx, &limits, &CallOptions::default()).expect("store");
     let wit_ctx = ctx.to_wit();
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        let r = step
-            .call_run(&mut store, &wit_ctx, input)
-            .await
-            .expect("call");
-        assert!(r.is_ok());
-        out.push(t.elapsed());
-    }
-    out
+    run_bounded(&mut store, plugin, &limits, async |store, step| {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            let r = step.call_run(&mut *store, &wit_ctx, input).await?;
+            assert!(r.is_ok());
+            out.push(t.elapsed());
+        }
+        Ok(out)
+    })
+    .await
+    .expect("calls")
 }

@@ -42,6 +42,7 @@ use wasmtime_wasi_http::WasiHttpCtx;
 use crate::config::{Config, Grants, Limits};
 use crate::error::{CallError, Limit, StepError};
 use crate::plugin::Plugin;
+use bindings::Step;
 use events::EventSink;
 use state::StepState;
 
@@ -175,54 +176,61 @@ pub(crate) async fn call(
         Err(e) => return report(Err(e), (0, 0), started, 0),
     };
     let wit_ctx = ctx.to_wit();
-    let deadline = store.data().deadline;
-    let outcome = {
-        let run = async {
-            let step = plugin.pre().instantiate_async(&mut store).await?;
-            step.call_run(&mut store, &wit_ctx, input).await
-        };
-        tokio::time::timeout_at(deadline.into(), run).await
+    let returned = run_bounded(&mut store, plugin, limits, async |store, step| {
+        step.call_run(store, &wit_ctx, input).await
+    })
+    .await;
+    let result = match returned {
+        Err(e) => Err(e),
+        Ok(Err(step_error)) => Err(CallError::Step(step_error.into())),
+        Ok(Ok(output)) => check_output(output, limits),
     };
     let fuel_used = match store.get_fuel() {
         Ok(left) => fuel_budget(limits).saturating_sub(left),
         Err(_) => 0,
     };
-    let logs = store.data().logs.clone();
     let peak_memory = store.data().limiter.peak();
-    let result = match outcome {
-        Err(_elapsed) => Err(classify::deadline(limits)),
-        Ok(Err(trap)) => Err(classify::trap(trap, limits, &logs)),
-        Ok(Ok(Err(step_error))) => Err(CallError::Step(step_error.into())),
-        Ok(Ok(Ok(output))) => check_output(output, limits),
-    };
-    let dropped = logs.finish();
+    let dropped = store.data().logs.finish();
     report(result, (fuel_used, peak_memory), started, dropped)
 }
 
 /// Runs `describe` of `plugin` under the host's default limits.
 pub(crate) async fn describe(rt: &Runtime, plugin: &Plugin) -> Result<Metadata, CallError> {
     let ctx = Arc::new(Context::direct(plugin.name()));
-    let options = CallOptions::default();
     let limits = &rt.config.limits;
-    let mut store = new_store(rt, plugin, &ctx, limits, &options)?;
+    let mut store = new_store(rt, plugin, &ctx, limits, &CallOptions::default())?;
+    let returned = run_bounded(&mut store, plugin, limits, async |store, step| {
+        step.call_describe(store).await
+    })
+    .await;
+    store.data().logs.finish();
+    returned.map(|m| Metadata {
+        name: m.name,
+        version: m.version,
+        description: m.description,
+    })
+}
+
+/// Instantiates `plugin` in `store` and runs `export` on the instance, both
+/// under the store's deadline, and classifies what wasmtime reports. Every
+/// guest call goes through here.
+pub(crate) async fn run_bounded<T>(
+    store: &mut Store<StepState>,
+    plugin: &Plugin,
+    limits: &Limits,
+    export: impl AsyncFnOnce(&mut Store<StepState>, &Step) -> wasmtime::Result<T>,
+) -> Result<T, CallError> {
     let deadline = store.data().deadline;
-    let outcome = {
-        let run = async {
-            let step = plugin.pre().instantiate_async(&mut store).await?;
-            step.call_describe(&mut store).await
-        };
-        tokio::time::timeout_at(deadline.into(), run).await
+    let run = async {
+        let step = plugin.pre().instantiate_async(&mut *store).await?;
+        export(&mut *store, &step).await
     };
-    let logs = store.data().logs.clone();
-    logs.finish();
-    match outcome {
-        Err(_) => Err(classify::deadline(limits)),
-        Ok(Err(trap)) => Err(classify::trap(trap, limits, &logs)),
-        Ok(Ok(m)) => Ok(Metadata {
-            name: m.name,
-            version: m.version,
-            description: m.description,
-        }),
+    // Epoch interruption stops guest code at the deadline; this timeout stops
+    // guest waits (a WASI sleep or poll), which run no guest code.
+    match tokio::time::timeout_at(deadline.into(), run).await {
+        Err(_elapsed) => Err(classify::deadline(limits)),
+        Ok(Err(trap)) => Err(classify::trap(trap, limits, &store.data().logs)),
+        Ok(Ok(value)) => Ok(value),
     }
 }
 
