@@ -14,6 +14,7 @@ mod grants;
 mod hostile;
 mod languages;
 mod malformed;
+mod newcomer;
 mod reload;
 mod run_cli;
 mod server;

@@ -3,7 +3,8 @@
 //! The templates are the files under `plugins/templates/<lang>/`, embedded at
 //! build time; `{{name}}` (and for Rust `{{crate}}`, `{{sdk_path}}`) are
 //! substituted. Every project gets a copy of `wit/step.wit`, a `build.sh`
-//! writing `NAME.wasm`, a `step.toml` and a README.
+//! writing `NAME.wasm` (installing the language's toolchain into the project
+//! when it is missing), a `step.toml`, a README and a `.gitignore`.
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,34 @@ enum Lang {
     C,
 }
 
+impl Lang {
+    fn title(self) -> &'static str {
+        match self {
+            Lang::Rust => "Rust",
+            Lang::Js => "JavaScript",
+            Lang::Python => "Python",
+            Lang::C => "C",
+        }
+    }
+
+    /// An input the template's step accepts.
+    fn sample_input(self) -> &'static str {
+        match self {
+            Lang::C => r#"{"id":7}"#,
+            _ => r#"{"name":"Ada"}"#,
+        }
+    }
+
+    fn files(self) -> &'static [File] {
+        match self {
+            Lang::Rust => RUST,
+            Lang::Js => JS,
+            Lang::Python => PYTHON,
+            Lang::C => C,
+        }
+    }
+}
+
 /// A template file: its path in the project and its text.
 type File = (&'static str, &'static str);
 
@@ -59,6 +88,7 @@ const JS: &[File] = template!(
     "app.js",
     "step.js",
     "package.json",
+    "package-lock.json",
     "build.sh",
     "step.toml",
     "README.md",
@@ -82,6 +112,8 @@ const C: &[File] = template!(
     "gen/step.h",
     "gen/component_type.c",
     "componentize.mjs",
+    "package.json",
+    "package-lock.json",
     "build.sh",
     "step.toml",
     "README.md",
@@ -113,34 +145,38 @@ pub(crate) async fn run(args: NewArgs) -> Result<(), Failure> {
         }
         _ => String::new(),
     };
-    let files = match args.lang {
-        Lang::Rust => RUST,
-        Lang::Js => JS,
-        Lang::Python => PYTHON,
-        Lang::C => C,
-    };
     let crate_name = args.name.replace('-', "_");
-    for (path, text) in files.iter().chain(std::iter::once(&WIT)) {
+    for (path, text) in args.lang.files().iter().chain(std::iter::once(&WIT)) {
         let text = text
             .replace("{{name}}", &args.name)
             .replace("{{crate}}", &crate_name)
             .replace("{{sdk_path}}", &sdk);
         write(&dir.join(path), &text).map_err(Failure::failed)?;
     }
+    // The command alone on the last line, to copy as it is.
     println!(
-        "created {} ({:?} step {}): cd {} && ./build.sh && flowhost call {}.wasm --input '{}'",
+        "created {}: a {} step named {}. Build it and call it with:",
         dir.display(),
-        args.lang,
+        args.lang.title(),
+        args.name
+    );
+    println!(
+        "cd {} && ./build.sh && flowhost call {}.wasm --input '{}'",
+        shell_word(&dir.to_string_lossy()),
         args.name,
-        dir.display(),
-        args.name,
-        if args.lang == Lang::C {
-            r#"{"id":7}"#
-        } else {
-            r#"{"name":"Ada"}"#
-        }
+        args.lang.sample_input()
     );
     Ok(())
+}
+
+/// `word` as one shell word: as it is when that is safe, else single-quoted.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./+@%:,=".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -212,12 +248,43 @@ mod tests {
     }
 
     #[test]
+    fn shell_words() {
+        assert_eq!(shell_word("greet"), "greet");
+        assert_eq!(shell_word("../steps/greet-2"), "../steps/greet-2");
+        assert_eq!(shell_word("my steps/greet"), "'my steps/greet'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+    }
+
+    fn file(files: &[File], path: &str) -> &'static str {
+        files.iter().find(|(p, _)| *p == path).unwrap().1
+    }
+
+    /// The same versions as the bundled plugins' toolchains: one download
+    /// serves both, and the docs name one version.
+    #[test]
+    fn templates_pin_the_bundled_toolchain_versions() {
+        let json = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+        let bundled = json(include_str!("../../../plugins/js/package.json"));
+        for files in [JS, C] {
+            let pinned = json(file(files, "package.json"))["devDependencies"].clone();
+            for (package, version) in pinned.as_object().unwrap() {
+                assert_eq!(&bundled["devDependencies"][package], version, "{package}");
+            }
+            let lock = json(file(files, "package-lock.json"));
+            assert_eq!(lock["packages"][""]["devDependencies"], pinned);
+        }
+        assert_eq!(
+            file(PYTHON, "requirements.txt"),
+            include_str!("../../../plugins/python/requirements.txt")
+        );
+    }
+
+    #[test]
     fn every_template_names_its_output() {
         for files in [RUST, JS, PYTHON, C] {
-            let toml = files.iter().find(|(p, _)| *p == "step.toml").unwrap().1;
-            assert!(toml.contains(r#"output = "{{name}}.wasm""#));
-            let build = files.iter().find(|(p, _)| *p == "build.sh").unwrap().1;
-            assert!(build.contains("{{name}}.wasm"));
+            assert!(file(files, "step.toml").contains(r#"output = "{{name}}.wasm""#));
+            assert!(file(files, "build.sh").contains("{{name}}.wasm"));
+            assert!(file(files, ".gitignore").contains("*.wasm"));
         }
     }
 }

@@ -5,7 +5,7 @@
 // module (`wasm-tools component new`), with jco's WASI reactor adapter only
 // when the module imports wasi_snapshot_preview1 (stdio, clocks, ...).
 // The packages are looked up in $FLOWHOST_NODE_MODULES, else ./node_modules
-// (`npm install @bytecodealliance/jco@1.35.0`).
+// (build.sh installs the jco that package.json pins there).
 import { readFile, writeFile, rename } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
