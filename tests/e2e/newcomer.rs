@@ -23,6 +23,8 @@ struct Case {
     lang: &'static str,
     /// The step's output for the input the printed command passes.
     output: Value,
+    /// A line the step logs for that input (shown on stderr), if it logs.
+    log: Option<&'static str>,
     /// An input the step refuses, and the end of the error line it prints.
     bad_input: &'static str,
     refusal: &'static str,
@@ -33,6 +35,7 @@ fn cases() -> [Case; 4] {
     let greeter = |lang| Case {
         lang,
         output: greeting.clone(),
+        log: Some("greeting Ada (attempt 1)"),
         bad_input: "{}",
         refusal: "invalid-input: name is missing",
     };
@@ -43,6 +46,7 @@ fn cases() -> [Case; 4] {
         Case {
             lang: "c",
             output: json!({"step": "hello-c", "input": {"id": 7}}),
+            log: None,
             bad_input: "[1]",
             refusal: "invalid-input: expected a JSON object",
         },
@@ -107,6 +111,9 @@ fn follow(case: &Case) {
     let output: Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("{lang}: stdout is not the step's JSON ({e}): {stdout:?}"));
     assert_eq!(output, case.output, "{lang}");
+    if let Some(log) = case.log {
+        assert!(stderr.contains(log), "{lang}: the step's log line: {stderr}");
+    }
     if lang != "rust" {
         assert!(
             stderr.contains("build.sh: installing"),
