@@ -86,7 +86,7 @@
 //! the composite's output: `steps.enrich.output.user`). `on_error` may read
 //! any step of the flow (a step that did not run has no output).
 
-mod build;
+mod lower;
 mod expr;
 mod model;
 #[cfg(test)]
@@ -192,7 +192,7 @@ pub fn parse_flow(
     }
 
     let (root, problems) = yaml::parse(text).map_err(|e| vec![error(e.pos, e.message)])?;
-    let mut cx = build::Cx::new(path, plugins);
+    let mut cx = lower::Cx::new(path, plugins);
     for p in problems {
         cx.err(p.pos, p.message);
     }
