@@ -86,8 +86,8 @@
 //! the composite's output: `steps.enrich.output.user`). `on_error` may read
 //! any step of the flow (a step that did not run has no output).
 
-mod lower;
 mod expr;
+mod lower;
 mod model;
 #[cfg(test)]
 mod tests;
@@ -96,7 +96,7 @@ mod yaml;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub(crate) use expr::Bindings;
+pub(crate) use expr::{Bindings, describe_json};
 pub use expr::{Condition, ExprError, Template, referenced_steps};
 pub use model::{
     CircuitBreaker, Flow, ForEach, InputSchema, Jitter, LimitOverrides, Parallel, PluginCall,

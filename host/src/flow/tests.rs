@@ -725,7 +725,7 @@ fn evaluation_errors_name_the_expression() {
         c.eval_bool(&json!({"input": {"n": 1}}))
             .unwrap_err()
             .to_string(),
-        "expression `input.n`: expected a boolean, got a number"
+        "expression `input.n`: expected a boolean, got an integer"
     );
     let c = Condition::compile("${steps.a.output.ok}").unwrap();
     assert_eq!(
