@@ -6,12 +6,11 @@ use flowhost::executor::StepStatus;
 use flowhost::{Config, Executor, Host, RunOptions, RunStatus};
 use serde_json::json;
 
-use crate::support::{dist, parse, poll_until, run_flow, step};
+use crate::support::{dist, executor, parse, plugin_set, poll_until, run_flow, step};
 
 #[tokio::test]
 async fn flow_deadline_cuts_a_retry_loop() {
-    let started = Instant::now();
-    let record = run_flow(
+    let flow = parse(
         r#"
 flow: deadline
 timeout: 400ms
@@ -25,9 +24,13 @@ steps:
       backoff_coefficient: 1
       jitter: none
 "#,
-        json!({}),
-    )
-    .await;
+    );
+    // Compiled before the clock starts: only the run is timed.
+    let plugins = plugin_set(&flow).await;
+    let started = Instant::now();
+    let record = executor()
+        .run(&flow, &plugins, json!({}), RunOptions::default())
+        .await;
     let elapsed = started.elapsed();
     assert_eq!(record.status, RunStatus::Failed);
     let error = record.error.as_ref().unwrap();
