@@ -3,7 +3,7 @@
 //!
 //! Run with `cargo bench -p flowhost --bench server` (plugins are built
 //! first; `FLOWHOST_BENCH_QUICK=1` runs every phase 50 times shorter). The server runs in-process with the default settings; the load
-//! clients are tokio tasks on keep-alive HTTP/1.1 connections.
+//! clients are tokio tasks on keep-alive HTTP/1.1 connections (hyper's client).
 
 mod common;
 
@@ -12,10 +12,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::{input_1k, rss_kib};
 use flowhost::Host;
 use flowhost::server::{Server, ServerConfig};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use http::Request;
+use http::header::{CONTENT_TYPE, HOST};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 /// Clients of the flow under test.
@@ -82,8 +87,8 @@ fn main() {
             .await
             .expect("server starts");
         let addr = server.addr();
-        let input = Arc::new(input_1k().to_string());
-        let empty = Arc::new("{}".to_string());
+        let input = Bytes::from(input_1k().to_string());
+        let empty = Bytes::from_static(b"{}");
         println!(
             "flowhost serve on {addr}: {} workers, queue {}, {} CPUs; 3-step echo flow, {} B input",
             config.workers,
@@ -223,13 +228,7 @@ impl Stats {
 
 /// `clients` tasks, each on its own keep-alive connection, POSTing `body` to
 /// `path` back to back until `limit`.
-async fn load(
-    addr: SocketAddr,
-    path: &str,
-    body: &Arc<String>,
-    clients: usize,
-    limit: Limit,
-) -> Stats {
+async fn load(addr: SocketAddr, path: &str, body: &Bytes, clients: usize, limit: Limit) -> Stats {
     let started = Instant::now();
     let issued = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..clients)
@@ -291,84 +290,33 @@ async fn load(
     stats
 }
 
-/// A keep-alive HTTP/1.1 connection.
-struct Conn {
-    stream: BufReader<TcpStream>,
-    head: String,
-}
+/// A keep-alive HTTP/1.1 connection: hyper's client on one TCP stream, one
+/// request at a time, as the hand-written client before it (no pool, no
+/// per-request connection).
+struct Conn(SendRequest<Full<Bytes>>);
+
+type ClientError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Conn {
-    async fn open(addr: SocketAddr) -> std::io::Result<Conn> {
+    async fn open(addr: SocketAddr) -> Result<Conn, ClientError> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Ok(Conn {
-            stream: BufReader::new(stream),
-            head: String::new(),
-        })
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        // Drives the connection until the sender is dropped.
+        tokio::spawn(connection);
+        Ok(Conn(sender))
     }
 
     /// POSTs a JSON body; returns the status and the body.
-    async fn post(&mut self, path: &str, body: &str) -> std::io::Result<(u16, Vec<u8>)> {
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        self.stream.get_mut().write_all(request.as_bytes()).await?;
-        let bad =
-            |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
-        self.head.clear();
-        if self.stream.read_line(&mut self.head).await? == 0 {
-            return Err(bad("connection closed"));
-        }
-        let status: u16 = self
-            .head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad("bad status line"))?;
-        let mut length = None;
-        let mut chunked = false;
-        loop {
-            self.head.clear();
-            if self.stream.read_line(&mut self.head).await? == 0 {
-                return Err(bad("connection closed"));
-            }
-            let line = self.head.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                let value = value.trim();
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.parse::<usize>().ok();
-                } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                    chunked = value.eq_ignore_ascii_case("chunked");
-                }
-            }
-        }
-        let mut out = Vec::new();
-        if chunked {
-            loop {
-                self.head.clear();
-                self.stream.read_line(&mut self.head).await?;
-                let size = usize::from_str_radix(
-                    self.head.trim().split(';').next().unwrap_or_default(),
-                    16,
-                )
-                .map_err(|_| bad("bad chunk size"))?;
-                let start = out.len();
-                out.resize(start + size + 2, 0);
-                self.stream.read_exact(&mut out[start..]).await?;
-                out.truncate(start + size);
-                if size == 0 {
-                    break;
-                }
-            }
-        } else {
-            out.resize(length.ok_or_else(|| bad("no content-length"))?, 0);
-            self.stream.read_exact(&mut out).await?;
-        }
-        Ok((status, out))
+    async fn post(&mut self, path: &str, body: &Bytes) -> Result<(u16, Bytes), ClientError> {
+        self.0.ready().await?;
+        let request = Request::post(path)
+            .header(HOST, "bench")
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(body.clone()))?;
+        let response = self.0.send_request(request).await?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, body))
     }
 }

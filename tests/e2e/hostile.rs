@@ -2,11 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use flowhost::{CallError, CallOptions, DirGrant, DirMode, ErrorKind, Grants, Limits};
+use flowhost::{CallError, CallOptions, CallReport, DirGrant, DirMode, ErrorKind, Grants, Limits};
 use serde_json::Value;
 
 use crate::support::{call, limited};
 
+/// Limits with this deadline and this much fuel, the rest by default.
 fn quick(timeout_ms: u64, fuel: u64) -> Limits {
     Limits {
         timeout: Duration::from_millis(timeout_ms),
@@ -15,128 +16,169 @@ fn quick(timeout_ms: u64, fuel: u64) -> Limits {
     }
 }
 
-#[tokio::test]
-async fn busy_loop_runs_out_of_fuel() {
-    let r = call(
-        "hostile/busy-loop",
-        "{}",
-        "{}",
-        limited(quick(10_000, 200_000_000)),
-    )
-    .await;
-    assert_eq!(r.result.unwrap_err().kind(), ErrorKind::Fuel);
-    assert!(r.fuel_used >= 200_000_000, "fuel used: {}", r.fuel_used);
+/// Fuel that outlasts any deadline here: the deadline must stop the call.
+const AMPLE_FUEL: u64 = u64::MAX / 2;
+
+/// A check beyond the kind and the message.
+type Check = fn(&CallReport) -> Result<(), String>;
+
+/// One hostile call and how it must end.
+struct Case {
+    plugin: &'static str,
+    limits: Limits,
+    kind: ErrorKind,
+    /// A part of the error message ("" for any).
+    message: &'static str,
+    /// A generous upper bound on the call's wall time, where it matters.
+    within: Option<Duration>,
+    /// Anything else the report must show.
+    check: Option<Check>,
 }
 
-#[tokio::test]
-async fn busy_loop_is_stopped_by_its_deadline() {
-    let started = Instant::now();
-    let r = call(
-        "hostile/busy-loop",
-        "{}",
-        "{}",
-        limited(quick(300, u64::MAX / 2)),
-    )
-    .await;
-    assert_eq!(r.result.unwrap_err().kind(), ErrorKind::Deadline);
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+impl Case {
+    fn new(plugin: &'static str, limits: Limits, kind: ErrorKind, message: &'static str) -> Case {
+        Case {
+            plugin,
+            limits,
+            kind,
+            message,
+            within: None,
+            check: None,
+        }
+    }
+
+    fn within(self, bound: Duration) -> Case {
+        Case {
+            within: Some(bound),
+            ..self
+        }
+    }
+
+    fn check(self, check: Check) -> Case {
+        Case {
+            check: Some(check),
+            ..self
+        }
+    }
+
+    /// What is wrong with how the call ended, if anything.
+    async fn run(&self) -> Result<(), String> {
+        let started = Instant::now();
+        let report = call(self.plugin, "{}", "{}", limited(self.limits.clone())).await;
+        let elapsed = started.elapsed();
+        let err = match &report.result {
+            Ok(out) => return Err(format!("succeeded with {out:.80}")),
+            Err(err) => err,
+        };
+        if err.kind() != self.kind {
+            return Err(format!("{:?}, expected {:?}: {err}", err.kind(), self.kind));
+        }
+        if !err.message().contains(self.message) {
+            return Err(format!("the message lacks `{}`: {err}", self.message));
+        }
+        if let Some(bound) = self.within
+            && elapsed > bound
+        {
+            return Err(format!("took {elapsed:?}, more than {bound:?}"));
+        }
+        self.check.map_or(Ok(()), |check| check(&report))
+    }
 }
 
-#[tokio::test]
-async fn sleep_forever_is_stopped_by_its_deadline() {
-    let started = Instant::now();
-    let r = call(
-        "hostile/sleep-forever",
-        "{}",
-        "{}",
-        limited(quick(300, 1_000_000_000)),
-    )
-    .await;
-    let err = r.result.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Deadline, "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+fn used_all_its_fuel(r: &CallReport) -> Result<(), String> {
+    if r.fuel_used >= 200_000_000 {
+        Ok(())
+    } else {
+        Err(format!("fuel used: {}", r.fuel_used))
+    }
 }
 
-#[tokio::test]
-async fn memory_hog_hits_the_memory_cap() {
-    let limits = Limits {
-        max_memory: 32 << 20,
-        ..Limits::default()
+fn has_a_wasm_backtrace(r: &CallReport) -> Result<(), String> {
+    match &r.result {
+        Err(CallError::Trap {
+            backtrace: Some(bt),
+            ..
+        }) if bt.contains("wasm backtrace") => Ok(()),
+        other => Err(format!("no wasm backtrace: {other:?}")),
+    }
+}
+
+fn dropped_log_lines(r: &CallReport) -> Result<(), String> {
+    if r.logs_dropped > 100 {
+        Ok(())
+    } else {
+        Err(format!("dropped {} log lines", r.logs_dropped))
+    }
+}
+
+/// Every hostile plugin under the limits that must stop it.
+fn cases() -> Vec<Case> {
+    use ErrorKind::*;
+    let default = Limits::default;
+    let secs = Duration::from_secs;
+    let memory = |max_memory| Limits {
+        max_memory,
+        ..default()
     };
-    let err = call("hostile/memory-hog", "{}", "{}", limited(limits))
-        .await
-        .result
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Memory, "{err}");
-    assert!(err.message().contains("limit of 32.0 MiB"), "{err}");
+    vec![
+        Case::new("hostile/busy-loop", quick(10_000, 200_000_000), Fuel, "")
+            .check(used_all_its_fuel),
+        Case::new("hostile/busy-loop", quick(300, AMPLE_FUEL), Deadline, "").within(secs(3)),
+        Case::new(
+            "hostile/sleep-forever",
+            quick(300, 1_000_000_000),
+            Deadline,
+            "",
+        )
+        .within(secs(3)),
+        Case::new(
+            "hostile/memory-hog",
+            memory(32 << 20),
+            Memory,
+            "limit of 32.0 MiB",
+        ),
+        Case::new("hostile/deep-recursion", default(), Trap, "stack overflow"),
+        Case::new("hostile/panic", default(), Trap, "hostile panic").check(has_a_wasm_backtrace),
+        Case::new(
+            "hostile/huge-output",
+            Limits {
+                max_output: 1 << 20,
+                ..memory(1 << 30)
+            },
+            OutputTooLarge,
+            "",
+        ),
+        // Within the default memory, the memory cap comes first.
+        Case::new("hostile/huge-output", default(), Memory, ""),
+        Case::new(
+            "hostile/not-json",
+            default(),
+            Permanent,
+            "the step returned invalid JSON: key must be a string at line 1 column 15",
+        ),
+        // Its logs are capped, then the deadline stops it.
+        Case::new(
+            "hostile/log-flood",
+            Limits {
+                max_log: 16 << 10,
+                ..quick(500, AMPLE_FUEL)
+            },
+            Deadline,
+            "",
+        )
+        .check(dropped_log_lines),
+    ]
 }
 
 #[tokio::test]
-async fn deep_recursion_is_a_stack_overflow_trap() {
-    let err = call("hostile/deep-recursion", "{}", "{}", CallOptions::default())
-        .await
-        .result
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Trap, "{err}");
-    assert!(err.message().contains("stack overflow"), "{err}");
-}
-
-#[tokio::test]
-async fn panic_is_a_trap_with_the_panic_message_and_backtrace() {
-    let err = call("hostile/panic", "{}", "{}", CallOptions::default())
-        .await
-        .result
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Trap, "{err}");
-    assert!(err.message().contains("hostile panic"), "{err}");
-    let CallError::Trap { backtrace, .. } = err else {
-        unreachable!()
-    };
-    assert!(backtrace.is_some_and(|bt| bt.contains("wasm backtrace")));
-}
-
-#[tokio::test]
-async fn huge_output_is_refused() {
-    let limits = Limits {
-        max_memory: 1 << 30,
-        max_output: 1 << 20,
-        ..Limits::default()
-    };
-    let err = call("hostile/huge-output", "{}", "{}", limited(limits))
-        .await
-        .result
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::OutputTooLarge, "{err}");
-}
-
-#[tokio::test]
-async fn huge_output_within_default_memory_hits_the_memory_cap() {
-    let err = call("hostile/huge-output", "{}", "{}", CallOptions::default())
-        .await
-        .result
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Memory, "{err}");
-}
-
-#[tokio::test]
-async fn output_that_is_not_json_is_the_steps_own_error() {
-    let err = call("hostile/not-json", "{}", "{}", CallOptions::default())
-        .await
-        .result
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Permanent, "{err}");
-    assert_eq!(
-        err.message(),
-        "the step returned invalid JSON: key must be a string at line 1 column 15"
-    );
+async fn every_hostile_plugin_fails_with_its_kind() {
+    let mut failures = Vec::new();
+    for (row, case) in cases().iter().enumerate() {
+        if let Err(why) = case.run().await {
+            failures.push(format!("row {row}, {}: {why}", case.plugin));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
 
 #[tokio::test]
@@ -151,17 +193,6 @@ async fn json_nested_100k_deep_is_still_json_to_a_direct_call() {
     .result
     .unwrap();
     assert_eq!(out.len(), 200_000);
-}
-
-#[tokio::test]
-async fn log_flood_is_capped_and_stopped() {
-    let limits = Limits {
-        max_log: 16 << 10,
-        ..quick(500, u64::MAX / 2)
-    };
-    let r = call("hostile/log-flood", "{}", "{}", limited(limits)).await;
-    assert_eq!(r.result.unwrap_err().kind(), ErrorKind::Deadline);
-    assert!(r.logs_dropped > 100, "dropped {}", r.logs_dropped);
 }
 
 #[tokio::test]
@@ -205,7 +236,7 @@ fn host_stays_responsive_beside_hostile_neighbours() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let limits = quick(3_000, u64::MAX / 2);
+        let limits = quick(3_000, AMPLE_FUEL);
         let busy = tokio::spawn(call(
             "hostile/busy-loop",
             "{}",

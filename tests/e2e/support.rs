@@ -257,80 +257,50 @@ impl Response {
     }
 }
 
-/// One HTTP/1.1 request on a fresh connection (`Connection: close`); a
-/// `Some` body is sent as JSON. Panics if the server does not answer within 30 s.
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), with
+/// hyper's client; a `Some` body is sent as JSON. Panics if the server does
+/// not answer within 30 s.
 pub async fn http(
     method: &str,
     addr: std::net::SocketAddr,
     path: &str,
     body: Option<&str>,
 ) -> Response {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use http_body_util::{BodyExt, Full};
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::HOST, addr.to_string())
+        .header(http::header::CONNECTION, "close")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(bytes::Bytes::from(body.unwrap_or("").to_owned())))
+        .expect("a valid request");
     let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let body = body.unwrap_or("");
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).await.expect("send");
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.expect("receive");
-        raw
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("handshake");
+        // Drives the connection; it ends when the exchange is over.
+        tokio::spawn(connection);
+        let response = sender.send_request(request).await.expect("send");
+        let (head, body) = response.into_parts();
+        let body = body.collect().await.expect("receive").to_bytes();
+        (head, body)
     };
-    let raw = tokio::time::timeout(std::time::Duration::from_secs(30), exchange)
+    let (head, body) = tokio::time::timeout(std::time::Duration::from_secs(30), exchange)
         .await
         .unwrap_or_else(|_| panic!("{method} {path}: no answer within 30 s"));
-    parse_response(&raw)
-}
-
-fn parse_response(raw: &[u8]) -> Response {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no header end: {}", String::from_utf8_lossy(raw)));
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let rest = &raw[split + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line: {status_line}"));
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked {
-        let mut out = Vec::new();
-        let mut rest = rest;
-        loop {
-            let end = rest
-                .windows(2)
-                .position(|w| w == b"\r\n")
-                .expect("chunk size");
-            let size_text = String::from_utf8_lossy(&rest[..end]);
-            let size_text = size_text.split(';').next().unwrap_or_default().trim();
-            let size = usize::from_str_radix(size_text, 16).expect("chunk size");
-            rest = &rest[end + 2..];
-            if size == 0 {
-                break;
-            }
-            out.extend_from_slice(&rest[..size]);
-            rest = &rest[size + 2..];
-        }
-        out
-    } else {
-        rest.to_vec()
-    };
     Response {
-        status,
-        headers,
+        status: head.status.as_u16(),
+        headers: head
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                (n.as_str().to_string(), value)
+            })
+            .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
     }
 }

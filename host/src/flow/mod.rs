@@ -86,8 +86,8 @@
 //! the composite's output: `steps.enrich.output.user`). `on_error` may read
 //! any step of the flow (a step that did not run has no output).
 
-mod build;
 mod expr;
+mod lower;
 mod model;
 #[cfg(test)]
 mod tests;
@@ -96,7 +96,7 @@ mod yaml;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub(crate) use expr::Bindings;
+pub(crate) use expr::{Bindings, describe_json};
 pub use expr::{Condition, ExprError, Template, referenced_steps};
 pub use model::{
     CircuitBreaker, Flow, ForEach, InputSchema, Jitter, LimitOverrides, Parallel, PluginCall,
@@ -192,7 +192,7 @@ pub fn parse_flow(
     }
 
     let (root, problems) = yaml::parse(text).map_err(|e| vec![error(e.pos, e.message)])?;
-    let mut cx = build::Cx::new(path, plugins);
+    let mut cx = lower::Cx::new(path, plugins);
     for p in problems {
         cx.err(p.pos, p.message);
     }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use saphyr::Scalar;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 
-use super::Pos;
+use super::{Pos, describe_json};
 
 /// A node with its position.
 #[derive(Debug, Clone)]
@@ -43,16 +43,13 @@ pub(crate) struct Entry {
 }
 
 impl Node {
-    /// What the node is, in words, for "found ..." in messages.
+    /// What the node is, in words, for "found ..." in messages: the words
+    /// used for JSON values.
     pub(crate) fn describe(&self) -> &'static str {
         match self.kind {
-            Kind::Null => "null",
-            Kind::Bool(_) => "a boolean",
-            Kind::Int(_) => "an integer",
+            // `to_json` turns NaN and infinities into null.
             Kind::Float(_) => "a number",
-            Kind::Str(_) => "a string",
-            Kind::Seq(_) => "a list",
-            Kind::Map(_) => "a mapping",
+            _ => describe_json(&self.to_json()),
         }
     }
 

@@ -22,7 +22,7 @@ use super::data::{Data, Doc};
 use super::record::{Attempt, ErrorRecord, RunError, StepRecord, StepStatus};
 use super::scope::Scope;
 use crate::config::{DirGrant, Grants, Limits};
-use crate::flow::{Flow, ForEach, Parallel, Step, StepKind, Switch};
+use crate::flow::{Flow, ForEach, Parallel, Step, StepKind, Switch, describe_json};
 use crate::registry::PluginSet;
 use crate::runtime::events::EventSink;
 use crate::runtime::{CallOptions, Context};
@@ -356,7 +356,7 @@ impl<'a> RunCtx<'a> {
             return Err(failure(
                 path,
                 "expression",
-                format!("`for_each` must give a list, got {}", kind_of(&items)),
+                format!("`for_each` must give a list, got {}", describe_json(&items)),
             ));
         };
         let outputs: Vec<Doc> = futures::stream::iter(items.into_iter().enumerate())
@@ -490,15 +490,4 @@ impl<'a> RunCtx<'a> {
 
 fn error_json(err: &Failure) -> Value {
     json!({"step": err.step, "kind": err.kind, "message": err.message, "causes": err.causes})
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
 }

@@ -1,7 +1,10 @@
-//! Step ids: gathered before the real pass, and checked for their form.
+//! Step ids: gathered before the real pass, and checked for their form and
+//! uniqueness.
 
 use std::collections::HashSet;
 
+use super::{Cx, Fields};
+use crate::flow::Pos;
 use crate::flow::yaml::{Kind, Node};
 
 /// The id of a step node, if it has a string one.
@@ -40,8 +43,41 @@ pub(super) fn collect_ids(node: &Node, is_step: bool, ids: &mut HashSet<String>)
     }
 }
 
+impl Cx<'_> {
+    /// A step's `id` (at `pos`): required, well formed, and unique in the
+    /// file (it is recorded as seen).
+    pub(super) fn declare_id(&mut self, fields: &Fields<'_>, pos: Pos) -> Option<String> {
+        let Some(n) = fields.get("id") else {
+            self.err(pos, "missing required field `id` in a step");
+            return None;
+        };
+        let id = self.string(n, "id")?;
+        if !valid_id(&id) {
+            self.err(
+                n.pos,
+                format!(
+                    "invalid step id `{id}`: use letters, digits, `_` and `-`, starting with a letter or `_`"
+                ),
+            );
+            return None;
+        }
+        if let Some(first) = self.seen.get(&id).copied() {
+            self.err(
+                n.pos,
+                format!(
+                    "duplicate step id `{id}` (first defined at line {}, column {})",
+                    first.line, first.column
+                ),
+            );
+        } else {
+            self.seen.insert(id.clone(), n.pos);
+        }
+        Some(id)
+    }
+}
+
 /// Letters, digits, `_` and `-`, starting with a letter or `_`.
-pub(super) fn valid_id(id: &str) -> bool {
+fn valid_id(id: &str) -> bool {
     let mut chars = id.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')

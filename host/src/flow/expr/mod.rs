@@ -1,0 +1,283 @@
+//! `${...}` expressions: compiled once at load, evaluated against a JSON
+//! scope. See the [module docs](super) for the language.
+//!
+//! Here: one compiled CEL expression, the scope it is evaluated against, and
+//! conditions. `template.rs` holds strings and mappings with `${...}` parts,
+//! `refs.rs` finds what an expression reads, `json.rs` converts values
+//! between JSON and CEL.
+
+mod json;
+mod refs;
+mod template;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+
+use cel::objects::{Key, Map};
+use cel::{Context, Env, Program, Value as Cel};
+use serde_json::Value;
+
+pub(crate) use json::describe_json;
+use json::{to_cel, to_json};
+pub(crate) use refs::Refs;
+pub use refs::referenced_steps;
+pub use template::Template;
+pub(crate) use template::{StrTemplate, TNode, compile_str, unescape};
+
+/// An expression failed to compile or to evaluate. The message names the
+/// expression's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExprError {
+    /// The expression's text, without `${` and `}`.
+    pub expr: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ExprError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "expression `{}`: {}", self.expr, self.message)
+    }
+}
+
+impl std::error::Error for ExprError {}
+
+/// The standard CEL library with the strings, math and lists extensions,
+/// built once and shared by every evaluation.
+static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
+    let mut env = Env::stdlib();
+    env.add_extension(cel::extensions::strings)
+        .and_then(|()| env.add_extension(cel::extensions::math))
+        .and_then(|()| env.add_extension(cel::extensions::lists))
+        .expect("the CEL extensions register once, without conflicts");
+    Arc::new(env)
+});
+
+/// One compiled expression.
+pub(crate) struct Expr {
+    source: String,
+    program: Program,
+    refs: Refs,
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "${{{}}}", self.source)
+    }
+}
+
+impl Expr {
+    pub(crate) fn compile(source: &str) -> Result<Expr, ExprError> {
+        let err = |message: String| ExprError {
+            expr: source.to_string(),
+            message,
+        };
+        if source.trim().is_empty() {
+            return Err(err("empty expression".into()));
+        }
+        let program = ENV.compile(source).map_err(|e| {
+            let msgs: Vec<String> = e
+                .errors
+                .iter()
+                .map(|e| format!("{} (at column {} of the expression)", e.msg, e.pos.1))
+                .collect();
+            err(msgs.join("; "))
+        })?;
+        let refs = Refs::of(program.expression());
+        Ok(Expr {
+            source: source.to_string(),
+            program,
+            refs,
+        })
+    }
+
+    pub(crate) fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub(crate) fn refs(&self) -> &Refs {
+        &self.refs
+    }
+
+    fn error(&self, message: impl Into<String>) -> ExprError {
+        ExprError {
+            expr: self.source.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn eval(&self, vars: &Vars) -> Result<Cel, ExprError> {
+        let mut ctx = Context::with_env(ENV.clone());
+        for (name, value) in &vars.0 {
+            ctx.add_variable_from_value(name.as_str(), value.clone());
+        }
+        self.program
+            .execute(&ctx)
+            .map_err(|e| self.error(e.to_string()))
+    }
+
+    pub(super) fn eval_json(&self, vars: &Vars) -> Result<Value, ExprError> {
+        let value = self.eval(vars)?;
+        to_json(&value).map_err(|m| self.error(m))
+    }
+}
+
+/// What expressions read: a JSON object of the scope ([`Template::render`]),
+/// or the executor's scope, which lends its documents without copying them.
+/// An `Err` is a document that exists but cannot be read as a value.
+pub(crate) trait Bindings {
+    /// A top-level variable other than `steps` (`input`, `item`, ...).
+    fn var(&self, name: &str) -> Result<Option<Cow<'_, Value>>, String>;
+    /// The output of the step `id`, if it ran.
+    fn output(&self, id: &str) -> Result<Option<&Value>, String>;
+    /// Every step that ran, for `steps` read as a whole (`steps[name]`).
+    fn step_ids(&self) -> Vec<&str>;
+}
+
+/// A JSON scope: `{"input": ..., "steps": {"<id>": {"output": ...}}, ...}`.
+impl Bindings for Value {
+    fn var(&self, name: &str) -> Result<Option<Cow<'_, Value>>, String> {
+        Ok(self.get(name).map(Cow::Borrowed))
+    }
+
+    fn output(&self, id: &str) -> Result<Option<&Value>, String> {
+        Ok(self
+            .get("steps")
+            .and_then(|s| s.get(id))
+            .and_then(|s| s.get("output")))
+    }
+
+    fn step_ids(&self) -> Vec<&str> {
+        match self.get("steps") {
+            Some(Value::Object(steps)) => steps.keys().map(String::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Variables bound for one evaluation, converted once and shared by every
+/// expression of a template. Only what the expressions read is converted.
+pub(super) struct Vars(Vec<(String, Cel)>);
+
+impl Vars {
+    /// # Errors
+    /// The message when a variable read cannot be parsed into a value.
+    pub(super) fn new(scope: &dyn Bindings, refs: &Refs) -> Result<Vars, String> {
+        let mut vars = Vec::new();
+        for name in &refs.vars {
+            if name == "steps" {
+                let ids = if refs.all_steps {
+                    scope.step_ids()
+                } else {
+                    refs.steps.iter().map(String::as_str).collect()
+                };
+                let mut map = HashMap::new();
+                for id in ids {
+                    let out = scope
+                        .output(id)
+                        .map_err(|e| format!("cannot read `steps.{id}.output`: {e}"))?;
+                    if let Some(out) = out {
+                        let entry = HashMap::from([(Key::from("output"), to_cel(out))]);
+                        map.insert(
+                            Key::from(id),
+                            Cel::Map(Map {
+                                map: Arc::new(entry),
+                            }),
+                        );
+                    }
+                }
+                vars.push((name.clone(), Cel::Map(Map { map: Arc::new(map) })));
+            } else if let Some(value) = scope
+                .var(name)
+                .map_err(|e| format!("cannot read `{name}`: {e}"))?
+            {
+                vars.push((name.clone(), to_cel(&value)));
+            }
+        }
+        Ok(Vars(vars))
+    }
+}
+
+/// A boolean expression, for `if` and `when`.
+///
+/// Written `"${input.amount > 0}"`, or as a bare expression, or as a YAML
+/// boolean (a constant).
+#[derive(Debug, Clone)]
+pub struct Condition {
+    expr: Option<Arc<Expr>>,
+    constant: bool,
+}
+
+impl Condition {
+    /// Compiles a condition from its text: `${...}`, or a bare expression.
+    ///
+    /// # Errors
+    /// An [`ExprError`] when it does not compile, or mixes text and
+    /// expressions.
+    pub fn compile(text: &str) -> Result<Condition, ExprError> {
+        match compile_str(text)? {
+            Some(StrTemplate::Whole(e)) => Ok(Condition {
+                expr: Some(e),
+                constant: false,
+            }),
+            Some(StrTemplate::Parts(_)) => Err(ExprError {
+                expr: text.to_string(),
+                message: "a condition must be one `${...}` expression, with no text around it"
+                    .into(),
+            }),
+            None => Ok(Condition {
+                expr: Some(Arc::new(Expr::compile(text.trim())?)),
+                constant: false,
+            }),
+        }
+    }
+
+    /// A condition that is always `value`.
+    pub fn constant(value: bool) -> Condition {
+        Condition {
+            expr: None,
+            constant: value,
+        }
+    }
+
+    pub(crate) fn expr(&self) -> Option<&Expr> {
+        self.expr.as_deref()
+    }
+
+    /// The expression's text (`true`/`false` for a constant).
+    pub fn source(&self) -> String {
+        match &self.expr {
+            Some(e) => e.source().to_string(),
+            None => self.constant.to_string(),
+        }
+    }
+
+    /// Evaluates the condition against a scope (see [`Template::render`]).
+    ///
+    /// # Errors
+    /// An [`ExprError`] when evaluation fails or the result is not a boolean.
+    pub fn eval_bool(&self, scope: &Value) -> Result<bool, ExprError> {
+        self.eval_bool_in(scope)
+    }
+
+    pub(crate) fn eval_bool_in(&self, scope: &dyn Bindings) -> Result<bool, ExprError> {
+        let Some(expr) = &self.expr else {
+            return Ok(self.constant);
+        };
+        let vars = Vars::new(scope, expr.refs()).map_err(|m| expr.error(m))?;
+        match expr.eval_json(&vars)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(expr.error(format!("expected a boolean, got {}", describe_json(&other)))),
+        }
+    }
+
+    /// The step ids the condition reads.
+    pub fn step_refs(&self) -> Vec<String> {
+        match &self.expr {
+            Some(e) => e.refs().steps.iter().cloned().collect(),
+            None => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! When a step fails for good: `on_error` and `continue_on_error`.
+
+use std::sync::{Arc, Mutex};
+
+use flowhost::executor::StepStatus;
+use flowhost::{Event, EventSink, RunOptions, RunStatus};
+use serde_json::{Value, json};
+
+use super::output;
+use crate::support::{executor, parse, run_flow, step};
+
+#[derive(Default)]
+struct Events(Mutex<Vec<Event>>);
+
+impl EventSink for Events {
+    fn emit(&self, event: Event) -> Result<(), String> {
+        self.0.lock().unwrap().push(event);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn on_error_runs_with_the_error_record() {
+    let record = run_flow(
+        r#"
+flow: oe
+steps:
+  - id: ok
+    plugin: echo
+  - id: bad
+    plugin: fail
+    config: {kind: invalid-input, message: "no such customer"}
+on_error:
+  plugin: echo
+"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(record.status, RunStatus::Failed);
+    assert_eq!(record.error.as_ref().unwrap().step, "bad");
+    let handler = step(&record, "on_error");
+    assert_eq!(handler.status, StepStatus::Succeeded);
+    assert_eq!(handler.plugin.as_deref(), Some("echo"));
+    assert_eq!(handler.attempts.len(), 1);
+    assert!(handler.attempts[0].error.is_none());
+    // It runs last.
+    assert_eq!(record.steps.last().unwrap().path, "on_error");
+}
+
+#[tokio::test]
+async fn on_error_input_is_the_error_record() {
+    // `emit` publishes its input: the events show what on_error received.
+    let flow = parse(
+        r#"
+flow: oe2
+steps:
+  - id: load
+    plugin: echo
+    input: {order: "${input.order}"}
+  - id: charge
+    plugin: fail
+    config: {kind: permanent, message: "card declined"}
+on_error:
+  plugin: emit
+  config: {topic: alerts}
+"#,
+    );
+    let mapped = parse(
+        r#"
+flow: oe3
+steps:
+  - id: load
+    plugin: echo
+    input: {order: "${input.order}"}
+  - id: charge
+    plugin: fail
+    config: {kind: permanent, message: "card declined"}
+on_error:
+  plugin: emit
+  config: {topic: alerts}
+  input: {at: "${error.step}", order: "${steps.load.output.order}", flow: "${run.flow}"}
+"#,
+    );
+    let events = Arc::new(Events::default());
+    let sink: Arc<dyn EventSink> = events.clone();
+    let options = RunOptions {
+        events: Some(sink),
+        ..RunOptions::default()
+    };
+    for f in [&flow, &mapped] {
+        let plugins = crate::support::plugin_set(f).await;
+        let record = executor()
+            .run(f, &plugins, json!({"order": "O-1"}), options.clone())
+            .await;
+        assert_eq!(record.status, RunStatus::Failed);
+        assert_eq!(step(&record, "on_error").status, StepStatus::Succeeded);
+    }
+    let events = events.0.lock().unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].topic, "alerts");
+    // Tagged with who emitted them: the flow, its run, and the handler's plugin.
+    let tags: Vec<_> = events
+        .iter()
+        .map(|e| (e.flow.as_str(), e.run_id.len(), e.step_id.as_str()))
+        .collect();
+    assert_eq!(tags, [("oe2", 36, "emit"), ("oe3", 36, "emit")]);
+    let first: Value = serde_json::from_str(&events[0].payload).unwrap();
+    assert_eq!(first["step"], "charge");
+    assert_eq!(first["kind"], "permanent");
+    assert_eq!(first["message"], "card declined");
+    assert!(first["causes"].as_array().is_some_and(|c| !c.is_empty()));
+    let second: Value = serde_json::from_str(&events[1].payload).unwrap();
+    assert_eq!(
+        second,
+        json!({"at": "charge", "order": "O-1", "flow": "oe3"})
+    );
+}
+
+#[tokio::test]
+async fn continue_on_error_goes_on() {
+    let record = run_flow(
+        r#"
+flow: coe
+steps:
+  - id: first
+    plugin: echo
+    input: {v: 1}
+  - id: optional
+    plugin: fail
+    config: {kind: permanent, message: ignored}
+    continue_on_error: true
+  - id: last
+    plugin: echo
+"#,
+        json!({}),
+    )
+    .await;
+    // `last` got `first`'s output: the continued step has no output.
+    assert_eq!(output(&record), json!({"v": 1}));
+    let optional = step(&record, "optional");
+    assert_eq!(optional.status, StepStatus::Continued);
+    assert_eq!(optional.error.as_ref().unwrap().kind, "permanent");
+    assert_eq!(step(&record, "last").status, StepStatus::Succeeded);
+}

@@ -1,0 +1,236 @@
+//! Recovering from failures: retries with backoff, circuit breakers, fallbacks.
+
+use std::time::Duration;
+
+use flowhost::executor::StepStatus;
+use flowhost::{Executor, RunStatus};
+use serde_json::json;
+
+use super::output;
+use crate::support::{host, run_flow, run_flow_with, step};
+
+#[tokio::test]
+async fn retry_counts_and_backs_off() {
+    let record = run_flow(
+        r#"
+flow: retry
+steps:
+  - id: f
+    plugin: flaky
+    config: {fail_until: 3}
+    retry:
+      max_attempts: 5
+      initial_interval: 100ms
+      backoff_coefficient: 2
+      jitter: none
+"#,
+        json!({"x": 1}),
+    )
+    .await;
+    assert_eq!(output(&record), json!({"attempt": 3, "input": {"x": 1}}));
+    let f = step(&record, "f");
+    assert_eq!(f.status, StepStatus::Succeeded);
+    let attempts = &f.attempts;
+    assert_eq!(
+        attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(attempts[0].error.as_ref().unwrap().kind, "transient");
+    assert_eq!(attempts[1].error.as_ref().unwrap().kind, "transient");
+    assert!(attempts[2].error.is_none());
+    // The delay runs from one attempt's end to the next one's start.
+    let gap =
+        |i: usize| attempts[i + 1].start_ms - (attempts[i].start_ms + attempts[i].duration_ms);
+    assert!(gap(0) >= 95.0, "first backoff {} ms, expected 100", gap(0));
+    assert!(
+        gap(1) >= 195.0,
+        "second backoff {} ms, expected 200",
+        gap(1)
+    );
+    assert!(gap(1) < 380.0, "second backoff {} ms, expected 200", gap(1));
+}
+
+#[tokio::test]
+async fn permanent_errors_are_not_retried() {
+    let record = run_flow(
+        r#"
+flow: perm
+steps:
+  - id: f
+    plugin: fail
+    config: {kind: permanent, message: nope}
+    retry: {max_attempts: 5, initial_interval: 10ms}
+"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(record.status, RunStatus::Failed);
+    let error = record.error.as_ref().unwrap();
+    assert_eq!(
+        (error.step.as_str(), error.kind.as_str()),
+        ("f", "permanent")
+    );
+    assert_eq!(error.message, "nope");
+    let f = step(&record, "f");
+    assert_eq!(f.status, StepStatus::Failed);
+    assert_eq!(f.attempts.len(), 1);
+}
+
+#[tokio::test]
+async fn non_retryable_kinds_are_not_retried() {
+    let record = run_flow(
+        r#"
+flow: nonretry
+steps:
+  - id: f
+    plugin: fail
+    config: {kind: transient, message: flaky backend}
+    retry: {max_attempts: 5, initial_interval: 10ms, non_retryable: [transient]}
+"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(record.status, RunStatus::Failed);
+    assert_eq!(record.error.as_ref().unwrap().kind, "transient");
+    assert_eq!(step(&record, "f").attempts.len(), 1);
+
+    // The same without non_retryable: all 5 attempts.
+    let record = run_flow(
+        r#"
+flow: retried
+steps:
+  - id: f
+    plugin: fail
+    config: {kind: transient, message: flaky backend}
+    retry: {max_attempts: 5, initial_interval: 1ms, jitter: none}
+"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(record.status, RunStatus::Failed);
+    assert_eq!(step(&record, "f").attempts.len(), 5);
+}
+
+#[tokio::test]
+async fn circuit_breaker_opens_fails_fast_and_recovers() {
+    // Breakers are shared by an executor's runs: this test has its own.
+    let exec = Executor::new(host().clone());
+    let failing = r#"
+flow: cb
+steps:
+  - id: call
+    plugin: flaky
+    config: {fail_until: 1000}
+    circuit_breaker: {failure_threshold: 2, reset_timeout: 300ms}
+"#;
+    let healthy = failing.replace("fail_until: 1000", "fail_until: 0");
+
+    for _ in 0..2 {
+        let record = run_flow_with(&exec, failing, json!({})).await;
+        assert_eq!(record.error.as_ref().unwrap().kind, "transient");
+        let call = step(&record, "call");
+        assert_eq!(call.attempts.len(), 1);
+        assert!(!call.breaker_open);
+    }
+    // Open: refused at once, the plugin is not called.
+    let record = run_flow_with(&exec, &healthy, json!({})).await;
+    assert_eq!(record.status, RunStatus::Failed);
+    assert_eq!(record.error.as_ref().unwrap().kind, "circuit-open");
+    let call = step(&record, "call");
+    assert!(call.breaker_open);
+    assert!(call.attempts.is_empty(), "{:?}", call.attempts);
+    assert_eq!(call.status, StepStatus::Failed);
+    assert!(
+        exec.breaker_states()
+            .contains(&("flaky".to_string(), flowhost::executor::BreakerState::Open))
+    );
+
+    // After reset_timeout one probe passes; its success closes the breaker.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let record = run_flow_with(&exec, &healthy, json!({"ok": 1})).await;
+    assert_eq!(output(&record), json!({"attempt": 1, "input": {"ok": 1}}));
+    assert!(!step(&record, "call").breaker_open);
+    assert!(exec.breaker_states().contains(&(
+        "flaky".to_string(),
+        flowhost::executor::BreakerState::Closed
+    )));
+    // Closed again: one failure does not open it.
+    let record = run_flow_with(&exec, failing, json!({})).await;
+    assert_eq!(record.error.as_ref().unwrap().kind, "transient");
+    let record = run_flow_with(&exec, &healthy, json!({})).await;
+    assert_eq!(record.status, RunStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn half_open_probe_failure_reopens_the_breaker() {
+    let exec = Executor::new(host().clone());
+    let failing = r#"
+flow: cb2
+steps:
+  - id: call
+    plugin: flaky
+    config: {fail_until: 1000}
+    circuit_breaker: {failure_threshold: 1, reset_timeout: 200ms}
+"#;
+    let record = run_flow_with(&exec, failing, json!({})).await;
+    assert_eq!(record.error.as_ref().unwrap().kind, "transient");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    // The probe is called, and fails.
+    let record = run_flow_with(&exec, failing, json!({})).await;
+    assert_eq!(record.error.as_ref().unwrap().kind, "transient");
+    assert_eq!(step(&record, "call").attempts.len(), 1);
+    // Open again.
+    let record = run_flow_with(&exec, failing, json!({})).await;
+    assert_eq!(record.error.as_ref().unwrap().kind, "circuit-open");
+    assert!(step(&record, "call").breaker_open);
+}
+
+#[tokio::test]
+async fn fallback_recovers_a_failed_step() {
+    let record = run_flow(
+        r#"
+flow: fb
+steps:
+  - id: main
+    plugin: fail
+    config: {kind: permanent, message: down}
+    fallback:
+      plugin: echo
+      input: {from: fallback, why: "${error.kind}: ${error.message}", was: "${input.q}"}
+  - id: next
+    plugin: echo
+"#,
+        json!({"q": "?"}),
+    )
+    .await;
+    assert_eq!(
+        output(&record),
+        json!({"from": "fallback", "why": "permanent: down", "was": "?"})
+    );
+    let main = step(&record, "main");
+    assert_eq!(main.status, StepStatus::Recovered);
+    assert_eq!(main.error.as_ref().unwrap().kind, "permanent");
+    assert_eq!(main.attempts.len(), 1);
+    let fb = main.fallback.as_ref().expect("the fallback is recorded");
+    assert_eq!(fb.plugin, "echo");
+    assert!(fb.version.is_some());
+    assert!(fb.attempt.error.is_none());
+    assert_eq!(step(&record, "next").status, StepStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn fallback_without_input_gets_the_step_input() {
+    let record = run_flow(
+        r#"
+flow: fb2
+steps:
+  - id: main
+    plugin: fail
+    input: {mapped: "${input.v}"}
+    fallback: {plugin: echo}
+"#,
+        json!({"v": 5}),
+    )
+    .await;
+    assert_eq!(output(&record), json!({"mapped": 5}));
+}
