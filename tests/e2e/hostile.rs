@@ -7,17 +7,15 @@ use serde_json::Value;
 
 use crate::support::{call, limited};
 
-/// Limits with this deadline and this much fuel, the rest by default.
-fn quick(timeout_ms: u64, fuel: u64) -> Limits {
+/// Limits with this deadline and this fuel cap (`None`: no cap, so the
+/// deadline must stop the call), the rest by default.
+fn quick(timeout_ms: u64, fuel: Option<u64>) -> Limits {
     Limits {
         timeout: Duration::from_millis(timeout_ms),
-        fuel: Some(fuel),
+        fuel,
         ..Limits::default()
     }
 }
-
-/// Fuel that outlasts any deadline here: the deadline must stop the call.
-const AMPLE_FUEL: u64 = u64::MAX / 2;
 
 /// A check beyond the kind and the message.
 type Check = fn(&CallReport) -> Result<(), String>;
@@ -121,12 +119,12 @@ fn cases() -> Vec<Case> {
         ..default()
     };
     vec![
-        Case::new("hostile/busy-loop", quick(10_000, 200_000_000), Fuel, "")
+        Case::new("hostile/busy-loop", quick(10_000, Some(200_000_000)), Fuel, "")
             .check(used_all_its_fuel),
-        Case::new("hostile/busy-loop", quick(300, AMPLE_FUEL), Deadline, "").within(secs(3)),
+        Case::new("hostile/busy-loop", quick(300, None), Deadline, "").within(secs(3)),
         Case::new(
             "hostile/sleep-forever",
-            quick(300, 1_000_000_000),
+            quick(300, Some(1_000_000_000)),
             Deadline,
             "",
         )
@@ -161,7 +159,7 @@ fn cases() -> Vec<Case> {
             "hostile/log-flood",
             Limits {
                 max_log: 16 << 10,
-                ..quick(500, AMPLE_FUEL)
+                ..quick(500, None)
             },
             Deadline,
             "",
@@ -236,7 +234,7 @@ fn host_stays_responsive_beside_hostile_neighbours() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let limits = quick(3_000, AMPLE_FUEL);
+        let limits = quick(3_000, None);
         let busy = tokio::spawn(call(
             "hostile/busy-loop",
             "{}",

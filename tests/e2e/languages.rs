@@ -6,7 +6,6 @@
 //! compile: library tests share them through `support::plugin_once`, and only a
 //! few tests run them in a `flowhost` subprocess.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use flowhost::{CallError, CallOptions, CallReport, Context, ErrorKind, Limits};
