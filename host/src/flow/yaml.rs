@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use saphyr::Scalar;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 
-use super::{Pos, describe_json};
+use super::Pos;
 
 /// A node with its position.
 #[derive(Debug, Clone)]
@@ -43,13 +43,17 @@ pub(crate) struct Entry {
 }
 
 impl Node {
-    /// What the node is, in words, for "found ..." in messages: the words
-    /// used for JSON values.
+    /// What the node is, in words, for "found ..." in messages. A YAML
+    /// node, not a JSON value: a flow author wrote a mapping.
     pub(crate) fn describe(&self) -> &'static str {
         match self.kind {
-            // `to_json` turns NaN and infinities into null.
+            Kind::Null => "null",
+            Kind::Bool(_) => "a boolean",
+            Kind::Int(_) => "an integer",
             Kind::Float(_) => "a number",
-            _ => describe_json(&self.to_json()),
+            Kind::Str(_) => "a string",
+            Kind::Seq(_) => "a list",
+            Kind::Map(_) => "a mapping",
         }
     }
 

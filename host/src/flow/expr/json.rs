@@ -70,7 +70,7 @@ pub(super) fn to_json(value: &Cel) -> Result<Value, String> {
 }
 
 /// What a JSON value is, in words, for "found ..." and "got ..." in messages
-/// (the words of the flow file: a list, a mapping).
+/// (the words of JSON: a list, an object).
 pub(crate) fn describe_json(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -79,6 +79,6 @@ pub(crate) fn describe_json(value: &Value) -> &'static str {
         Value::Number(_) => "an integer",
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
+        Value::Object(_) => "an object",
     }
 }
