@@ -1,5 +1,5 @@
-//! Every example flow in `flows/examples/` runs on its `NAME.input.json` to
-//! the output in `NAME.output.json` beside it, as `flowhost run NAME.yaml
+//! Every example flow in `flows/examples/` runs on its `flows/data/NAME.input.json`
+//! to the output in `flows/data/NAME.output.json`, as `flowhost run NAME.yaml
 //! --plugins plugins/dist --input @NAME.input.json` would run it (a fresh
 //! executor per run). A new example is tested by adding its three files;
 //! `FLOWHOST_UPDATE_FIXTURES=1` writes the output files from the runs
@@ -64,8 +64,10 @@ fn names() -> Vec<String> {
     names
 }
 
+/// An example's input or expected output, in `flows/data/` (outside the
+/// examples folder, which `flowhost serve --flows` loads as flows).
 fn file(name: &str, suffix: &str) -> PathBuf {
-    examples().join(format!("{name}{suffix}"))
+    root().join("flows/data").join(format!("{name}{suffix}"))
 }
 
 fn read_json(path: &Path) -> Value {
@@ -73,8 +75,12 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+fn flow_file(name: &str) -> PathBuf {
+    examples().join(format!("{name}.yaml"))
+}
+
 fn flow(name: &str) -> Flow {
-    let path = file(name, ".yaml");
+    let path = flow_file(name);
     parse_at(&path, &std::fs::read_to_string(&path).unwrap())
 }
 
@@ -136,7 +142,7 @@ fn check_steps(name: &str, record: &RunRecord) -> Result<(), String> {
 fn every_example_parses_and_has_its_files() {
     let names = names();
     for name in &names {
-        let path = file(name, ".yaml");
+        let path = flow_file(name);
         let text = std::fs::read_to_string(&path).unwrap();
         if let Err(errors) = flowhost::flow::parse_flow(&path, &text, None) {
             panic!("{}: {errors:?}", path.display());

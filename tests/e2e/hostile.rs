@@ -119,8 +119,13 @@ fn cases() -> Vec<Case> {
         ..default()
     };
     vec![
-        Case::new("hostile/busy-loop", quick(10_000, Some(200_000_000)), Fuel, "")
-            .check(used_all_its_fuel),
+        Case::new(
+            "hostile/busy-loop",
+            quick(10_000, Some(200_000_000)),
+            Fuel,
+            "",
+        )
+        .check(used_all_its_fuel),
         Case::new("hostile/busy-loop", quick(300, None), Deadline, "").within(secs(3)),
         Case::new(
             "hostile/sleep-forever",

@@ -243,7 +243,7 @@ async fn the_host_lives_on_after_hostile_steps_in_other_languages() {
 fn polyglot_flow_chains_rust_js_python_and_c() {
     let dist = dist_all();
     let flow = root().join("flows/examples/polyglot.yaml");
-    let input = root().join("flows/examples/polyglot.input.json");
+    let input = root().join("flows/data/polyglot.input.json");
     let (code, stdout, stderr) = run(flowhost()
         .arg("run")
         .arg(&flow)

@@ -112,7 +112,10 @@ fn follow(case: &Case) {
         .unwrap_or_else(|e| panic!("{lang}: stdout is not the step's JSON ({e}): {stdout:?}"));
     assert_eq!(output, case.output, "{lang}");
     if let Some(log) = case.log {
-        assert!(stderr.contains(log), "{lang}: the step's log line: {stderr}");
+        assert!(
+            stderr.contains(log),
+            "{lang}: the step's log line: {stderr}"
+        );
     }
     if lang != "rust" {
         assert!(

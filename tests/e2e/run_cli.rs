@@ -59,7 +59,10 @@ fn check_prints_every_error_with_its_position_and_exits_2() {
 fn run_prints_the_output_writes_the_record_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("record.json");
-    let input = format!("@{}", example("sequential.input.json"));
+    let input = format!(
+        "@{}",
+        root().join("flows/data/sequential.input.json").display()
+    );
     let (code, out, err) = run(flowhost().args([
         "run",
         &example("sequential.yaml"),
