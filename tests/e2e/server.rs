@@ -186,8 +186,11 @@ fn started(flow: &str) -> String {
     format!("flowhost_runs_started_total{{flow=\"{flow}\"}}")
 }
 
-fn finished(flow: &str, status: &str, kind: &str) -> String {
-    format!("flowhost_runs_finished_total{{flow=\"{flow}\",status=\"{status}\",kind=\"{kind}\"}}")
+/// The runs-finished series; `kind` and `class` are empty for a success.
+fn finished(flow: &str, status: &str, kind: &str, class: &str) -> String {
+    format!(
+        "flowhost_runs_finished_total{{flow=\"{flow}\",status=\"{status}\",kind=\"{kind}\",class=\"{class}\"}}"
+    )
 }
 
 fn error_body(kind: &str, message: &str, step: Option<&str>) -> Value {
@@ -397,7 +400,7 @@ async fn every_endpoint_answers_with_its_status_and_body() {
     );
     assert_eq!(sample(&r.body, &started("greet")), 2.0, "{}", r.body);
     assert_eq!(
-        sample(&r.body, &finished("broken", "failed", "permanent")),
+        sample(&r.body, &finished("broken", "failed", "permanent", "guest")),
         1.0
     );
     assert!(r.body.trim_end().ends_with("# EOF"));
@@ -640,11 +643,11 @@ async fn a_step_emitted_event_starts_the_subscribed_flow() {
     assert_eq!(body["output"], json!({"emitted": true}));
     let m = s
         .metrics_until("flow b to finish", |m| {
-            sample(m, &finished("b", "succeeded", "")) >= 1.0
+            sample(m, &finished("b", "succeeded", "", "")) >= 1.0
         })
         .await;
     assert_eq!(sample(&m, &started("b")), 1.0);
-    assert_eq!(sample(&m, &finished("b", "succeeded", "")), 1.0);
+    assert_eq!(sample(&m, &finished("b", "succeeded", "", "")), 1.0);
     let flows = s.get("/flows").await.json();
     assert_eq!(flows["flows"][1]["triggers"], json!(["b.go"]));
     s.shutdown().await;
@@ -669,8 +672,8 @@ async fn the_loop_guard_stops_an_event_cycle() {
     let first = r.json()["runs"][0].as_str().unwrap().to_string();
     // Hops 0, 1 and 2 emit; hop 3's emit is refused, so its step fails.
     let done = |m: &str| {
-        sample(m, &finished("again", "succeeded", ""))
-            + sample(m, &finished("again", "failed", "permanent"))
+        sample(m, &finished("again", "succeeded", "", ""))
+            + sample(m, &finished("again", "failed", "permanent", "guest"))
     };
     s.metrics_until("four runs of `again`", |m| done(m) >= 4.0)
         .await;
@@ -678,9 +681,13 @@ async fn the_loop_guard_stops_an_event_cycle() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let m = s.metrics().await;
     assert_eq!(sample(&m, &started("again")), 4.0, "{m}");
-    assert_eq!(sample(&m, &finished("again", "succeeded", "")), 3.0, "{m}");
     assert_eq!(
-        sample(&m, &finished("again", "failed", "permanent")),
+        sample(&m, &finished("again", "succeeded", "", "")),
+        3.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, &finished("again", "failed", "permanent", "guest")),
         1.0,
         "{m}"
     );
@@ -723,7 +730,7 @@ async fn cancel_stops_a_busy_loop_step() {
     );
     let m = s.metrics().await;
     assert_eq!(
-        sample(&m, &finished("spin", "cancelled", "cancelled")),
+        sample(&m, &finished("spin", "cancelled", "cancelled", "flow")),
         1.0,
         "{m}"
     );
@@ -803,7 +810,7 @@ async fn metrics_count_known_runs_exactly() {
     );
     assert!(
         before.contains(
-            "flowhost_runs_finished_total{flow=\"x\",status=\"succeeded\",kind=\"\"} 1\n"
+            "flowhost_runs_finished_total{flow=\"x\",status=\"succeeded\",kind=\"\",class=\"\"} 1\n"
         ),
         "{before}"
     );
@@ -816,10 +823,12 @@ async fn metrics_count_known_runs_exactly() {
     let after = s.metrics().await;
     let delta = |series: &str| sample(&after, series) - sample(&before, series);
     assert_eq!(delta(&started("x")), 4.0);
-    assert_eq!(delta(&finished("x", "succeeded", "")), 3.0);
-    assert_eq!(delta(&finished("x", "failed", "permanent")), 1.0);
+    assert_eq!(delta(&finished("x", "succeeded", "", "")), 3.0);
+    assert_eq!(delta(&finished("x", "failed", "permanent", "guest")), 1.0);
     assert_eq!(
-        delta("flowhost_step_failures_total{flow=\"x\",step=\"check\",kind=\"permanent\"}"),
+        delta(
+            "flowhost_step_failures_total{flow=\"x\",step=\"check\",kind=\"permanent\",class=\"guest\"}"
+        ),
         1.0,
         "{after}"
     );

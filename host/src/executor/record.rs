@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::error::ErrorKind;
+
 /// Where a run is in its life. The same words appear in the API, the record
 /// and the metrics labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -80,9 +82,8 @@ impl RunRecord {
 pub struct RunError {
     /// The id path of the failing step, for example `lines[3].price`.
     pub step: String,
-    /// The error kind (an `ErrorKind` word, `circuit-open`, `expression`,
-    /// `plugin-not-found`, `cancelled`).
-    pub kind: String,
+    /// The error kind.
+    pub kind: ErrorKind,
     /// The failing step's message.
     pub message: String,
     /// From the outermost step to the root cause.
@@ -187,8 +188,8 @@ pub struct Attempt {
 /// A kind and a message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorRecord {
-    /// The error kind word.
-    pub kind: String,
+    /// The error kind.
+    pub kind: ErrorKind,
     /// The message.
     pub message: String,
 }

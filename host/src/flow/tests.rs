@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
+use crate::ErrorKind;
 
 const KNOWN: &[&str] = &[
     "a",
@@ -119,7 +120,7 @@ fn the_full_example_parses() {
     assert_eq!(p.retry.max_interval, Duration::from_secs(2));
     assert_eq!(p.retry.jitter, Jitter::Full);
     assert_eq!(p.retry.non_retryable, ["permanent", "invalid-input"]);
-    assert_eq!(p.retry.retry_on, Some(vec!["trap".to_string()]));
+    assert_eq!(p.retry.retry_on, Some(vec![ErrorKind::Trap]));
     assert_eq!(
         p.circuit_breaker,
         Some(CircuitBreaker {
@@ -814,39 +815,43 @@ fn backoff_is_exponential_capped_and_jittered() {
 
 #[test]
 fn which_errors_are_retried() {
+    use ErrorKind::*;
     let default = RetryPolicy::block_default();
-    for kind in ["transient", "deadline", "host"] {
+    for kind in [Transient, Deadline, Host] {
         assert!(default.should_retry(kind), "{kind}");
     }
     for kind in [
-        "permanent",
-        "invalid-input",
-        "trap",
-        "fuel",
-        "memory",
-        "output-too-large",
-        "circuit-open",
+        Permanent,
+        InvalidInput,
+        Trap,
+        Fuel,
+        Memory,
+        OutputTooLarge,
+        CircuitOpen,
     ] {
         assert!(!default.should_retry(kind), "{kind}");
     }
     let p = RetryPolicy {
-        non_retryable: vec!["deadline".into()],
+        non_retryable: vec![Deadline],
         ..RetryPolicy::block_default()
     };
-    assert!(!p.should_retry("deadline"));
-    assert!(p.should_retry("transient"));
+    assert!(!p.should_retry(Deadline));
+    assert!(p.should_retry(Transient));
     let p = RetryPolicy {
-        retry_on: Some(vec!["trap".into(), "transient".into()]),
-        non_retryable: vec!["transient".into()],
+        retry_on: Some(vec![Trap, Transient]),
+        non_retryable: vec![Transient],
         ..RetryPolicy::block_default()
     };
-    assert!(p.should_retry("trap"));
-    assert!(!p.should_retry("transient"));
-    assert!(!p.should_retry("host"));
-    // Every ErrorKind name is a valid retry kind.
-    for kind in crate::ErrorKind::ALL {
-        assert!(RETRY_KINDS.contains(&kind.as_str()));
-    }
+    assert!(p.should_retry(Trap));
+    assert!(!p.should_retry(Transient));
+    assert!(!p.should_retry(Host));
+    // Every kind a call fails with is a valid retry kind; of the flow's, only circuit-open.
+    let accepted: Vec<_> = ErrorKind::ALL
+        .into_iter()
+        .filter(|k| RetryPolicy::accepts(*k))
+        .collect();
+    assert_eq!(accepted[..9], ErrorKind::ALL[..9]);
+    assert_eq!(accepted[9..], [CircuitOpen]);
 }
 
 // ---- loading ----

@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use super::ServerConfig;
 use super::events::RunEvents;
+use crate::error::ErrorKind;
 use crate::executor::{Executor, RunError, RunOptions, RunRecord, RunStatus};
 use crate::flow::Flow;
 use crate::host::Host;
@@ -46,6 +47,9 @@ pub(crate) type Done = watch::Receiver<Option<Arc<RunRecord>>>;
 pub(crate) struct RunEntry {
     pub(crate) flow: String,
     pub(crate) status: RunStatus,
+    /// Whether it got a worker: a cancelled run that never did was cancelled
+    /// in the queue.
+    pub(crate) started: bool,
     pub(crate) cancel: CancellationToken,
     pub(crate) done: Done,
 }
@@ -149,6 +153,7 @@ impl State {
                 RunEntry {
                     flow: flow.name.clone(),
                     status: RunStatus::Queued,
+                    started: false,
                     cancel: cancel.clone(),
                     done: rx.clone(),
                 },
@@ -200,7 +205,7 @@ impl State {
             return;
         };
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        self.set_status(&run_id, RunStatus::Running);
+        self.started(&run_id);
         self.metrics.run_started(&flow.name);
         let options = RunOptions {
             run_id: Some(run_id.clone()),
@@ -214,9 +219,10 @@ impl State {
         self.finish(&run_id, record, &done);
     }
 
-    fn set_status(&self, run_id: &str, status: RunStatus) {
+    fn started(&self, run_id: &str) {
         if let Some(e) = self.runs().by_id.get_mut(run_id) {
-            e.status = status;
+            e.status = RunStatus::Running;
+            e.started = true;
         }
     }
 
@@ -303,12 +309,10 @@ impl State {
         // Sort every run that was open by how it ended.
         let mut report = ShutdownReport::default();
         for id in pending {
-            let Some((_, status, record)) = self.lookup(&id) else {
+            let Some((status, started)) = self.runs().by_id.get(&id).map(|e| (e.status, e.started))
+            else {
                 continue;
             };
-            let started = record
-                .as_ref()
-                .is_some_and(|r| r.error.as_ref().is_none_or(|e| e.message != NEVER_STARTED));
             match (status, started) {
                 (RunStatus::Cancelled, false) => {
                     tracing::warn!(run = %id, "queued run cancelled by shutdown: it never started");
@@ -367,10 +371,8 @@ impl State {
     }
 }
 
-const NEVER_STARTED: &str = "the run was cancelled before it started";
-
 fn never_started(run_id: &str, flow: &str) -> RunRecord {
-    let why = NEVER_STARTED;
+    let why = "the run was cancelled before it started";
     RunRecord {
         run_id: run_id.to_string(),
         flow: flow.to_string(),
@@ -380,7 +382,7 @@ fn never_started(run_id: &str, flow: &str) -> RunRecord {
         output: None,
         error: Some(RunError {
             step: String::new(),
-            kind: "cancelled".into(),
+            kind: ErrorKind::Cancelled,
             message: why.into(),
             causes: vec![why.into()],
         }),

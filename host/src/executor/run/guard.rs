@@ -41,7 +41,7 @@ impl<'a> Guard<'a> {
         self.record.status = status;
         if let Some(f) = error {
             self.record.error = Some(ErrorRecord {
-                kind: f.kind.clone(),
+                kind: f.kind,
                 message: f.message.clone(),
             });
         }

@@ -22,6 +22,7 @@ use super::data::{Data, Doc};
 use super::record::{Attempt, ErrorRecord, RunError, StepRecord, StepStatus};
 use super::scope::Scope;
 use crate::config::{DirGrant, Grants, Limits};
+use crate::error::ErrorKind;
 use crate::flow::{Flow, ForEach, Parallel, Step, StepKind, Switch};
 use crate::registry::PluginSet;
 use crate::runtime::events::EventSink;
@@ -31,14 +32,14 @@ use crate::runtime::{CallOptions, Context};
 type Failure = RunError;
 
 pub(super) fn cancelled() -> Failure {
-    failure("", "cancelled", "the run was cancelled")
+    failure("", ErrorKind::Cancelled, "the run was cancelled")
 }
 
-fn failure(path: &str, kind: &str, message: impl Into<String>) -> Failure {
+fn failure(path: &str, kind: ErrorKind, message: impl Into<String>) -> Failure {
     let message = message.into();
     RunError {
         step: path.to_string(),
-        kind: kind.to_string(),
+        kind,
         causes: vec![format!("step {path}: {kind}: {message}")],
         message,
     }
@@ -111,18 +112,18 @@ impl<'a> RunCtx<'a> {
         &self,
         input: Result<Doc, String>,
     ) -> Result<Box<RawValue>, Failure> {
-        let input = input.map_err(|msg| failure("input", "invalid-input", msg))?;
+        let input = input.map_err(|msg| failure("input", ErrorKind::InvalidInput, msg))?;
         // Only a schema needs the input parsed; otherwise it passes as text.
         if self.flow.input_schema.is_some() {
             let value = input.value().map_err(|e| {
                 let msg =
                     format!("the input cannot be checked against the flow's input_schema: {e}");
-                failure("input", "invalid-input", msg)
+                failure("input", ErrorKind::InvalidInput, msg)
             })?;
             if let Err(msg) = self.flow.check_input(value) {
                 return Err(failure(
                     "input",
-                    "invalid-input",
+                    ErrorKind::InvalidInput,
                     format!("the input does not match the flow's input_schema: {msg}"),
                 ));
             }
@@ -135,7 +136,11 @@ impl<'a> RunCtx<'a> {
                 match tokio::time::timeout_at((d + Duration::from_millis(100)).into(), steps).await
                 {
                     Ok(r) => r,
-                    Err(_) => Err(failure("", "deadline", "the flow ran past its deadline")),
+                    Err(_) => Err(failure(
+                        "",
+                        ErrorKind::Deadline,
+                        "the flow ran past its deadline",
+                    )),
                 }
             }
             None => steps.await,
@@ -201,7 +206,7 @@ impl<'a> RunCtx<'a> {
                     return Ok(None);
                 }
                 Err(e) => {
-                    let f = failure(path, "expression", e.to_string());
+                    let f = failure(path, ErrorKind::Expression, e.to_string());
                     rec.finish(StepStatus::Failed, Some(&f));
                     return Err(f);
                 }
@@ -211,7 +216,7 @@ impl<'a> RunCtx<'a> {
             Some(t) => match t.render_in(scope) {
                 Ok(v) => Data::from_value(v),
                 Err(e) => {
-                    let f = failure(path, "expression", e.to_string());
+                    let f = failure(path, ErrorKind::Expression, e.to_string());
                     rec.finish(StepStatus::Failed, Some(&f));
                     return Err(f);
                 }
@@ -235,7 +240,7 @@ impl<'a> RunCtx<'a> {
                             .unwrap_or_else(|_| {
                                 Err(failure(
                                     path,
-                                    "deadline",
+                                    ErrorKind::Deadline,
                                     format!(
                                         "the step ran past its timeout of {}",
                                         humantime::format_duration(limit)
@@ -330,7 +335,7 @@ impl<'a> RunCtx<'a> {
             let hit = case
                 .when
                 .eval_bool_in(scope)
-                .map_err(|e| failure(path, "expression", e.to_string()))?;
+                .map_err(|e| failure(path, ErrorKind::Expression, e.to_string()))?;
             if hit {
                 return self
                     .run_steps(&case.steps, scope.clone(), input, path, false, spread)
@@ -351,11 +356,11 @@ impl<'a> RunCtx<'a> {
         let items = f
             .items
             .render_in(scope)
-            .map_err(|e| failure(path, "expression", e.to_string()))?;
+            .map_err(|e| failure(path, ErrorKind::Expression, e.to_string()))?;
         let Value::Array(items) = items else {
             return Err(failure(
                 path,
-                "expression",
+                ErrorKind::Expression,
                 format!("`for_each` must give a list, got {}", kind_of(&items)),
             ));
         };
@@ -393,7 +398,7 @@ impl<'a> RunCtx<'a> {
         let input = match input {
             Ok(v) => Data::from_value(v),
             Err(e) => {
-                let f = failure("on_error", "expression", e.to_string());
+                let f = failure("on_error", ErrorKind::Expression, e.to_string());
                 rec.finish(StepStatus::Failed, Some(&f));
                 return;
             }
@@ -426,7 +431,7 @@ impl<'a> RunCtx<'a> {
     ) -> Result<Doc, Failure> {
         result
             .map(Data::from_raw)
-            .map_err(|e| failure(path, e.kind().as_str(), e.message()))
+            .map_err(|e| failure(path, e.kind(), e.message()))
     }
 
     /// The record of one attempt; `cost` is its duration and fuel.
@@ -443,7 +448,7 @@ impl<'a> RunCtx<'a> {
             duration_ms: duration.as_secs_f64() * 1e3,
             fuel,
             error: result.as_ref().err().map(|f| ErrorRecord {
-                kind: f.kind.clone(),
+                kind: f.kind,
                 message: f.message.clone(),
             }),
         }

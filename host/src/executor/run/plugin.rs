@@ -12,6 +12,7 @@ use tracing::Instrument;
 use super::guard::Guard;
 use super::{Failure, RunCtx, error_json, failure};
 use crate::config::{Grants, Limits};
+use crate::error::ErrorKind;
 use crate::executor::breaker::Permit;
 use crate::executor::data::{Data, Doc};
 use crate::executor::record::{Attempt, ErrorRecord, FallbackRecord};
@@ -43,7 +44,7 @@ impl RunCtx<'_> {
         let fb_input = match &fallback.input {
             Some(t) => Data::from_value(
                 t.render_in(&fb_scope)
-                    .map_err(|e| failure(path, "expression", e.to_string()))?,
+                    .map_err(|e| failure(path, ErrorKind::Expression, e.to_string()))?,
             ),
             None => input,
         };
@@ -65,7 +66,7 @@ impl RunCtx<'_> {
         });
         // A recovered step keeps its own error in the record.
         rec.record.error = Some(ErrorRecord {
-            kind: err.kind.clone(),
+            kind: err.kind,
             message: err.message.clone(),
         });
         result.map_err(|mut f| {
@@ -97,7 +98,7 @@ impl RunCtx<'_> {
         let Some(plugin) = self.plugins.get(&ps.plugin) else {
             return Err(failure(
                 path,
-                "plugin-not-found",
+                ErrorKind::PluginNotFound,
                 self.plugins.not_found_message(&ps.plugin),
             ));
         };
@@ -111,14 +112,14 @@ impl RunCtx<'_> {
             if let Some(t) = per_attempt.filter(|_| attempt > 1) {
                 let rendered = t
                     .render_in(&scope.with_attempt(attempt))
-                    .map_err(|e| failure(path, "expression", e.to_string()))?;
+                    .map_err(|e| failure(path, ErrorKind::Expression, e.to_string()))?;
                 input = Data::from_value(rendered);
             }
             let remaining = self.remaining();
             if remaining.is_some_and(|r| r.is_zero()) {
                 return Err(failure(
                     path,
-                    "deadline",
+                    ErrorKind::Deadline,
                     format!("the flow's deadline passed before attempt {attempt}"),
                 ));
             }
@@ -130,7 +131,7 @@ impl RunCtx<'_> {
                 rec.record.breaker_open = true;
                 Err(failure(
                     path,
-                    "circuit-open",
+                    ErrorKind::CircuitOpen,
                     format!("the circuit breaker of plugin `{}` is open", ps.plugin),
                 ))
             } else {
@@ -162,7 +163,7 @@ impl RunCtx<'_> {
                 Ok(doc) => return Ok(doc),
                 Err(e) => e,
             };
-            if attempt >= ps.retry.max_attempts || !ps.retry.should_retry(&err.kind) {
+            if attempt >= ps.retry.max_attempts || !ps.retry.should_retry(err.kind) {
                 return Err(err);
             }
             let delay = ps.retry.backoff(attempt, fastrand::f64());
@@ -194,7 +195,7 @@ impl RunCtx<'_> {
         let Some(plugin) = self.plugins.get(&call.plugin) else {
             let f = failure(
                 path,
-                "plugin-not-found",
+                ErrorKind::PluginNotFound,
                 self.plugins.not_found_message(&call.plugin),
             );
             let attempt = Attempt {
@@ -203,7 +204,7 @@ impl RunCtx<'_> {
                 duration_ms: 0.0,
                 fuel: 0,
                 error: Some(ErrorRecord {
-                    kind: f.kind.clone(),
+                    kind: f.kind,
                     message: f.message.clone(),
                 }),
             };
