@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use flowhost::executor::{StepRecord, StepStatus};
+use flowhost::executor::{StepRecord, StepStatus, StepType};
 use flowhost::{Config, Event, EventSink, Executor, Host, RunOptions, RunStatus};
 use serde_json::{Value, json};
 
@@ -260,7 +260,16 @@ steps:
         assert!(b.attempts[0].duration_ms >= 290.0, "{b:?}");
     }
     assert_eq!(max_overlap(&intervals(branches.iter().copied())), 3);
-    assert_eq!(step(&record, "par").kind, "parallel");
+    assert_eq!(step(&record, "par").kind, StepType::Parallel);
+    // The record keeps its words.
+    let json = serde_json::to_value(&record).unwrap();
+    let kinds: Vec<_> = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["parallel", "plugin", "plugin", "plugin"]);
 }
 
 const SWITCH: &str = r#"

@@ -1,11 +1,13 @@
 //! The executor: runs a [`Flow`] against a [`PluginSet`] and produces a
 //! [`RunRecord`].
 //!
-//! Steps run sequentially by default; `parallel` branches, `for_each` items
-//! (at most `max_concurrency` at once) and calls themselves run concurrently.
-//! Each guest call is spawned as its own tokio task so that CPU-bound steps
-//! spread over worker threads; the handle aborts the task when dropped, so a
-//! cancelled run or a fail-fast sibling really stops the guest.
+//! Steps run sequentially by default; `parallel` branches and `for_each`
+//! items (at most `max_concurrency` at once) run concurrently. A guest call
+//! of a step that runs alone runs inside the run's own future, with no
+//! hand-off; a call of a branch or an item is spawned on its own tokio task,
+//! so that CPU-bound steps spread over worker threads. Either way, dropping
+//! the run (cancel, fail-fast, timeout) drops the call, or aborts its task
+//! through an abort-on-drop handle, and the guest stops at its next yield.
 //!
 //! Time: a flow `timeout` is a deadline for the whole run; every attempt gets
 //! `min(step timeout, time left)`, and a retry never starts past the deadline.
@@ -29,6 +31,7 @@ use data::{Data, Doc};
 pub use breaker::BreakerState;
 pub use record::{
     Attempt, ErrorRecord, FallbackRecord, RunError, RunRecord, RunStatus, StepRecord, StepStatus,
+    StepType,
 };
 
 use crate::flow::Flow;
@@ -129,7 +132,7 @@ impl Executor {
         let (result, status) = match &options.cancel {
             Some(token) => tokio::select! {
                 r = run => (r, None),
-                _ = token.cancelled() => (Err(run::cancelled()), Some(RunStatus::Cancelled)),
+                _ = token.cancelled() => (Err(RunError::cancelled()), Some(RunStatus::Cancelled)),
             },
             None => (run.await, None),
         };
