@@ -590,6 +590,10 @@ async fn an_event_starts_every_subscribed_flow() {
                 "audit",
                 "flow: audit\ntriggers: [{event: \"invoice.*\"}]\nsteps:\n  - id: a\n    plugin: echo\n",
             ),
+            (
+                "strict",
+                "flow: strict\ntriggers: [{event: \"order.*\"}]\ninput_schema: {required: [sku]}\nsteps:\n  - id: a\n    plugin: echo\n",
+            ),
         ],
         config(),
     )
@@ -604,16 +608,25 @@ async fn an_event_starts_every_subscribed_flow() {
         .iter()
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
-    assert_eq!(ids.len(), 2, "{body}");
+    assert_eq!(ids.len(), 3, "{body}");
     let mut flows = Vec::new();
     for id in &ids {
         let record = s.wait_finished(id).await;
-        assert_eq!(record["status"], "succeeded", "{record}");
-        assert_eq!(record["output"], json!({"order": 7}));
-        flows.push(record["flow"].as_str().unwrap().to_string());
+        let flow = record["flow"].as_str().unwrap().to_string();
+        if flow == "strict" {
+            // The payload fails this flow's schema: its run fails at once.
+            assert_eq!(record["status"], "failed", "{record}");
+            assert_eq!(record["error"]["kind"], "invalid-input", "{record}");
+            assert_eq!(record["error"]["step"], "input", "{record}");
+            assert_eq!(record["steps"], json!([]), "{record}");
+        } else {
+            assert_eq!(record["status"], "succeeded", "{record}");
+            assert_eq!(record["output"], json!({"order": 7}));
+        }
+        flows.push(flow);
     }
     flows.sort();
-    assert_eq!(flows, ["bill", "ship"]);
+    assert_eq!(flows, ["bill", "ship", "strict"]);
     let m = s.metrics().await;
     assert_eq!(sample(&m, &started("audit")), 0.0);
     s.shutdown().await;

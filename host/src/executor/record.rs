@@ -7,7 +7,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::error::ErrorKind;
-use crate::flow::StepKind;
+use crate::flow::{Flow, StepKind};
 
 /// Where a run is in its life. The same words appear in the API, the record
 /// and the metrics labels.
@@ -70,6 +70,21 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// The record of a run that never ran a step: refused for its input, or
+    /// cancelled while queued.
+    pub(crate) fn not_run(run_id: String, flow: &Flow, status: RunStatus, error: RunError) -> Self {
+        RunRecord {
+            run_id,
+            flow: flow.name.clone(),
+            status,
+            started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            duration_ms: 0.0,
+            output: None,
+            error: Some(error),
+            steps: Vec::new(),
+        }
+    }
+
     /// The output parsed as a value, when the run succeeded. `None` also
     /// for valid JSON that serde_json cannot parse into a value: nested over
     /// 128 levels, or with a number beyond a double.
@@ -92,13 +107,19 @@ pub struct RunError {
 }
 
 impl RunError {
-    /// A failure of the step at `path`, the root of its causes.
+    /// A failure of the step at `path` (`""`: of the run as a whole), the
+    /// root of its causes.
     pub(crate) fn new(path: &str, kind: ErrorKind, message: impl Into<String>) -> Self {
         let message = message.into();
+        let cause = if path.is_empty() {
+            format!("{kind}: {message}")
+        } else {
+            format!("step {path}: {kind}: {message}")
+        };
         RunError {
             step: path.to_string(),
             kind,
-            causes: vec![format!("step {path}: {kind}: {message}")],
+            causes: vec![cause],
             message,
         }
     }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::events;
 use super::health;
 use super::state::{Refusal, State};
-use crate::executor::RunStatus;
+use crate::executor::{RunInput, RunStatus};
 
 type S = Extract<Arc<State>>;
 
@@ -82,19 +82,18 @@ fn with_run_id(mut r: Response, run_id: &str) -> Response {
     r
 }
 
-/// A request body as JSON; an empty body is `{}`.
-fn json_body(body: &Bytes) -> Result<Value, Box<Response>> {
+/// A request body as a run's input, read once; an empty body is `{}`.
+fn json_body(body: Bytes) -> Result<RunInput, Box<Response>> {
+    let bad = |message: String| Box::new(error(StatusCode::BAD_REQUEST, "bad-json", message, None));
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(json!({}));
+        return Ok(RunInput::from_value(json!({})));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        Box::new(error(
-            StatusCode::BAD_REQUEST,
-            "bad-json",
-            format!("the request body is not valid JSON: {e}"),
-            None,
+    let text = String::from_utf8(body.into()).map_err(|e| {
+        bad(format!(
+            "the request body is not valid JSON: not UTF-8: {e}"
         ))
-    })
+    })?;
+    RunInput::parse(text, "the request body").map_err(|e| bad(e.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -116,19 +115,19 @@ async fn start_run(
             None,
         );
     };
-    let input = match json_body(&body) {
+    let input = match json_body(body) {
         Ok(v) => v,
         Err(r) => return *r,
     };
-    if let Err(msg) = flow.check_input(&input) {
+    if let Err(e) = input.check(&flow) {
         return error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid-input",
-            format!("the input does not match the flow's input_schema: {msg}"),
+            e.to_string(),
             Some("input"),
         );
     }
-    let (run_id, mut done) = match state.admit(vec![flow], input, 0) {
+    let (run_id, mut done) = match state.admit(vec![(flow, Ok(input))], 0) {
         Ok(mut runs) => runs.remove(0),
         Err(refusal) => return refused(&state, refusal),
     };
@@ -244,7 +243,7 @@ async fn list_plugins(Extract(state): S) -> Response {
 }
 
 async fn publish_event(Extract(state): S, Path(topic): Path<String>, body: Bytes) -> Response {
-    let payload = match json_body(&body) {
+    let payload = match json_body(body) {
         Ok(v) => v,
         Err(r) => return *r,
     };

@@ -1,5 +1,5 @@
-//! A whole run: the input, the top-level sequence under the flow's
-//! deadline, and the `on_error` handler when it fails.
+//! A whole run: the top-level sequence under the flow's deadline, and the
+//! `on_error` handler when it fails.
 
 use std::time::Duration;
 
@@ -16,26 +16,9 @@ use crate::executor::record::{RunError, StepStatus, StepType};
 use crate::executor::scope::Scope;
 
 impl RunCtx<'_> {
-    /// Runs the flow on `input`: its output, or why it failed.
-    pub(crate) async fn run_flow(
-        &self,
-        input: Result<Doc, String>,
-    ) -> Result<Box<RawValue>, RunError> {
-        let invalid = |msg| RunError::new("input", ErrorKind::InvalidInput, msg);
-        let input = input.map_err(invalid)?;
-        // Only a schema needs the input parsed; otherwise it passes as text.
-        if self.flow.input_schema.is_some() {
-            let value = input.value().map_err(|e| {
-                invalid(format!(
-                    "the input cannot be checked against the flow's input_schema: {e}"
-                ))
-            })?;
-            if let Err(msg) = self.flow.check_input(value) {
-                return Err(invalid(format!(
-                    "the input does not match the flow's input_schema: {msg}"
-                )));
-            }
-        }
+    /// Runs the flow on `input`, checked where it entered: its output, or
+    /// why it failed.
+    pub(crate) async fn run_flow(&self, input: Doc) -> Result<Box<RawValue>, RunError> {
         let scope = Scope::new(input.clone(), self.run_id, &self.flow.name);
         let steps = self.run_steps(&self.flow.steps, scope, input, "", Spread::Inline);
         let result = match self.deadline {
