@@ -435,6 +435,67 @@ async fn every_endpoint_answers_with_its_status_and_body() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_answers_in_the_api_error_shape() {
+    let s = Served::start(&["testing/echo"], &[("greet", GREET)], config()).await;
+
+    // A body one byte over the 2 MiB limit: axum's own refusal, in JSON.
+    let big = "x".repeat((2 << 20) + 1);
+    for path in ["/flows/greet/runs", "/events/order.created"] {
+        let r = s.post(path, &big).await;
+        assert_eq!(r.status, 413, "{path}: {}", r.body);
+        assert_eq!(
+            r.json(),
+            error_body(
+                "too-large",
+                "the request body is over the 2.0 MiB limit",
+                None
+            ),
+            "{path}"
+        );
+    }
+    // A query the route does not take.
+    let r = s.post("/flows/greet/runs?wait=maybe", "{}").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let e = r.json();
+    assert_eq!(e["error"]["kind"], "bad-request", "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("wait"),
+        "{e}"
+    );
+    // No such route, or not with this method.
+    let r = s.get("/nowhere").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.json(),
+        error_body("not-found", "no endpoint GET /nowhere", None)
+    );
+    let r = s.get("/flows/greet/runs").await;
+    assert_eq!(r.status, 405);
+    assert_eq!(
+        r.json(),
+        error_body(
+            "method-not-allowed",
+            "/flows/greet/runs does not take GET",
+            None
+        )
+    );
+    // Invalid JSON names the request body, with serde's line and column.
+    let r = s
+        .post("/flows/greet/runs", "{\n  \"name\": \"Ada\",\n}")
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json(),
+        error_body(
+            "bad-json",
+            "the request body is not valid JSON: key must be a string at line 3 column 1",
+            None
+        )
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_429_and_recovers() {
     let s = Served::start(
         &["testing/sleep"],
