@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::events;
-use super::extract::{Input, Path, Query};
+use super::extract::{BODY_LIMIT, Input, Path, Query};
 use super::health;
 use super::state::{Refusal, State};
 use crate::executor::{RunError, RunStatus};
@@ -26,9 +26,6 @@ type Answer = Result<Response, ApiError>;
 
 /// The header that carries a run's id (its correlation id in the logs).
 pub(crate) const RUN_ID_HEADER: &str = "x-flowhost-run-id";
-
-/// The largest request body: a run's input or an event's payload.
-pub(crate) const BODY_LIMIT: usize = 2 << 20;
 
 pub(crate) fn router(state: Arc<State>) -> Router {
     Router::new()

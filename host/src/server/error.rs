@@ -85,12 +85,7 @@ impl ApiError {
     /// An extractor's refusal, in its own words.
     fn rejected(status: StatusCode, text: String) -> Self {
         match status {
-            StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(format!(
-                "the request body is over the {} limit",
-                bytesize::ByteSize(super::api::BODY_LIMIT as u64)
-                    .display()
-                    .iec()
-            )),
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(text),
             s if s.is_server_error() => ApiError::Host(text),
             _ => ApiError::BadRequest(text),
         }

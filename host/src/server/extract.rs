@@ -3,11 +3,15 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::executor::{InputError, RunInput};
+
+/// The largest request body: a run's input or an event's payload.
+pub(crate) const BODY_LIMIT: usize = 2 << 20;
 
 /// A path parameter; a bad one answers `400 bad-request` in the API's shape.
 pub(crate) struct Path<T>(pub(crate) T);
@@ -44,7 +48,14 @@ impl<S: Send + Sync> FromRequest<S> for Input {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let body = Bytes::from_request(req, state).await?;
+        let body = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                let limit = bytesize::ByteSize(BODY_LIMIT as u64).display().iec();
+                ApiError::TooLarge(format!("the request body is over the {limit} limit"))
+            } else {
+                ApiError::from(r)
+            }
+        })?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Input(RunInput::from_value(serde_json::json!({}))));
         }
