@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use common::{input_1k, median, ms, us};
 use flowhost::flow::parse_flow;
-use flowhost::{Config, Context, Executor, Host, PluginSet, RunOptions, RunStatus};
+use flowhost::{Config, Context, Executor, Host, PluginSet, RunInput, RunOptions, RunStatus};
 use serde_json::json;
 use serde_json::value::RawValue;
 
@@ -43,7 +43,8 @@ async fn overhead(host: &Host, exec: &Executor, plugins: &PluginSet, echo: &flow
     let ctx = Context::direct("echo");
     let n = 300;
     for _ in 0..30 {
-        exec.run_text(&ten, plugins, text.clone(), RunOptions::default())
+        let input = RunInput::parse(text.clone(), "the input").unwrap();
+        exec.run_input(&ten, plugins, input, RunOptions::default())
             .await;
     }
     // Times `calls` direct calls against a flow of as many steps. Both take
@@ -59,8 +60,10 @@ async fn overhead(host: &Host, exec: &Executor, plugins: &PluginSet, echo: &flow
             direct.push(t.elapsed());
             let owned = text.clone();
             let t = Instant::now();
+            // Read once, as an entry point does: one scan, no parse.
+            let input = RunInput::parse(owned, "the input").unwrap();
             let r = exec
-                .run_text(flow, plugins, owned, RunOptions::default())
+                .run_input(flow, plugins, input, RunOptions::default())
                 .await;
             flows.push(t.elapsed());
             assert_eq!(r.status, RunStatus::Succeeded);

@@ -2,8 +2,9 @@
 //!
 //! A failed call is one of four things, and users and metrics tell them apart:
 //! the step's own error ([`StepError`]), a trap, a limit hit ([`Limit`]) and a
-//! host failure. [`ErrorKind`] names each in the words the CLI, the API and the
-//! metrics use.
+//! host failure. A run can also fail for reasons of the flow around its calls.
+//! [`ErrorKind`] names each in the words the CLI, the API, the run record and
+//! the metrics use; [`ErrorClass`] groups them.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -89,7 +90,8 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// The kind of this error, as the CLI, the API and metrics name it.
+    /// The kind of this error, as the CLI, the API and metrics name it:
+    /// always a call kind ([`ErrorKind::is_call_kind`]).
     pub fn kind(&self) -> ErrorKind {
         match self {
             CallError::Step(e) => e.kind(),
@@ -117,21 +119,29 @@ impl CallError {
     }
 }
 
-/// The kind of a failure, in the fixed words used everywhere.
+/// The kind of a failure, in the fixed words used everywhere: the CLI, the
+/// API, the run record, the metrics and the flow files (`retry_on`,
+/// `non_retryable`) all print and read these words.
+///
+/// A call fails with one of the first nine ([`CallError::kind`]); a run can
+/// also fail for reasons of the flow around the calls (`circuit-open`,
+/// `expression`, `plugin-not-found`, `cancelled`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The step's own error: retrying may help.
     Transient,
     /// The step's own error: retrying will not help.
     Permanent,
-    /// The step's own error: the input was not acceptable.
+    /// The step's own error: the input was not acceptable. Also a flow
+    /// input that fails the flow's `input_schema`.
     InvalidInput,
     /// The guest trapped.
     Trap,
     /// Out of fuel.
     Fuel,
-    /// Past the deadline.
+    /// Past the deadline: a call's, a step's or the flow's.
     Deadline,
     /// Over the memory limit.
     Memory,
@@ -139,24 +149,56 @@ pub enum ErrorKind {
     OutputTooLarge,
     /// The host failed.
     Host,
+    /// The plugin's circuit breaker refused the call.
+    CircuitOpen,
+    /// An expression failed at run time, or `for_each` was not a list.
+    Expression,
+    /// The plugin is not in the set the run was given.
+    PluginNotFound,
+    /// The run was cancelled.
+    Cancelled,
 }
 
-/// The four classes of failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The five classes of failure, a coarse label next to the kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum ErrorClass {
-    /// The step's own error.
-    Step,
+    /// The step's own error ([`StepError`]).
+    Guest,
     /// A trap in the guest.
     Trap,
     /// A limit the host enforced.
     Limit,
     /// A failure of the host.
     Host,
+    /// A failure of the flow around the calls: a breaker, an expression, a
+    /// missing plugin, a cancel.
+    Flow,
+}
+
+impl ErrorClass {
+    /// The class's name, for example `limit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Guest => "guest",
+            ErrorClass::Trap => "trap",
+            ErrorClass::Limit => "limit",
+            ErrorClass::Host => "host",
+            ErrorClass::Flow => "flow",
+        }
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl ErrorKind {
-    /// Every kind, in a fixed order.
-    pub const ALL: [ErrorKind; 9] = [
+    /// Every kind, in a fixed order: the kinds of a call first.
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::Transient,
         ErrorKind::Permanent,
         ErrorKind::InvalidInput,
@@ -166,6 +208,10 @@ impl ErrorKind {
         ErrorKind::Memory,
         ErrorKind::OutputTooLarge,
         ErrorKind::Host,
+        ErrorKind::CircuitOpen,
+        ErrorKind::Expression,
+        ErrorKind::PluginNotFound,
+        ErrorKind::Cancelled,
     ];
 
     /// The kind's name, for example `invalid-input`.
@@ -180,14 +226,18 @@ impl ErrorKind {
             ErrorKind::Memory => "memory",
             ErrorKind::OutputTooLarge => "output-too-large",
             ErrorKind::Host => "host",
+            ErrorKind::CircuitOpen => "circuit-open",
+            ErrorKind::Expression => "expression",
+            ErrorKind::PluginNotFound => "plugin-not-found",
+            ErrorKind::Cancelled => "cancelled",
         }
     }
 
-    /// Which of the four classes this kind is in.
+    /// Which of the five classes this kind is in.
     pub fn class(self) -> ErrorClass {
         match self {
             ErrorKind::Transient | ErrorKind::Permanent | ErrorKind::InvalidInput => {
-                ErrorClass::Step
+                ErrorClass::Guest
             }
             ErrorKind::Trap => ErrorClass::Trap,
             ErrorKind::Fuel
@@ -195,7 +245,16 @@ impl ErrorKind {
             | ErrorKind::Memory
             | ErrorKind::OutputTooLarge => ErrorClass::Limit,
             ErrorKind::Host => ErrorClass::Host,
+            ErrorKind::CircuitOpen
+            | ErrorKind::Expression
+            | ErrorKind::PluginNotFound
+            | ErrorKind::Cancelled => ErrorClass::Flow,
         }
+    }
+
+    /// Whether a call can fail with this kind ([`CallError::kind`]).
+    pub fn is_call_kind(self) -> bool {
+        self.class() != ErrorClass::Flow
     }
 }
 
@@ -205,21 +264,39 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-impl FromStr for ErrorKind {
-    type Err = String;
+/// A kind compares equal to its word, as records and flow files write it.
+impl PartialEq<str> for ErrorKind {
+    fn eq(&self, word: &str) -> bool {
+        self.as_str() == word
+    }
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl PartialEq<&str> for ErrorKind {
+    fn eq(&self, word: &&str) -> bool {
+        self.as_str() == *word
+    }
+}
+
+impl FromStr for ErrorKind {
+    type Err = UnknownErrorKind;
+
+    fn from_str(s: &str) -> Result<Self, UnknownErrorKind> {
         ErrorKind::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let all: Vec<_> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
-                format!(
-                    "unknown error kind `{s}` (expected one of: {})",
-                    all.join(", ")
-                )
-            })
+            .ok_or_else(|| UnknownErrorKind(s.to_string()))
     }
+}
+
+/// A word that names no [`ErrorKind`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown error kind `{0}` (expected one of: {all})", all = words(&ErrorKind::ALL))]
+pub struct UnknownErrorKind(String);
+
+/// Kinds as their words, comma-separated: `transient, permanent, ...`.
+pub(crate) fn words(kinds: &[ErrorKind]) -> String {
+    let words: Vec<_> = kinds.iter().map(|k| k.as_str()).collect();
+    words.join(", ")
 }
 
 /// A plugin file could not be loaded. The message names the file.
@@ -264,3 +341,62 @@ pub enum LoadErrorReason {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot set up the host: {0}")]
 pub struct SetupError(pub(crate) String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_keep_their_words_everywhere() {
+        for kind in ErrorKind::ALL {
+            let word = kind.as_str();
+            assert_eq!(kind.to_string(), word);
+            assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{word}\""));
+            assert_eq!(word.parse::<ErrorKind>(), Ok(kind));
+            let back: ErrorKind = serde_json::from_str(&format!("\"{word}\"")).unwrap();
+            assert_eq!(back, kind);
+        }
+        let e = "oops".parse::<ErrorKind>().unwrap_err().to_string();
+        assert!(
+            e.starts_with("unknown error kind `oops` (expected one of: transient, "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_call_fails_only_with_a_call_kind() {
+        let errors = [
+            CallError::Step(StepError::InvalidInput("x".into())),
+            CallError::Trap {
+                message: "x".into(),
+                backtrace: None,
+            },
+            CallError::limit(Limit::OutputTooLarge, "x"),
+            CallError::Host("x".into()),
+        ];
+        let classes: Vec<_> = errors.iter().map(|e| e.kind().class()).collect();
+        assert_eq!(
+            classes,
+            [
+                ErrorClass::Guest,
+                ErrorClass::Trap,
+                ErrorClass::Limit,
+                ErrorClass::Host
+            ]
+        );
+        let flow: Vec<_> = ErrorKind::ALL
+            .into_iter()
+            .filter(|k| !k.is_call_kind())
+            .map(ErrorKind::as_str)
+            .collect();
+        assert_eq!(
+            flow,
+            [
+                "circuit-open",
+                "expression",
+                "plugin-not-found",
+                "cancelled"
+            ]
+        );
+    }
+}

@@ -60,8 +60,9 @@ pub use config::Metering;
 pub use config::{Config, DirGrant, DirMode, Grants, HttpGrant, HttpGrantError, Limits};
 pub use error::{
     CallError, ErrorClass, ErrorKind, Limit, LoadError, LoadErrorReason, SetupError, StepError,
+    UnknownErrorKind,
 };
-pub use executor::{Executor, RunOptions, RunRecord, RunStatus};
+pub use executor::{Executor, InputError, RunInput, RunOptions, RunRecord, RunStatus};
 pub use host::Host;
 pub use live::{
     EntryStatus, LiveFlows, LivePlugins, ReloadEvent, ReloadOutcome, WatchError, WatchOptions,

@@ -6,25 +6,31 @@
 
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::fmt::Write as _;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::executor::{BreakerState, RunRecord, StepStatus};
+use crate::error::{ErrorClass, ErrorKind};
+use crate::executor::{BreakerState, RunRecord, RunStatus, StepStatus};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FlowLabel {
     flow: String,
 }
 
+/// A run's end: its status and, when it failed, the error's kind and class
+/// (empty for a success).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RunLabel {
     flow: String,
-    status: String,
-    kind: String,
+    status: RunStatus,
+    kind: Option<ErrorKind>,
+    class: Option<ErrorClass>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -37,8 +43,22 @@ struct StepLabel {
 struct StepKindLabel {
     flow: String,
     step: String,
-    kind: String,
+    kind: ErrorKind,
+    class: ErrorClass,
 }
+
+/// Label values are the same words as the API and the run record.
+macro_rules! label_words {
+    ($($t:ty),*) => {$(
+        impl EncodeLabelValue for $t {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+                encoder.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+
+label_words!(ErrorKind, ErrorClass, RunStatus);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PluginLabel {
@@ -109,7 +129,7 @@ impl Metrics {
         );
         r.register(
             "runs_finished",
-            "Runs finished, by flow, status and error kind",
+            "Runs finished, by flow, status, error kind and class",
             m.runs_finished.clone(),
         );
         r.register(
@@ -124,7 +144,7 @@ impl Metrics {
         );
         r.register(
             "step_failures",
-            "Failed step attempts, by flow, step and error kind",
+            "Failed step attempts, by flow, step, error kind and class",
             m.step_failures.clone(),
         );
         r.register(
@@ -181,16 +201,13 @@ impl Metrics {
     /// A run finished (or was cancelled): run, step, retry and fuel figures.
     pub fn run_finished(&self, record: &RunRecord) {
         let flow = record.flow.clone();
-        let kind = record
-            .error
-            .as_ref()
-            .map(|e| e.kind.clone())
-            .unwrap_or_default();
+        let kind = record.error.as_ref().map(|e| e.kind);
         self.runs_finished
             .get_or_create(&RunLabel {
                 flow: flow.clone(),
-                status: record.status.as_str().into(),
+                status: record.status,
                 kind,
+                class: kind.map(ErrorKind::class),
             })
             .inc();
         self.run_duration
@@ -224,7 +241,8 @@ impl Metrics {
                         .get_or_create(&StepKindLabel {
                             flow: flow.clone(),
                             step: label.step.clone(),
-                            kind: e.kind.clone(),
+                            kind: e.kind,
+                            class: e.kind.class(),
                         })
                         .inc();
                 }

@@ -1,6 +1,8 @@
 //! The library API as an embedder uses it.
 
-use flowhost::{CallOptions, Config, Context, ErrorKind, Host, RunOptions, RunStatus};
+use flowhost::{
+    CallOptions, Config, Context, ErrorKind, Host, InputError, RunInput, RunOptions, RunStatus,
+};
 use serde_json::json;
 
 use crate::support::{call, executor, host, parse, plugin, plugin_set, wasm};
@@ -90,8 +92,9 @@ async fn a_flow_runs_on_json_text_and_its_output_is_the_last_steps_text() {
     let flow = parse("flow: t\nsteps:\n  - {id: a, plugin: echo}\n  - {id: b, plugin: echo}\n");
     let plugins = plugin_set(&flow).await;
     let text = r#"{"price": 9.990, "items": [1, 2]}"#;
+    let input = RunInput::parse(text.into(), "the input").unwrap();
     let record = executor()
-        .run_text(&flow, &plugins, text.into(), RunOptions::default())
+        .run_input(&flow, &plugins, input, RunOptions::default())
         .await;
     assert_eq!(record.status, RunStatus::Succeeded, "{:?}", record.error);
     // Byte for byte what echo writes: nothing parses and re-prints it.
@@ -106,40 +109,56 @@ async fn a_flow_runs_on_json_text_and_its_output_is_the_last_steps_text() {
     );
 }
 
+#[test]
+fn json_text_that_is_not_json_is_refused_naming_where_it_came_from() {
+    let err = RunInput::parse("{\"a\": 1,".into(), "the request body").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the request body is not valid JSON: EOF while parsing an object at line 1 column 8"
+    );
+}
+
 #[tokio::test]
-async fn json_text_that_is_not_json_fails_the_run_before_any_step() {
-    let flow = parse("flow: t\nsteps:\n  - {id: a, plugin: echo}\n");
+async fn json_text_is_checked_against_the_input_schema_once_where_it_enters() {
+    let flow = parse(
+        "flow: t\ninput_schema: {type: object, required: [n]}\nsteps:\n  - {id: a, plugin: echo}\n",
+    );
+    let bad = RunInput::parse(r#"{"m": 1}"#.into(), "--input").unwrap();
+    let err = bad.check(&flow).unwrap_err();
+    assert!(
+        matches!(&err, InputError::Schema { violations } if violations.contains("\"n\" is a required property")),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("the input does not match the flow's input_schema: input: "),
+        "{err}"
+    );
+    // A flow without a schema takes any JSON.
+    let open = parse("flow: t\nsteps:\n  - {id: a, plugin: echo}\n");
+    assert_eq!(bad.check(&open), Ok(()));
+
+    // The value convenience checks too, and records the refusal as a failed run.
     let plugins = plugin_set(&flow).await;
     let record = executor()
-        .run_text(&flow, &plugins, "{\"a\": 1,".into(), RunOptions::default())
+        .run(&flow, &plugins, json!({"m": 1}), RunOptions::default())
         .await;
     assert_eq!(record.status, RunStatus::Failed);
-    let err = record.error.unwrap();
+    let error = record.error.unwrap();
     assert_eq!(
-        (err.step.as_str(), err.kind.as_str()),
-        ("input", "invalid-input")
-    );
-    assert_eq!(
-        err.message,
-        "the input is not JSON: EOF while parsing an object at line 1 column 8"
+        (error.step.as_str(), error.kind),
+        ("input", ErrorKind::InvalidInput)
     );
     assert!(record.steps.is_empty(), "no step ran");
 }
 
-#[tokio::test]
-async fn json_text_is_checked_against_the_input_schema() {
-    let flow = parse(
-        "flow: t\ninput_schema: {type: object, required: [n]}\nsteps:\n  - {id: a, plugin: echo}\n",
-    );
-    let plugins = plugin_set(&flow).await;
-    let record = executor()
-        .run_text(&flow, &plugins, r#"{"m": 1}"#.into(), RunOptions::default())
-        .await;
-    let err = record.error.unwrap();
-    assert_eq!(err.kind, "invalid-input");
-    assert!(
-        err.message.contains("\"n\" is a required property"),
-        "{}",
-        err.message
-    );
+#[test]
+fn a_run_input_is_stored_as_the_json_it_was_given() {
+    let text = r#"{"price": 9.990,  "deep": [[1e400]]}"#;
+    let input = RunInput::parse(text.into(), "--input").unwrap();
+    // Inside a record or a store's row: the very text, never re-serialised.
+    let stored = serde_json::to_string(&[&input]).unwrap();
+    assert_eq!(stored, format!("[{text}]"));
+    let back: RunInput = serde_json::from_str(text).unwrap();
+    assert_eq!(back.get(), text);
 }

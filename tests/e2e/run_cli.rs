@@ -142,3 +142,45 @@ fn bad_usage_exits_2() {
     assert_eq!(code, 2);
     assert!(err.contains("no-such-flow.yaml"), "{err}");
 }
+
+#[test]
+fn a_bad_input_is_refused_before_the_run_naming_where_it_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("schema.yaml");
+    std::fs::write(
+        &flow,
+        "flow: schema\ninput_schema: {type: object, properties: {amount: {type: number}}}\nsteps:\n  - {id: a, plugin: echo}\n",
+    )
+    .unwrap();
+    let flow = flow.to_str().unwrap();
+    // Not JSON, in a file: the file, with serde's line and column.
+    let file = dir.path().join("in.json");
+    std::fs::write(&file, "{\n  \"amount\": 1,\n}\n").unwrap();
+    let input = format!("@{}", file.display());
+    let (code, out, err) =
+        run(flowhost().args(["run", flow, "--plugins", &plugins(), "--input", &input]));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains(&format!(
+            "--input {input} is not valid JSON: key must be a string at line 3 column 1"
+        )),
+        "{err}"
+    );
+    // JSON that fails the schema: the field, and no run.
+    let (code, out, err) = run(flowhost().args([
+        "run",
+        flow,
+        "--plugins",
+        &plugins(),
+        "--input",
+        r#"{"amount": "ten"}"#,
+    ]));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains(
+            "--input: the input does not match the flow's input_schema: input/amount: \"ten\" is not of type \"number\""
+        ),
+        "{err}"
+    );
+    assert!(out.is_empty());
+}

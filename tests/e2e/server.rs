@@ -186,8 +186,11 @@ fn started(flow: &str) -> String {
     format!("flowhost_runs_started_total{{flow=\"{flow}\"}}")
 }
 
-fn finished(flow: &str, status: &str, kind: &str) -> String {
-    format!("flowhost_runs_finished_total{{flow=\"{flow}\",status=\"{status}\",kind=\"{kind}\"}}")
+/// The runs-finished series; `kind` and `class` are empty for a success.
+fn finished(flow: &str, status: &str, kind: &str, class: &str) -> String {
+    format!(
+        "flowhost_runs_finished_total{{flow=\"{flow}\",status=\"{status}\",kind=\"{kind}\",class=\"{class}\"}}"
+    )
 }
 
 fn error_body(kind: &str, message: &str, step: Option<&str>) -> Value {
@@ -397,7 +400,7 @@ async fn every_endpoint_answers_with_its_status_and_body() {
     );
     assert_eq!(sample(&r.body, &started("greet")), 2.0, "{}", r.body);
     assert_eq!(
-        sample(&r.body, &finished("broken", "failed", "permanent")),
+        sample(&r.body, &finished("broken", "failed", "permanent", "guest")),
         1.0
     );
     assert!(r.body.trim_end().ends_with("# EOF"));
@@ -429,6 +432,67 @@ async fn every_endpoint_answers_with_its_status_and_body() {
     let report = s.shutdown().await;
     assert_eq!(report.drained, 0);
     assert!(report.cancelled_running.is_empty() && report.cancelled_queued.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_answers_in_the_api_error_shape() {
+    let s = Served::start(&["testing/echo"], &[("greet", GREET)], config()).await;
+
+    // A body one byte over the 2 MiB limit: axum's own refusal, in JSON.
+    let big = "x".repeat((2 << 20) + 1);
+    for path in ["/flows/greet/runs", "/events/order.created"] {
+        let r = s.post(path, &big).await;
+        assert_eq!(r.status, 413, "{path}: {}", r.body);
+        assert_eq!(
+            r.json(),
+            error_body(
+                "too-large",
+                "the request body is over the 2.0 MiB limit",
+                None
+            ),
+            "{path}"
+        );
+    }
+    // A query the route does not take.
+    let r = s.post("/flows/greet/runs?wait=maybe", "{}").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let e = r.json();
+    assert_eq!(e["error"]["kind"], "bad-request", "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("wait"),
+        "{e}"
+    );
+    // No such route, or not with this method.
+    let r = s.get("/nowhere").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.json(),
+        error_body("not-found", "no endpoint GET /nowhere", None)
+    );
+    let r = s.get("/flows/greet/runs").await;
+    assert_eq!(r.status, 405);
+    assert_eq!(
+        r.json(),
+        error_body(
+            "method-not-allowed",
+            "/flows/greet/runs does not take GET",
+            None
+        )
+    );
+    // Invalid JSON names the request body, with serde's line and column.
+    let r = s
+        .post("/flows/greet/runs", "{\n  \"name\": \"Ada\",\n}")
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json(),
+        error_body(
+            "bad-json",
+            "the request body is not valid JSON: key must be a string at line 3 column 1",
+            None
+        )
+    );
+    s.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -587,6 +651,10 @@ async fn an_event_starts_every_subscribed_flow() {
                 "audit",
                 "flow: audit\ntriggers: [{event: \"invoice.*\"}]\nsteps:\n  - id: a\n    plugin: echo\n",
             ),
+            (
+                "strict",
+                "flow: strict\ntriggers: [{event: \"order.*\"}]\ninput_schema: {required: [sku]}\nsteps:\n  - id: a\n    plugin: echo\n",
+            ),
         ],
         config(),
     )
@@ -601,16 +669,25 @@ async fn an_event_starts_every_subscribed_flow() {
         .iter()
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
-    assert_eq!(ids.len(), 2, "{body}");
+    assert_eq!(ids.len(), 3, "{body}");
     let mut flows = Vec::new();
     for id in &ids {
         let record = s.wait_finished(id).await;
-        assert_eq!(record["status"], "succeeded", "{record}");
-        assert_eq!(record["output"], json!({"order": 7}));
-        flows.push(record["flow"].as_str().unwrap().to_string());
+        let flow = record["flow"].as_str().unwrap().to_string();
+        if flow == "strict" {
+            // The payload fails this flow's schema: its run fails at once.
+            assert_eq!(record["status"], "failed", "{record}");
+            assert_eq!(record["error"]["kind"], "invalid-input", "{record}");
+            assert_eq!(record["error"]["step"], "input", "{record}");
+            assert_eq!(record["steps"], json!([]), "{record}");
+        } else {
+            assert_eq!(record["status"], "succeeded", "{record}");
+            assert_eq!(record["output"], json!({"order": 7}));
+        }
+        flows.push(flow);
     }
     flows.sort();
-    assert_eq!(flows, ["bill", "ship"]);
+    assert_eq!(flows, ["bill", "ship", "strict"]);
     let m = s.metrics().await;
     assert_eq!(sample(&m, &started("audit")), 0.0);
     s.shutdown().await;
@@ -640,11 +717,11 @@ async fn a_step_emitted_event_starts_the_subscribed_flow() {
     assert_eq!(body["output"], json!({"emitted": true}));
     let m = s
         .metrics_until("flow b to finish", |m| {
-            sample(m, &finished("b", "succeeded", "")) >= 1.0
+            sample(m, &finished("b", "succeeded", "", "")) >= 1.0
         })
         .await;
     assert_eq!(sample(&m, &started("b")), 1.0);
-    assert_eq!(sample(&m, &finished("b", "succeeded", "")), 1.0);
+    assert_eq!(sample(&m, &finished("b", "succeeded", "", "")), 1.0);
     let flows = s.get("/flows").await.json();
     assert_eq!(flows["flows"][1]["triggers"], json!(["b.go"]));
     s.shutdown().await;
@@ -669,8 +746,8 @@ async fn the_loop_guard_stops_an_event_cycle() {
     let first = r.json()["runs"][0].as_str().unwrap().to_string();
     // Hops 0, 1 and 2 emit; hop 3's emit is refused, so its step fails.
     let done = |m: &str| {
-        sample(m, &finished("again", "succeeded", ""))
-            + sample(m, &finished("again", "failed", "permanent"))
+        sample(m, &finished("again", "succeeded", "", ""))
+            + sample(m, &finished("again", "failed", "permanent", "guest"))
     };
     s.metrics_until("four runs of `again`", |m| done(m) >= 4.0)
         .await;
@@ -678,9 +755,13 @@ async fn the_loop_guard_stops_an_event_cycle() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let m = s.metrics().await;
     assert_eq!(sample(&m, &started("again")), 4.0, "{m}");
-    assert_eq!(sample(&m, &finished("again", "succeeded", "")), 3.0, "{m}");
     assert_eq!(
-        sample(&m, &finished("again", "failed", "permanent")),
+        sample(&m, &finished("again", "succeeded", "", "")),
+        3.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, &finished("again", "failed", "permanent", "guest")),
         1.0,
         "{m}"
     );
@@ -723,7 +804,7 @@ async fn cancel_stops_a_busy_loop_step() {
     );
     let m = s.metrics().await;
     assert_eq!(
-        sample(&m, &finished("spin", "cancelled", "cancelled")),
+        sample(&m, &finished("spin", "cancelled", "cancelled", "flow")),
         1.0,
         "{m}"
     );
@@ -803,7 +884,7 @@ async fn metrics_count_known_runs_exactly() {
     );
     assert!(
         before.contains(
-            "flowhost_runs_finished_total{flow=\"x\",status=\"succeeded\",kind=\"\"} 1\n"
+            "flowhost_runs_finished_total{flow=\"x\",status=\"succeeded\",kind=\"\",class=\"\"} 1\n"
         ),
         "{before}"
     );
@@ -816,10 +897,12 @@ async fn metrics_count_known_runs_exactly() {
     let after = s.metrics().await;
     let delta = |series: &str| sample(&after, series) - sample(&before, series);
     assert_eq!(delta(&started("x")), 4.0);
-    assert_eq!(delta(&finished("x", "succeeded", "")), 3.0);
-    assert_eq!(delta(&finished("x", "failed", "permanent")), 1.0);
+    assert_eq!(delta(&finished("x", "succeeded", "", "")), 3.0);
+    assert_eq!(delta(&finished("x", "failed", "permanent", "guest")), 1.0);
     assert_eq!(
-        delta("flowhost_step_failures_total{flow=\"x\",step=\"check\",kind=\"permanent\"}"),
+        delta(
+            "flowhost_step_failures_total{flow=\"x\",step=\"check\",kind=\"permanent\",class=\"guest\"}"
+        ),
         1.0,
         "{after}"
     );

@@ -9,22 +9,29 @@ use super::Failure;
 
 /// `JSON`, `@FILE` or `@-` (stdin): returns the text, checked to be JSON.
 pub(crate) async fn json_arg(flag: &str, value: &str) -> Result<String, Failure> {
-    let text = match value.strip_prefix('@') {
+    let (text, origin) = text_arg(flag, value).await?;
+    serde_json::from_str::<serde::de::IgnoredAny>(&text)
+        .map_err(|e| Failure::usage(format!("{origin} is not valid JSON: {e}")))?;
+    Ok(text)
+}
+
+/// `TEXT`, `@FILE` or `@-` (stdin): returns the text, and where it came
+/// from for messages (`--input`, `--input @in.json`, `--input @- (stdin)`).
+pub(crate) async fn text_arg(flag: &str, value: &str) -> Result<(String, String), Failure> {
+    match value.strip_prefix('@') {
         Some("-") => {
             let mut s = String::new();
             tokio::io::AsyncReadExt::read_to_string(&mut tokio::io::stdin(), &mut s)
                 .await
                 .map_err(|e| Failure::usage(format!("{flag}: cannot read stdin: {e}")))?;
-            s
+            Ok((s, format!("{flag} @- (stdin)")))
         }
-        Some(path) => tokio::fs::read_to_string(path)
-            .await
-            .map_err(|e| Failure::usage(format!("{flag}: cannot read {path}: {e}")))?,
-        None => value.to_string(),
-    };
-    serde_json::from_str::<serde::de::IgnoredAny>(&text)
-        .map_err(|e| Failure::usage(format!("{flag} is not valid JSON: {e}")))?;
-    Ok(text)
+        Some(path) => match tokio::fs::read_to_string(path).await {
+            Ok(s) => Ok((s, format!("{flag} @{path}"))),
+            Err(e) => Err(Failure::usage(format!("{flag}: cannot read {path}: {e}"))),
+        },
+        None => Ok((value.to_string(), flag.to_string())),
+    }
 }
 
 /// A duration such as `500ms` or `2s`.

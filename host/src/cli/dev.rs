@@ -5,39 +5,27 @@
 //! their sources change; the new `.wasm` flows in through the same reload
 //! path as any other file.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use flowhost::{
-    Executor, Host, LiveFlows, LivePlugins, ReloadEvent, ReloadOutcome, RunOptions, RunStatus,
+    Executor, Host, LiveFlows, LivePlugins, ReloadEvent, ReloadOutcome, RunInput, RunOptions,
     WatchOptions, plugin_name,
 };
-use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{Failure, args, build, cache, plugins, trace};
+use super::run::{self, FlowArgs};
+use super::{Failure, build, plugins, trace};
 
 /// Arguments of `flowhost dev`.
 #[derive(clap::Args)]
 pub(crate) struct DevArgs {
-    /// The flow file (YAML or JSON).
-    flow: PathBuf,
-    /// The plugins folder (searched recursively; a plugin's name is its file stem).
-    #[arg(long)]
-    plugins: PathBuf,
-    /// Input JSON, `@FILE`, or `@-` for stdin; read once and reused for every run.
-    #[arg(long, default_value = "{}")]
-    input: String,
-    /// Print a timeline of each run on stderr.
-    #[arg(long)]
-    trace: bool,
     #[command(flatten)]
-    cache: cache::CacheFlags,
+    run: FlowArgs,
 }
 
 pub(crate) async fn run(args: DevArgs) -> Result<(), Failure> {
-    let input = args::json_arg("--input", &args.input).await?;
-    let input: Value = serde_json::from_str(&input).map_err(Failure::usage)?;
+    let args = args.run;
+    let input = args.input().await?;
     let host = Host::new(args.cache.config()).map_err(Failure::failed)?;
 
     let builds = build::discover(&args.plugins).await?;
@@ -115,7 +103,7 @@ struct Session {
     plugins: LivePlugins,
     flows: LiveFlows,
     flow_name: String,
-    input: Value,
+    input: RunInput,
     trace: bool,
 }
 
@@ -126,27 +114,30 @@ impl Session {
             eprintln!("[dev] no valid flow to run yet; fix the flow file");
             return;
         };
+        // The flow may have changed, its input_schema with it.
+        if let Err(e) = self.input.check(&flow) {
+            eprintln!("[dev] --input: {e}");
+            return;
+        }
         let snapshot = self.plugins.snapshot();
         eprintln!("[dev] running flow `{}`", flow.name);
         let record = self
             .executor
-            .run(&flow, &snapshot, self.input.clone(), RunOptions::default())
+            .run_input(&flow, &snapshot, self.input.clone(), RunOptions::default())
             .await;
         if self.trace {
             eprint!("{}", trace::timeline(&record));
         }
-        match (record.status, &record.output, &record.error) {
-            (RunStatus::Succeeded, Some(output), _) => {
+        match run::outcome(&record) {
+            Ok(output) => {
                 println!("{output}");
                 eprintln!("[dev] {} in {:.1} ms", record.status, record.duration_ms);
             }
-            (status, _, Some(error)) => {
-                eprintln!("[dev] flow {} {status}: {error}", flow.name);
-                for cause in &error.causes {
-                    eprintln!("[dev]   caused by: {cause}");
+            Err(lines) => {
+                for line in lines {
+                    eprintln!("[dev] {line}");
                 }
             }
-            (status, _, _) => eprintln!("[dev] flow {} {status}", flow.name),
         }
     }
 }

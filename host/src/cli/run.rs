@@ -2,8 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
+use flowhost::executor::RunRecord;
 use flowhost::flow::{Flow, FlowError, load_flow};
-use flowhost::{Executor, Host, PluginSet, RunOptions, RunStatus, load_plugins, scan_dir};
+use flowhost::{
+    Executor, Host, PluginSet, RunInput, RunOptions, RunStatus, load_plugins, scan_dir,
+};
+use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
 use super::{Failure, args, trace};
@@ -22,25 +26,41 @@ pub(crate) struct CheckArgs {
     plugins: Option<PathBuf>,
 }
 
+/// What `flowhost run` and `flowhost dev` share: the flow, its plugins, its
+/// input.
+#[derive(clap::Args)]
+pub(crate) struct FlowArgs {
+    /// The flow file (YAML or JSON).
+    pub(crate) flow: PathBuf,
+    /// The plugins folder (searched recursively; a plugin's name is its file stem).
+    #[arg(long)]
+    pub(crate) plugins: PathBuf,
+    /// Input JSON, `@FILE`, or `@-` for stdin; read once.
+    #[arg(long, default_value = "{}")]
+    input: String,
+    /// Print a timeline of each run on stderr.
+    #[arg(long)]
+    pub(crate) trace: bool,
+    #[command(flatten)]
+    pub(crate) cache: super::cache::CacheFlags,
+}
+
+impl FlowArgs {
+    /// The `--input`, read and checked to be JSON once.
+    pub(crate) async fn input(&self) -> Result<RunInput, Failure> {
+        let (text, origin) = args::text_arg("--input", &self.input).await?;
+        RunInput::parse(text, &origin).map_err(Failure::usage)
+    }
+}
+
 /// Arguments of `flowhost run`.
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
-    /// The flow file (YAML or JSON).
-    flow: PathBuf,
-    /// The plugins folder (searched recursively; a plugin's name is its file stem).
-    #[arg(long)]
-    plugins: PathBuf,
-    /// Input JSON, `@FILE`, or `@-` for stdin.
-    #[arg(long, default_value = "{}")]
-    input: String,
+    #[command(flatten)]
+    run: FlowArgs,
     /// Write the run record (JSON) to this file.
     #[arg(long)]
     record: Option<PathBuf>,
-    /// Print a timeline of the run on stderr.
-    #[arg(long)]
-    trace: bool,
-    #[command(flatten)]
-    cache: super::cache::CacheFlags,
 }
 
 pub(crate) async fn check(args: CheckArgs) -> Result<(), Failure> {
@@ -61,11 +81,17 @@ pub(crate) async fn check(args: CheckArgs) -> Result<(), Failure> {
 }
 
 pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
-    let input = args::json_arg("--input", &args.input).await?;
-    let input: serde_json::Value = serde_json::from_str(&input).map_err(Failure::usage)?;
-    let files = scan(&args.plugins).await?;
-    let flow = parse(&args.flow, Some(&files)).await?;
-    let host = Host::new(args.cache.config()).map_err(Failure::failed)?;
+    let RunArgs {
+        run: flow_args,
+        record: record_path,
+    } = args;
+    let input = flow_args.input().await?;
+    let files = scan(&flow_args.plugins).await?;
+    let flow = parse(&flow_args.flow, Some(&files)).await?;
+    input
+        .check(&flow)
+        .map_err(|e| Failure::usage(format!("--input: {e}")))?;
+    let host = Host::new(flow_args.cache.config()).map_err(Failure::failed)?;
     let plugins = load(&host, &files, &flow).await?;
 
     let cancel = CancellationToken::new();
@@ -80,13 +106,13 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
         ..RunOptions::default()
     };
     let record = Executor::new(host)
-        .run(&flow, &plugins, input, options)
+        .run_input(&flow, &plugins, input, options)
         .await;
 
-    if args.trace {
+    if flow_args.trace {
         eprint!("{}", trace::timeline(&record));
     }
-    if let Some(path) = &args.record {
+    if let Some(path) = &record_path {
         let json = serde_json::to_string_pretty(&record).map_err(Failure::failed)?;
         tokio::fs::write(path, json).await.map_err(|e| {
             Failure::failed(format!(
@@ -95,19 +121,26 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
             ))
         })?;
     }
-    match (record.status, &record.output, &record.error) {
-        (RunStatus::Succeeded, Some(output), _) => {
+    match outcome(&record) {
+        Ok(output) => {
             println!("{output}");
             Ok(())
         }
-        (_, _, Some(error)) => {
-            let mut text = format!("flow {} {}: {error}", flow.name, record.status);
-            for cause in &error.causes {
-                text.push_str(&format!("\n  caused by: {cause}"));
-            }
-            Err(Failure::failed(text))
+        Err(lines) => Err(Failure::failed(lines.join("\n"))),
+    }
+}
+
+/// The output of a run that succeeded; else what to print: `flow NAME
+/// STATUS: step ... failed: KIND: MESSAGE`, then a line per cause.
+pub(crate) fn outcome(record: &RunRecord) -> Result<&RawValue, Vec<String>> {
+    match (record.status, &record.output, &record.error) {
+        (RunStatus::Succeeded, Some(output), _) => Ok(output),
+        (status, _, Some(error)) => {
+            let mut lines = vec![format!("flow {} {status}: {error}", record.flow)];
+            lines.extend(error.causes.iter().map(|c| format!("  caused by: {c}")));
+            Err(lines)
         }
-        (status, _, _) => Err(Failure::failed(format!("flow {} {status}", flow.name))),
+        (status, _, None) => Err(vec![format!("flow {} {status}", record.flow)]),
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fmt::Write;
 
-use flowhost::executor::{RunRecord, StepRecord};
+use flowhost::executor::{RunRecord, StepRecord, StepType};
 
 const WIDTH: usize = 40;
 
@@ -25,7 +25,7 @@ pub(crate) fn timeline(record: &RunRecord) -> String {
     let what_width = record
         .steps
         .iter()
-        .map(|s| s.plugin.as_deref().unwrap_or(&s.kind).len())
+        .map(|s| s.plugin.as_deref().unwrap_or(s.kind.as_str()).len())
         .max()
         .unwrap_or(0)
         .max(8);
@@ -48,7 +48,7 @@ pub(crate) fn timeline(record: &RunRecord) -> String {
         } else {
             ' '
         };
-        let what = step.plugin.as_deref().unwrap_or(&step.kind);
+        let what = step.plugin.as_deref().unwrap_or(step.kind.as_str());
         let attempts = match step.attempts.len() {
             0 => String::new(),
             1 => "1 attempt".into(),
@@ -95,9 +95,9 @@ fn mark<'a>(step: &'a StepRecord, all: &'a [StepRecord], marked: &mut HashSet<&'
         .filter(|s| parent(&s.path) == Some(step.path.as_str()))
         .collect();
     let end = |s: &StepRecord| s.start_ms + s.duration_ms;
-    match step.kind.as_str() {
+    match step.kind {
         // Concurrent children: only the group that finished last decided the time.
-        "parallel" | "for_each" => {
+        StepType::Parallel | StepType::ForEach => {
             let group = |s: &StepRecord| -> String {
                 let rest = &s.path[step.path.len()..];
                 match rest.find(']') {

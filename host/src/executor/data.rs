@@ -22,11 +22,6 @@ pub(crate) struct Data {
 pub(crate) type Doc = Arc<Data>;
 
 impl Data {
-    /// From JSON text (a run's input); checked to be JSON.
-    pub(crate) fn from_text(text: String) -> Result<Doc, serde_json::Error> {
-        Ok(Data::from_raw(RawValue::from_string(text)?))
-    }
-
     /// From checked JSON text (a step's output).
     pub(crate) fn from_raw(raw: Box<RawValue>) -> Doc {
         Arc::new(Data {

@@ -1,11 +1,13 @@
 //! The executor: runs a [`Flow`] against a [`PluginSet`] and produces a
 //! [`RunRecord`].
 //!
-//! Steps run sequentially by default; `parallel` branches, `for_each` items
-//! (at most `max_concurrency` at once) and calls themselves run concurrently.
-//! Each guest call is spawned as its own tokio task so that CPU-bound steps
-//! spread over worker threads; the handle aborts the task when dropped, so a
-//! cancelled run or a fail-fast sibling really stops the guest.
+//! Steps run sequentially by default; `parallel` branches and `for_each`
+//! items (at most `max_concurrency` at once) run concurrently. A guest call
+//! of a step that runs alone runs inside the run's own future, with no
+//! hand-off; a call of a branch or an item is spawned on its own tokio task,
+//! so that CPU-bound steps spread over worker threads. Either way, dropping
+//! the run (cancel, fail-fast, timeout) drops the call, or aborts its task
+//! through an abort-on-drop handle, and the guest stops at its next yield.
 //!
 //! Time: a flow `timeout` is a deadline for the whole run; every attempt gets
 //! `min(step timeout, time left)`, and a retry never starts past the deadline.
@@ -13,6 +15,7 @@
 
 mod breaker;
 mod data;
+mod input;
 mod record;
 mod run;
 mod scope;
@@ -24,11 +27,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use data::{Data, Doc};
-
 pub use breaker::BreakerState;
+pub use input::{InputError, RunInput};
 pub use record::{
     Attempt, ErrorRecord, FallbackRecord, RunError, RunRecord, RunStatus, StepRecord, StepStatus,
+    StepType,
 };
 
 use crate::flow::Flow;
@@ -79,9 +82,10 @@ impl Executor {
         self.inner.breakers.snapshot()
     }
 
-    /// Runs `flow` on `input`. The input is checked against the flow's
-    /// `input_schema` first. Never panics on user input: every failure is in
-    /// the record.
+    /// Runs `flow` on a value, for an embedder that holds one: the value is
+    /// checked against the flow's `input_schema` (a mismatch fails the run
+    /// at step `input` with `invalid-input`), then serialised once for the
+    /// first step. Never panics on user input: every failure is in the record.
     pub async fn run(
         &self,
         flow: &Flow,
@@ -89,47 +93,37 @@ impl Executor {
         input: Value,
         options: RunOptions,
     ) -> RunRecord {
-        self.run_doc(flow, plugins, Ok(Data::from_value(input)), options)
-            .await
+        let input = RunInput::from_value(input);
+        if let Err(e) = input.check(flow) {
+            let run_id = options.run_id.unwrap_or_else(new_run_id);
+            return RunRecord::not_run(run_id, flow, RunStatus::Failed, e.to_run_error());
+        }
+        self.run_input(flow, plugins, input, options).await
     }
 
-    /// Like [`Executor::run`], on JSON text: a caller that holds the input as
-    /// text (a request body, a file) saves converting it, and the first step
-    /// gets it as it is. Text that is not JSON fails the run with
-    /// `invalid-input`.
-    pub async fn run_text(
+    /// Runs `flow` on an input read where it entered, and checked there
+    /// against the flow ([`RunInput::check`]): it is not parsed, checked or
+    /// serialised again, and the first step gets its text as it is. Never
+    /// panics on user input: every failure is in the record.
+    pub async fn run_input(
         &self,
         flow: &Flow,
         plugins: &PluginSet,
-        input: String,
+        input: RunInput,
         options: RunOptions,
     ) -> RunRecord {
-        let input = Data::from_text(input).map_err(|e| format!("the input is not JSON: {e}"));
-        self.run_doc(flow, plugins, input, options).await
-    }
-
-    async fn run_doc(
-        &self,
-        flow: &Flow,
-        plugins: &PluginSet,
-        input: Result<Doc, String>,
-        options: RunOptions,
-    ) -> RunRecord {
-        let run_id = options
-            .run_id
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let run_id = options.run_id.clone().unwrap_or_else(new_run_id);
         let started = Instant::now();
         let started_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
         let run_id_ref = run_id.clone();
         let ctx = run::RunCtx::new(&self.inner, flow, plugins, &run_id_ref, started, &options);
         // The run id is the correlation id of every log line of the run.
         let span = tracing::info_span!("run", run = %run_id, flow = %flow.name);
-        let run = ctx.run_flow(input).instrument(span);
+        let run = ctx.run_flow(input.into_doc()).instrument(span);
         let (result, status) = match &options.cancel {
             Some(token) => tokio::select! {
                 r = run => (r, None),
-                _ = token.cancelled() => (Err(run::cancelled()), Some(RunStatus::Cancelled)),
+                _ = token.cancelled() => (Err(RunError::cancelled()), Some(RunStatus::Cancelled)),
             },
             None => (run.await, None),
         };
@@ -153,4 +147,9 @@ impl Executor {
             steps: ctx.into_records(),
         }
     }
+}
+
+/// A fresh run id.
+pub(crate) fn new_run_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::error::ErrorKind;
+use crate::flow::{Flow, StepKind};
+
 /// Where a run is in its life. The same words appear in the API, the record
 /// and the metrics labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -67,6 +70,21 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// The record of a run that never ran a step: refused for its input, or
+    /// cancelled while queued.
+    pub(crate) fn not_run(run_id: String, flow: &Flow, status: RunStatus, error: RunError) -> Self {
+        RunRecord {
+            run_id,
+            flow: flow.name.clone(),
+            status,
+            started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            duration_ms: 0.0,
+            output: None,
+            error: Some(error),
+            steps: Vec::new(),
+        }
+    }
+
     /// The output parsed as a value, when the run succeeded. `None` also
     /// for valid JSON that serde_json cannot parse into a value: nested over
     /// 128 levels, or with a number beyond a double.
@@ -80,13 +98,58 @@ impl RunRecord {
 pub struct RunError {
     /// The id path of the failing step, for example `lines[3].price`.
     pub step: String,
-    /// The error kind (an `ErrorKind` word, `circuit-open`, `expression`,
-    /// `plugin-not-found`, `cancelled`).
-    pub kind: String,
+    /// The error kind.
+    pub kind: ErrorKind,
     /// The failing step's message.
     pub message: String,
     /// From the outermost step to the root cause.
     pub causes: Vec<String>,
+}
+
+impl RunError {
+    /// A failure of the step at `path` (`""`: of the run as a whole), the
+    /// root of its causes.
+    pub(crate) fn new(path: &str, kind: ErrorKind, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let cause = if path.is_empty() {
+            format!("{kind}: {message}")
+        } else {
+            format!("step {path}: {kind}: {message}")
+        };
+        RunError {
+            step: path.to_string(),
+            kind,
+            causes: vec![cause],
+            message,
+        }
+    }
+
+    /// The run was cancelled.
+    pub(crate) fn cancelled() -> Self {
+        RunError::new("", ErrorKind::Cancelled, "the run was cancelled")
+    }
+
+    /// This failure, as the cause of the failure of composite step `path`
+    /// (`what`: `parallel`, `switch`, `for_each`).
+    pub(crate) fn within(mut self, what: StepType, path: &str) -> Self {
+        self.causes.insert(0, format!("{what} step {path} failed"));
+        self
+    }
+
+    /// What a fallback or `on_error` sees as `error`.
+    pub(crate) fn to_value(&self) -> Value {
+        serde_json::json!({
+            "step": self.step, "kind": self.kind, "message": self.message, "causes": self.causes,
+        })
+    }
+
+    /// The kind and message, as a step or attempt records them.
+    pub(crate) fn record(&self) -> ErrorRecord {
+        ErrorRecord {
+            kind: self.kind,
+            message: self.message.clone(),
+        }
+    }
 }
 
 impl fmt::Display for RunError {
@@ -117,13 +180,55 @@ pub enum StepStatus {
     Cancelled,
 }
 
+/// What kind of step a record is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StepType {
+    /// A plugin call (also a fallback's step and `on_error`).
+    Plugin,
+    /// Concurrent branches.
+    Parallel,
+    /// The first matching case.
+    Switch,
+    /// A sub-pipeline per item.
+    ForEach,
+}
+
+impl StepType {
+    /// The word in the record: `plugin`, `parallel`, `switch`, `for_each`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepType::Plugin => "plugin",
+            StepType::Parallel => "parallel",
+            StepType::Switch => "switch",
+            StepType::ForEach => "for_each",
+        }
+    }
+
+    pub(crate) fn of(kind: &StepKind) -> Self {
+        match kind {
+            StepKind::Plugin(_) => StepType::Plugin,
+            StepKind::Parallel(_) => StepType::Parallel,
+            StepKind::Switch(_) => StepType::Switch,
+            StepKind::ForEach(_) => StepType::ForEach,
+        }
+    }
+}
+
+impl fmt::Display for StepType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One step (or branch, or item) of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRecord {
     /// The id path, for example `enrich.user` or `lines[3].price`.
     pub path: String,
-    /// `plugin`, `parallel`, `switch` or `for_each`.
-    pub kind: String,
+    /// What kind of step it is.
+    pub kind: StepType,
     /// The plugin, for plugin steps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
@@ -154,7 +259,7 @@ impl StepRecord {
     pub(crate) fn empty() -> Self {
         StepRecord {
             path: String::new(),
-            kind: String::new(),
+            kind: StepType::Plugin,
             plugin: None,
             version: None,
             status: StepStatus::Cancelled,
@@ -187,8 +292,8 @@ pub struct Attempt {
 /// A kind and a message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorRecord {
-    /// The error kind word.
-    pub kind: String,
+    /// The error kind.
+    pub kind: ErrorKind,
     /// The message.
     pub message: String,
 }

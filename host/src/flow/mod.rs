@@ -100,7 +100,7 @@ pub(crate) use expr::{Bindings, describe_json};
 pub use expr::{Condition, ExprError, Template, referenced_steps};
 pub use model::{
     CircuitBreaker, Flow, ForEach, InputSchema, Jitter, LimitOverrides, Parallel, PluginCall,
-    PluginStep, RETRY_KINDS, RetryPolicy, Step, StepKind, Switch, SwitchCase, Trigger,
+    PluginStep, RetryPolicy, Step, StepKind, Switch, SwitchCase, Trigger,
 };
 
 /// A position in a flow file: line and column, both from 1.

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::Pos;
 use super::expr::{Condition, Template};
-use crate::{Grants, Limits};
+use crate::{ErrorKind, Grants, Limits};
 
 /// A checked flow. Cheap to clone (expressions and the schema are shared),
 /// `Send + Sync`.
@@ -377,9 +377,9 @@ pub struct RetryPolicy {
     /// How delays are randomised. Default: full.
     pub jitter: Jitter,
     /// Error kinds never retried.
-    pub non_retryable: Vec<String>,
+    pub non_retryable: Vec<ErrorKind>,
     /// When given, only these error kinds are retried.
-    pub retry_on: Option<Vec<String>>,
+    pub retry_on: Option<Vec<ErrorKind>>,
 }
 
 impl Default for RetryPolicy {
@@ -397,21 +397,6 @@ impl Default for RetryPolicy {
     }
 }
 
-/// The error kinds `non_retryable` and `retry_on` accept: every
-/// [`ErrorKind`](crate::ErrorKind) name and `circuit-open`.
-pub const RETRY_KINDS: [&str; 10] = [
-    "transient",
-    "permanent",
-    "invalid-input",
-    "trap",
-    "fuel",
-    "deadline",
-    "memory",
-    "output-too-large",
-    "host",
-    "circuit-open",
-];
-
 impl RetryPolicy {
     /// The default policy of a `retry:` block: 3 attempts.
     pub fn block_default() -> Self {
@@ -421,20 +406,30 @@ impl RetryPolicy {
         }
     }
 
-    /// Whether an error of this kind (an [`ErrorKind`](crate::ErrorKind)
-    /// name, or `circuit-open`) may be retried, attempts left aside:
+    /// Whether `non_retryable` and `retry_on` may name this kind: the kinds
+    /// of a call, and `circuit-open`. The other kinds of the flow
+    /// (`expression`, `plugin-not-found`, `cancelled`) never come from an
+    /// attempt.
+    pub fn accepts(kind: ErrorKind) -> bool {
+        kind.is_call_kind() || kind == ErrorKind::CircuitOpen
+    }
+
+    /// Whether an error of this kind may be retried, attempts left aside:
     /// - a kind in `non_retryable`: never;
     /// - with `retry_on`: only the kinds listed;
     /// - otherwise `transient`, `deadline` and `host`. `permanent`,
     ///   `invalid-input`, `output-too-large` and `circuit-open` are not
     ///   retried, and `trap`, `fuel` and `memory` only when in `retry_on`.
-    pub fn should_retry(&self, kind: &str) -> bool {
-        if self.non_retryable.iter().any(|k| k == kind) {
+    pub fn should_retry(&self, kind: ErrorKind) -> bool {
+        if self.non_retryable.contains(&kind) {
             return false;
         }
         match &self.retry_on {
-            Some(kinds) => kinds.iter().any(|k| k == kind),
-            None => matches!(kind, "transient" | "deadline" | "host"),
+            Some(kinds) => kinds.contains(&kind),
+            None => matches!(
+                kind,
+                ErrorKind::Transient | ErrorKind::Deadline | ErrorKind::Host
+            ),
         }
     }
 

@@ -1,12 +1,14 @@
 //! Events a step publishes with the host's `emit`.
 
+use serde_json::value::RawValue;
+
 /// An event published by a step.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Event {
     /// The topic, for example `order.created`.
     pub topic: String,
-    /// The payload, a JSON document.
-    pub payload: String,
+    /// The payload, a JSON document, checked to be JSON when it was emitted.
+    pub payload: Box<RawValue>,
     /// The flow of the step that emitted it ("" when called directly).
     pub flow: String,
     /// The run of the step that emitted it.

@@ -63,9 +63,8 @@ impl host::Host for StepState {
     }
 
     async fn emit(&mut self, topic: String, payload: String) -> Result<(), String> {
-        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&payload) {
-            return Err(format!("event payload is not valid JSON: {e}"));
-        }
+        let payload = serde_json::value::RawValue::from_string(payload)
+            .map_err(|e| format!("event payload is not valid JSON: {e}"))?;
         let event = Event {
             topic,
             payload,

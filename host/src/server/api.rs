@@ -1,25 +1,28 @@
-//! The HTTP API (JSON). Errors are `{"error": {"kind", "message", "step"}}`
-//! with a fitting status code; every response about a run carries its id in
-//! the `x-flowhost-run-id` header.
+//! The HTTP API (JSON). Errors are [`ApiError`]s, answered as
+//! `{"error": {"kind", "message", "step"}}` with a fitting status code;
+//! every response about a run carries its id in the `x-flowhost-run-id`
+//! header.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State as Extract};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, State as Extract};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use super::error::ApiError;
 use super::events;
+use super::extract::{BODY_LIMIT, Input, Path, Query};
 use super::health;
 use super::state::{Refusal, State};
-use crate::executor::RunStatus;
+use crate::executor::{RunError, RunStatus};
 
 type S = Extract<Arc<State>>;
+type Answer = Result<Response, ApiError>;
 
 /// The header that carries a run's id (its correlation id in the logs).
 pub(crate) const RUN_ID_HEADER: &str = "x-flowhost-run-id";
@@ -35,43 +38,28 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
 
-fn error(
-    status: StatusCode,
-    kind: &str,
-    message: impl Into<String>,
-    step: Option<&str>,
-) -> Response {
-    let body = json!({"error": {"kind": kind, "message": message.into(), "step": step}});
-    (status, axum::Json(body)).into_response()
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no endpoint {method} {}", uri.path()))
 }
 
-fn refused(state: &State, refusal: Refusal) -> Response {
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{} does not take {method}", uri.path()))
+}
+
+/// Why a run was not accepted, as the API answers it.
+fn refused(state: &State, refusal: Refusal) -> ApiError {
     match refusal {
-        Refusal::QueueFull => {
-            let mut r = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "queue-full",
-                format!(
-                    "the run queue is full ({} runs waiting); try again later",
-                    state.config.queue_capacity
-                ),
-                None,
-            );
-            r.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(state.config.retry_after_secs),
-            );
-            r
-        }
-        Refusal::ShuttingDown => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting-down",
-            "the server is shutting down",
-            None,
-        ),
+        Refusal::QueueFull => ApiError::QueueFull {
+            waiting: state.config.queue_capacity,
+            retry_after_secs: state.config.retry_after_secs,
+        },
+        Refusal::ShuttingDown => ApiError::ShuttingDown,
     }
 }
 
@@ -80,21 +68,6 @@ fn with_run_id(mut r: Response, run_id: &str) -> Response {
         r.headers_mut().insert(RUN_ID_HEADER, v);
     }
     r
-}
-
-/// A request body as JSON; an empty body is `{}`.
-fn json_body(body: &Bytes) -> Result<Value, Box<Response>> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(json!({}));
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        Box::new(error(
-            StatusCode::BAD_REQUEST,
-            "bad-json",
-            format!("the request body is not valid JSON: {e}"),
-            None,
-        ))
-    })
 }
 
 #[derive(Deserialize)]
@@ -106,31 +79,15 @@ async fn start_run(
     Extract(state): S,
     Path(name): Path<String>,
     Query(q): Query<RunQuery>,
-    body: Bytes,
-) -> Response {
-    let Some(flow) = state.flow(&name) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            format!("no flow named `{name}`"),
-            None,
-        );
-    };
-    let input = match json_body(&body) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    if let Err(msg) = flow.check_input(&input) {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-input",
-            format!("the input does not match the flow's input_schema: {msg}"),
-            Some("input"),
-        );
-    }
-    let (run_id, mut done) = match state.admit(vec![flow], input, 0) {
+    Input(input): Input,
+) -> Answer {
+    let flow = state
+        .flow(&name)
+        .ok_or_else(|| ApiError::NotFound(format!("no flow named `{name}`")))?;
+    input.check(&flow)?;
+    let (run_id, mut done) = match state.admit(vec![(flow, Ok(input))], 0) {
         Ok(mut runs) => runs.remove(0),
-        Err(refusal) => return refused(&state, refusal),
+        Err(refusal) => return Err(refused(&state, refusal)),
     };
     if q.wait == Some(false) {
         let r = (
@@ -138,30 +95,24 @@ async fn start_run(
             axum::Json(json!({"run_id": run_id, "status": "queued"})),
         )
             .into_response();
-        return with_run_id(r, &run_id);
+        return Ok(with_run_id(r, &run_id));
     }
     let record = match done.wait_for(Option::is_some).await {
         Ok(r) => r.clone(),
         Err(_) => None,
     };
-    let Some(record) = record else {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "host",
-            "the run ended without a record",
-            None,
-        );
-    };
+    let record = record.ok_or_else(|| ApiError::Host("the run ended without a record".into()))?;
     // The output goes out as the flow wrote it, without a parse.
     let body = Finished {
         run_id: &record.run_id,
         status: record.status,
         output: record.output.as_deref(),
-        error: record.error.as_ref().map(
-            |e| json!({"kind": e.kind, "message": e.message, "step": e.step, "causes": e.causes}),
-        ),
+        error: record.error.as_ref(),
     };
-    with_run_id((StatusCode::OK, axum::Json(body)).into_response(), &run_id)
+    Ok(with_run_id(
+        (StatusCode::OK, axum::Json(body)).into_response(),
+        &run_id,
+    ))
 }
 
 /// The answer to a run that was waited for.
@@ -172,46 +123,35 @@ struct Finished<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     output: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<Value>,
+    error: Option<&'a RunError>,
 }
 
-async fn get_run(Extract(state): S, Path(id): Path<String>) -> Response {
-    match state.lookup(&id) {
-        None => error(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            format!("no run `{id}` (runs are kept in memory, and only the most recent)"),
-            None,
-        ),
-        Some((_, _, Some(record))) => with_run_id(axum::Json(&*record).into_response(), &id),
-        Some((flow, status, None)) => with_run_id(
-            axum::Json(json!({"run_id": id, "flow": flow, "status": status})).into_response(),
-            &id,
-        ),
-    }
+async fn get_run(Extract(state): S, Path(id): Path<String>) -> Answer {
+    let (flow, status, record) = state.lookup(&id).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no run `{id}` (runs are kept in memory, and only the most recent)"
+        ))
+    })?;
+    let body = match record {
+        Some(record) => axum::Json(&*record).into_response(),
+        None => axum::Json(json!({"run_id": id, "flow": flow, "status": status})).into_response(),
+    };
+    Ok(with_run_id(body, &id))
 }
 
-async fn cancel_run(Extract(state): S, Path(id): Path<String>) -> Response {
+async fn cancel_run(Extract(state): S, Path(id): Path<String>) -> Answer {
     match state.cancel(&id) {
-        None => error(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            format!("no run `{id}`"),
-            None,
-        ),
+        None => Err(ApiError::NotFound(format!("no run `{id}`"))),
         Some(status @ (RunStatus::Queued | RunStatus::Running)) => {
             let body = json!({"run_id": id, "status": status, "cancelling": true});
-            with_run_id(
+            Ok(with_run_id(
                 (StatusCode::ACCEPTED, axum::Json(body)).into_response(),
                 &id,
-            )
+            ))
         }
-        Some(status) => error(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!("run `{id}` already finished ({status})"),
-            None,
-        ),
+        Some(status) => Err(ApiError::Conflict(format!(
+            "run `{id}` already finished ({status})"
+        ))),
     }
 }
 
@@ -243,19 +183,17 @@ async fn list_plugins(Extract(state): S) -> Response {
     axum::Json(json!({ "plugins": state.plugins.statuses().await })).into_response()
 }
 
-async fn publish_event(Extract(state): S, Path(topic): Path<String>, body: Bytes) -> Response {
-    let payload = match json_body(&body) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    match events::publish(&state, &topic, payload, 0) {
-        Ok(runs) => (
-            StatusCode::ACCEPTED,
-            axum::Json(json!({"topic": topic, "runs": runs})),
-        )
-            .into_response(),
-        Err(refusal) => refused(&state, refusal),
-    }
+async fn publish_event(
+    Extract(state): S,
+    Path(topic): Path<String>,
+    Input(payload): Input,
+) -> Answer {
+    let runs = events::publish(&state, &topic, payload, 0).map_err(|r| refused(&state, r))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"topic": topic, "runs": runs})),
+    )
+        .into_response())
 }
 
 async fn metrics(Extract(state): S) -> Response {

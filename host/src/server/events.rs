@@ -6,16 +6,17 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
-use serde_json::Value;
-
 use super::state::{Refusal, State};
+use crate::executor::RunInput;
 use crate::runtime::events::{Event, EventSink};
 
-/// Starts the flows triggered by `topic`. Returns the new run ids.
+/// Starts the flows triggered by `topic`. Returns the new run ids. A flow
+/// whose `input_schema` the payload fails gets a run that fails at once
+/// (step `input`, `invalid-input`), as any run would.
 pub(crate) fn publish(
     state: &Arc<State>,
     topic: &str,
-    payload: Value,
+    payload: RunInput,
     hop: u32,
 ) -> Result<Vec<String>, Refusal> {
     let flows: Vec<_> = state
@@ -28,7 +29,14 @@ pub(crate) fn publish(
         tracing::info!(%topic, "event published; no flow is triggered by it");
         return Ok(Vec::new());
     }
-    let runs = state.admit(flows, payload, hop)?;
+    let runs = flows
+        .into_iter()
+        .map(|flow| {
+            let input = payload.check(&flow).map(|()| payload.clone());
+            (flow, input)
+        })
+        .collect();
+    let runs = state.admit(runs, hop)?;
     Ok(runs.into_iter().map(|(id, _)| id).collect())
 }
 
@@ -66,8 +74,8 @@ impl EventSink for RunEvents {
                 self.hop, state.config.max_event_hops
             ));
         }
-        let payload: Value = serde_json::from_str(&event.payload)
-            .map_err(|e| format!("event payload is not valid JSON: {e}"))?;
+        // The runtime checked the payload is JSON when it was emitted.
+        let payload = RunInput::from_raw(event.payload);
         match publish(&state, &event.topic, payload, self.hop + 1) {
             Ok(_) => Ok(()),
             Err(Refusal::QueueFull) => {

@@ -9,7 +9,9 @@
 
 mod api;
 mod config;
+mod error;
 mod events;
+mod extract;
 mod health;
 mod probe;
 mod state;

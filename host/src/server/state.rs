@@ -6,14 +6,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::ServerConfig;
 use super::events::RunEvents;
-use crate::executor::{Executor, RunError, RunOptions, RunRecord, RunStatus};
+use crate::error::ErrorKind;
+use crate::executor::{
+    Executor, InputError, RunError, RunInput, RunOptions, RunRecord, RunStatus, new_run_id,
+};
 use crate::flow::Flow;
 use crate::host::Host;
 use crate::live::{LiveFlows, LivePlugins, ReloadOutcome};
@@ -46,6 +48,9 @@ pub(crate) type Done = watch::Receiver<Option<Arc<RunRecord>>>;
 pub(crate) struct RunEntry {
     pub(crate) flow: String,
     pub(crate) status: RunStatus,
+    /// Whether it got a worker: a cancelled run that never did was cancelled
+    /// in the queue.
+    pub(crate) started: bool,
     pub(crate) cancel: CancellationToken,
     pub(crate) done: Done,
 }
@@ -121,18 +126,18 @@ impl State {
             .or_else(|| self.flows.all().into_values().find(|f| f.name == name))
     }
 
-    /// Accepts runs of `flows` on `input`, all or none: `n` queue places are
-    /// taken at once, so an event is never half-accepted.
+    /// Accepts runs, all or none: `n` queue places are taken at once, so an
+    /// event is never half-accepted. Each is a flow and its input, checked
+    /// against the flow; a run refused for its input fails at once.
     pub(crate) fn admit(
         self: &Arc<Self>,
-        flows: Vec<Arc<Flow>>,
-        input: Value,
+        runs: Vec<(Arc<Flow>, Result<RunInput, InputError>)>,
         hop: u32,
     ) -> Result<Vec<(String, Done)>, Refusal> {
         if !self.accepting.load(Ordering::SeqCst) {
             return Err(Refusal::ShuttingDown);
         }
-        let n = flows.len();
+        let n = runs.len();
         let capacity = self.config.queue_capacity;
         self.queued
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
@@ -140,8 +145,8 @@ impl State {
             })
             .map_err(|_| Refusal::QueueFull)?;
         let mut accepted = Vec::with_capacity(n);
-        for flow in flows {
-            let run_id = uuid::Uuid::new_v4().to_string();
+        for (flow, input) in runs {
+            let run_id = new_run_id();
             let cancel = CancellationToken::new();
             let (tx, rx) = watch::channel(None);
             self.runs().by_id.insert(
@@ -149,13 +154,14 @@ impl State {
                 RunEntry {
                     flow: flow.name.clone(),
                     status: RunStatus::Queued,
+                    started: false,
                     cancel: cancel.clone(),
                     done: rx.clone(),
                 },
             );
             let task = self
                 .clone()
-                .run(flow, input.clone(), run_id.clone(), cancel, tx, hop);
+                .run(flow, input, run_id.clone(), cancel, tx, hop);
             self.tasks.spawn(task);
             accepted.push((run_id, rx));
         }
@@ -166,12 +172,23 @@ impl State {
     async fn run(
         self: Arc<Self>,
         flow: Arc<Flow>,
-        input: Value,
+        input: Result<RunInput, InputError>,
         run_id: String,
         cancel: CancellationToken,
         done: watch::Sender<Option<Arc<RunRecord>>>,
         hop: u32,
     ) {
+        let input = match input {
+            Ok(input) => input,
+            Err(e) => {
+                self.queued.fetch_sub(1, Ordering::SeqCst);
+                let record =
+                    RunRecord::not_run(run_id.clone(), &flow, RunStatus::Failed, e.to_run_error());
+                self.metrics.run_finished(&record);
+                self.finish(&run_id, record, &done);
+                return;
+            }
+        };
         let flow_slot = flow.concurrency.map(|limit| {
             let mut limits = self.flow_limits.lock().unwrap_or_else(|e| e.into_inner());
             limits
@@ -194,13 +211,15 @@ impl State {
         };
         self.queued.fetch_sub(1, Ordering::SeqCst);
         let Some(_permits) = permits else {
-            let record = never_started(&run_id, &flow.name);
+            let why = "the run was cancelled before it started";
+            let error = RunError::new("", ErrorKind::Cancelled, why);
+            let record = RunRecord::not_run(run_id.clone(), &flow, RunStatus::Cancelled, error);
             self.metrics.run_finished(&record);
             self.finish(&run_id, record, &done);
             return;
         };
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        self.set_status(&run_id, RunStatus::Running);
+        self.started(&run_id);
         self.metrics.run_started(&flow.name);
         let options = RunOptions {
             run_id: Some(run_id.clone()),
@@ -208,15 +227,16 @@ impl State {
             events: Some(Arc::new(RunEvents::new(&self, hop))),
         };
         let plugins = self.plugins.snapshot();
-        let record = self.exec.run(&flow, &plugins, input, options).await;
+        let record = self.exec.run_input(&flow, &plugins, input, options).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.metrics.run_finished(&record);
         self.finish(&run_id, record, &done);
     }
 
-    fn set_status(&self, run_id: &str, status: RunStatus) {
+    fn started(&self, run_id: &str) {
         if let Some(e) = self.runs().by_id.get_mut(run_id) {
-            e.status = status;
+            e.status = RunStatus::Running;
+            e.started = true;
         }
     }
 
@@ -303,12 +323,10 @@ impl State {
         // Sort every run that was open by how it ended.
         let mut report = ShutdownReport::default();
         for id in pending {
-            let Some((_, status, record)) = self.lookup(&id) else {
+            let Some((status, started)) = self.runs().by_id.get(&id).map(|e| (e.status, e.started))
+            else {
                 continue;
             };
-            let started = record
-                .as_ref()
-                .is_some_and(|r| r.error.as_ref().is_none_or(|e| e.message != NEVER_STARTED));
             match (status, started) {
                 (RunStatus::Cancelled, false) => {
                     tracing::warn!(run = %id, "queued run cancelled by shutdown: it never started");
@@ -364,26 +382,5 @@ impl State {
             &self.exec.breaker_states(),
         );
         self.metrics.encode()
-    }
-}
-
-const NEVER_STARTED: &str = "the run was cancelled before it started";
-
-fn never_started(run_id: &str, flow: &str) -> RunRecord {
-    let why = NEVER_STARTED;
-    RunRecord {
-        run_id: run_id.to_string(),
-        flow: flow.to_string(),
-        status: RunStatus::Cancelled,
-        started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-        duration_ms: 0.0,
-        output: None,
-        error: Some(RunError {
-            step: String::new(),
-            kind: "cancelled".into(),
-            message: why.into(),
-            causes: vec![why.into()],
-        }),
-        steps: Vec::new(),
     }
 }

@@ -104,12 +104,12 @@ on_error:
         .map(|e| (e.flow.as_str(), e.run_id.len(), e.step_id.as_str()))
         .collect();
     assert_eq!(tags, [("oe2", 36, "emit"), ("oe3", 36, "emit")]);
-    let first: Value = serde_json::from_str(&events[0].payload).unwrap();
+    let first: Value = serde_json::from_str(events[0].payload.get()).unwrap();
     assert_eq!(first["step"], "charge");
     assert_eq!(first["kind"], "permanent");
     assert_eq!(first["message"], "card declined");
     assert!(first["causes"].as_array().is_some_and(|c| !c.is_empty()));
-    let second: Value = serde_json::from_str(&events[1].payload).unwrap();
+    let second: Value = serde_json::from_str(events[1].payload.get()).unwrap();
     assert_eq!(
         second,
         json!({"at": "charge", "order": "O-1", "flow": "oe3"})

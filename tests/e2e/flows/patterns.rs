@@ -1,6 +1,6 @@
 //! Composite steps: parallel branches, switch, for_each, and `if`.
 
-use flowhost::executor::{StepRecord, StepStatus};
+use flowhost::executor::{StepRecord, StepStatus, StepType};
 use serde_json::{Value, json};
 
 use super::output;
@@ -72,7 +72,16 @@ steps:
         assert!(b.attempts[0].duration_ms >= 290.0, "{b:?}");
     }
     assert_eq!(max_overlap(&intervals(branches.iter().copied())), 3);
-    assert_eq!(step(&record, "par").kind, "parallel");
+    assert_eq!(step(&record, "par").kind, StepType::Parallel);
+    // The record keeps its words.
+    let json = serde_json::to_value(&record).unwrap();
+    let kinds: Vec<_> = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["parallel", "plugin", "plugin", "plugin"]);
 }
 
 const SWITCH: &str = r#"

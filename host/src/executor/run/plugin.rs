@@ -1,61 +1,61 @@
-//! Plugin steps: the attempts (breaker, deadline, retries with backoff),
-//! fallbacks, and where each guest call runs.
+//! Plugin steps: the attempts (breaker, deadline, retries with backoff), and
+//! the fallback when they all fail.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use serde_json::value::RawValue;
-use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
-use super::guard::Guard;
-use super::{Failure, RunCtx, error_json, failure};
+use super::call::{Call, Spread, config_json};
+use super::ctx::RunCtx;
+use super::records::Guard;
 use crate::config::{Grants, Limits};
-use crate::executor::breaker::Permit;
+use crate::error::ErrorKind;
+use crate::executor::breaker::{Breakers, Permit};
 use crate::executor::data::{Data, Doc};
-use crate::executor::record::{Attempt, ErrorRecord, FallbackRecord};
+use crate::executor::record::{Attempt, FallbackRecord, RunError};
 use crate::executor::scope::Scope;
 use crate::flow::{PluginCall, PluginStep, Step};
-use crate::runtime::{CallOptions, CallReport, Context};
+
+/// A plugin step about to run: what every attempt needs besides its input.
+pub(super) struct PluginRun<'a> {
+    pub(super) step: &'a Step,
+    pub(super) plugin: &'a PluginStep,
+    /// What the step's expressions see.
+    pub(super) scope: &'a Scope,
+    /// The step's id path, for example `lines[3].price`.
+    pub(super) path: &'a str,
+    pub(super) spread: Spread,
+}
 
 impl RunCtx<'_> {
-    #[allow(clippy::too_many_arguments)]
+    /// A plugin step: its attempts, then its fallback if they fail.
     pub(super) async fn run_plugin(
         &self,
-        step: &Step,
-        ps: &PluginStep,
-        scope: &Scope,
+        at: &PluginRun<'_>,
         input: Doc,
-        path: &str,
         rec: &mut Guard<'_>,
-        spread: Spread,
-    ) -> Result<Doc, Failure> {
-        let config = config_json(&ps.config);
-        let result = self
-            .attempts(step, ps, &config, (scope, &input), path, rec, spread)
-            .await;
+    ) -> Result<Doc, RunError> {
+        let result = self.attempts(at, &input, rec).await;
         let Err(err) = result else { return result };
-        let Some(fallback) = &ps.fallback else {
+        let Some(fallback) = &at.plugin.fallback else {
             return Err(err);
         };
-        let fb_scope = scope.with_error(error_json(&err));
         let fb_input = match &fallback.input {
             Some(t) => Data::from_value(
-                t.render_in(&fb_scope)
-                    .map_err(|e| failure(path, "expression", e.to_string()))?,
+                t.render_in(&at.scope.with_error(err.to_value()))
+                    .map_err(|e| RunError::new(at.path, ErrorKind::Expression, e.to_string()))?,
             ),
             None => input,
         };
-        let timeout = step.timeout;
+        let limits = at.plugin.limits.apply(self.limits(), at.step.timeout);
         let (result, attempt, version) = self
             .single_call(
                 fallback,
                 &fb_input,
-                &ps.limits.apply(self.limits(), timeout),
-                &ps.grants,
-                path,
-                spread,
+                limits,
+                &at.plugin.grants,
+                at.path,
+                at.spread,
             )
             .await;
         rec.record.fallback = Some(FallbackRecord {
@@ -64,16 +64,13 @@ impl RunCtx<'_> {
             attempt,
         });
         // A recovered step keeps its own error in the record.
-        rec.record.error = Some(ErrorRecord {
-            kind: err.kind.clone(),
-            message: err.message.clone(),
-        });
+        rec.record.error = Some(err.record());
         result.map_err(|mut f| {
             f.causes.insert(
                 0,
                 format!(
-                    "step {path} failed ({}: {}), and so did its fallback {}",
-                    err.kind, err.message, fallback.plugin
+                    "step {} failed ({}: {}), and so did its fallback {}",
+                    at.path, err.kind, err.message, fallback.plugin
                 ),
             );
             f
@@ -83,42 +80,39 @@ impl RunCtx<'_> {
     /// The attempts of a plugin step: breaker, deadline, retries with backoff.
     /// `input` is the first attempt's; an `input` mapping that reads `run`
     /// is rendered again for each retry, with `run.attempt` its number.
-    #[allow(clippy::too_many_arguments)]
     async fn attempts(
         &self,
-        step: &Step,
-        ps: &PluginStep,
-        config: &str,
-        (scope, input): (&Scope, &Doc),
-        path: &str,
+        at: &PluginRun<'_>,
+        input: &Doc,
         rec: &mut Guard<'_>,
-        spread: Spread,
-    ) -> Result<Doc, Failure> {
+    ) -> Result<Doc, RunError> {
+        let (ps, path) = (at.plugin, at.path);
         let Some(plugin) = self.plugins.get(&ps.plugin) else {
-            return Err(failure(
+            return Err(RunError::new(
                 path,
-                "plugin-not-found",
+                ErrorKind::PluginNotFound,
                 self.plugins.not_found_message(&ps.plugin),
             ));
         };
         rec.record.plugin = Some(ps.plugin.clone());
         rec.record.version = Some(plugin.hash().to_string());
+        let config = config_json(&ps.config);
         let options = self.call_options(&ps.grants);
-        let per_attempt = step.input.as_ref().filter(|t| t.reads("run"));
+        let per_attempt = at.step.input.as_ref().filter(|t| t.reads("run"));
         let mut input = input.clone();
         let mut attempt = 1u32;
         loop {
             if let Some(t) = per_attempt.filter(|_| attempt > 1) {
                 let rendered = t
-                    .render_in(&scope.with_attempt(attempt))
-                    .map_err(|e| failure(path, "expression", e.to_string()))?;
+                    .render_in(&at.scope.with_attempt(attempt))
+                    .map_err(|e| RunError::new(path, ErrorKind::Expression, e.to_string()))?;
                 input = Data::from_value(rendered);
             }
             let remaining = self.remaining();
             if remaining.is_some_and(|r| r.is_zero()) {
-                return Err(failure(
+                return Err(RunError::new(
                     path,
-                    "deadline",
+                    ErrorKind::Deadline,
                     format!("the flow's deadline passed before attempt {attempt}"),
                 ));
             }
@@ -128,41 +122,44 @@ impl RunCtx<'_> {
             };
             let outcome = if let Permit::Refused = permit {
                 rec.record.breaker_open = true;
-                Err(failure(
+                Err(RunError::new(
                     path,
-                    "circuit-open",
+                    ErrorKind::CircuitOpen,
                     format!("the circuit breaker of plugin `{}` is open", ps.plugin),
                 ))
             } else {
-                let per_attempt = step.timeout.unwrap_or(self.limits().timeout);
+                let per_attempt = at.step.timeout.unwrap_or(self.limits().timeout);
                 let timeout = remaining.map_or(per_attempt, |r| r.min(per_attempt));
-                let limits = ps.limits.apply(self.limits(), Some(timeout));
-                let ctx = self.context(&step.id, attempt, config);
-                let probe = ProbeGuard::new(self, &ps.plugin, matches!(permit, Permit::Probe));
-                let start = Instant::now();
+                let call = Call {
+                    plugin,
+                    ctx: self.context(&at.step.id, attempt, &config),
+                    input: &input,
+                    limits: ps.limits.apply(self.limits(), Some(timeout)),
+                    options: options.clone(),
+                    spread: at.spread,
+                };
+                let probe = ProbeGuard::new(
+                    &self.exec.breakers,
+                    &ps.plugin,
+                    matches!(permit, Permit::Probe),
+                );
                 let span =
                     tracing::info_span!("attempt", step = %path, plugin = %ps.plugin, attempt);
-                let report = call(self, plugin, ctx, &input, limits, &options, spread)
-                    .instrument(span)
-                    .await;
+                let (result, record) = self.attempt(attempt, path, call).instrument(span).await;
                 probe.done();
-                let cost = (report.duration, report.fuel_used);
-                let result = self.outcome(path, report.result);
                 if let Some(spec) = &ps.circuit_breaker {
                     self.exec
                         .breakers
                         .record(&ps.plugin, spec, &permit, result.is_ok());
                 }
-                rec.record
-                    .attempts
-                    .push(self.attempt_record(attempt, start, cost, &result));
+                rec.record.attempts.push(record);
                 result
             };
             let err = match outcome {
                 Ok(doc) => return Ok(doc),
                 Err(e) => e,
             };
-            if attempt >= ps.retry.max_attempts || !ps.retry.should_retry(&err.kind) {
+            if attempt >= ps.retry.max_attempts || !ps.retry.should_retry(err.kind) {
                 return Err(err);
             }
             let delay = ps.retry.backoff(attempt, fastrand::f64());
@@ -180,127 +177,62 @@ impl RunCtx<'_> {
         }
     }
 
-    /// One call of a fallback or `on_error` plugin.
+    /// One call of a fallback or `on_error` plugin: its output, its one
+    /// attempt, and the plugin version it ran.
     pub(super) async fn single_call(
         &self,
         call: &PluginCall,
         input: &Doc,
-        limits: &Limits,
+        mut limits: Limits,
         grants: &Grants,
         path: &str,
         spread: Spread,
-    ) -> (Result<Doc, Failure>, Attempt, Option<String>) {
-        let start = Instant::now();
+    ) -> (Result<Doc, RunError>, Attempt, Option<String>) {
         let Some(plugin) = self.plugins.get(&call.plugin) else {
-            let f = failure(
+            let f = RunError::new(
                 path,
-                "plugin-not-found",
+                ErrorKind::PluginNotFound,
                 self.plugins.not_found_message(&call.plugin),
             );
             let attempt = Attempt {
                 attempt: 1,
-                start_ms: self.ms(start),
+                start_ms: self.records.ms(Instant::now()),
                 duration_ms: 0.0,
                 fuel: 0,
-                error: Some(ErrorRecord {
-                    kind: f.kind.clone(),
-                    message: f.message.clone(),
-                }),
+                error: Some(f.record()),
             };
             return (Err(f), attempt, None);
         };
-        let mut limits = limits.clone();
         if let Some(r) = self.remaining() {
             limits.timeout = limits.timeout.min(r.max(Duration::from_millis(1)));
         }
-        let ctx = self.context(&call.plugin, 1, &config_json(&call.config));
-        let report = self::call(
-            self,
+        let one = Call {
             plugin,
-            ctx,
+            ctx: self.context(&call.plugin, 1, &config_json(&call.config)),
             input,
             limits,
-            &self.call_options(grants),
+            options: self.call_options(grants),
             spread,
-        )
-        .await;
-        let cost = (report.duration, report.fuel_used);
-        let result = self.outcome(path, report.result);
-        let attempt = self.attempt_record(1, start, cost, &result);
+        };
+        let (result, attempt) = self.attempt(1, path, one).await;
         (result, attempt, Some(plugin.hash().to_string()))
-    }
-}
-
-/// Where a guest call runs.
-#[derive(Clone, Copy)]
-pub(super) enum Spread {
-    /// In the run's own task: no hand-off cost, for steps that run one at a time.
-    Inline,
-    /// On its own task, so that concurrent calls (parallel branches, for_each
-    /// items) spread over worker threads.
-    Task,
-}
-
-/// Runs one guest call. Dropping the future stops the guest at its next
-/// yield: inline, by dropping the call; on a task, by aborting it.
-async fn call(
-    ctx: &RunCtx<'_>,
-    plugin: &crate::Plugin,
-    call_ctx: Context,
-    input: &Doc,
-    limits: Limits,
-    options: &CallOptions,
-    spread: Spread,
-) -> CallReport<Box<RawValue>> {
-    let host = ctx.exec.host.clone();
-    let plugin = plugin.clone();
-    let call_ctx = Arc::new(call_ctx);
-    let options = CallOptions {
-        limits: Some(limits),
-        ..options.clone()
-    };
-    if let Spread::Inline = spread {
-        return host
-            .call_raw(&plugin, &call_ctx, input.text(), &options)
-            .await;
-    }
-    let input = input.clone();
-    let task = AbortOnDropHandle::new(tokio::spawn(async move {
-        host.call_raw(&plugin, &call_ctx, input.text(), &options)
-            .await
-    }));
-    match task.await {
-        Ok(report) => report,
-        Err(e) => CallReport {
-            result: Err(crate::error::CallError::Host(format!(
-                "the call's task failed: {e}"
-            ))),
-            fuel_used: 0,
-            duration: Duration::ZERO,
-            peak_memory: 0,
-            logs_dropped: 0,
-        },
-    }
-}
-
-/// A step's `config` as the JSON its context carries: `{}` when none was given.
-fn config_json(config: &Value) -> String {
-    match config {
-        Value::Null => "{}".to_string(),
-        other => other.to_string(),
     }
 }
 
 /// Frees a half-open breaker's probe slot if the probe call never reports.
 struct ProbeGuard<'a> {
-    ctx: &'a RunCtx<'a>,
+    breakers: &'a Breakers,
     plugin: &'a str,
     armed: bool,
 }
 
 impl<'a> ProbeGuard<'a> {
-    fn new(ctx: &'a RunCtx<'a>, plugin: &'a str, armed: bool) -> Self {
-        ProbeGuard { ctx, plugin, armed }
+    fn new(breakers: &'a Breakers, plugin: &'a str, armed: bool) -> Self {
+        ProbeGuard {
+            breakers,
+            plugin,
+            armed,
+        }
     }
 
     fn done(mut self) {
@@ -311,7 +243,7 @@ impl<'a> ProbeGuard<'a> {
 impl Drop for ProbeGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.ctx.exec.breakers.abandon(self.plugin);
+            self.breakers.abandon(self.plugin);
         }
     }
 }

@@ -3,9 +3,9 @@
 
 use super::exprs::Scope;
 use super::{Cx, Fields};
-use crate::flow::model::{
-    CircuitBreaker, Jitter, LimitOverrides, PluginStep, RETRY_KINDS, RetryPolicy,
-};
+use crate::ErrorKind;
+use crate::error::words;
+use crate::flow::model::{CircuitBreaker, Jitter, LimitOverrides, PluginStep, RetryPolicy};
 use crate::flow::yaml::{Kind, Node};
 use crate::{DirGrant, DirMode, Grants, HttpGrant};
 
@@ -125,20 +125,29 @@ impl Cx<'_> {
             };
             let mut kinds = Vec::new();
             for item in items {
-                let text = item
-                    .scalar_text()
-                    .unwrap_or_else(|| item.describe().to_string());
-                if matches!(item.kind, Kind::Str(_)) && RETRY_KINDS.contains(&text.as_str()) {
-                    kinds.push(text);
-                } else {
-                    self.err(
-                        item.pos,
-                        format!(
-                            "unknown error kind `{text}` in `{field}`; expected one of: {}",
-                            RETRY_KINDS.join(", ")
-                        ),
-                    );
-                    ok = false;
+                let kind = match &item.kind {
+                    Kind::Str(s) => s.parse::<ErrorKind>().ok(),
+                    _ => None,
+                };
+                match kind.filter(|k| RetryPolicy::accepts(*k)) {
+                    Some(kind) => kinds.push(kind),
+                    None => {
+                        let text = item
+                            .scalar_text()
+                            .unwrap_or_else(|| item.describe().to_string());
+                        let accepted: Vec<_> = ErrorKind::ALL
+                            .into_iter()
+                            .filter(|k| RetryPolicy::accepts(*k))
+                            .collect();
+                        self.err(
+                            item.pos,
+                            format!(
+                                "unknown error kind `{text}` in `{field}`; expected one of: {}",
+                                words(&accepted)
+                            ),
+                        );
+                        ok = false;
+                    }
                 }
             }
             if slot == 0 {

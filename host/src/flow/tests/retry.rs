@@ -37,37 +37,41 @@ fn backoff_is_exponential_capped_and_jittered() {
 
 #[test]
 fn which_errors_are_retried() {
+    use crate::ErrorKind::{self, *};
     let default = RetryPolicy::block_default();
-    for kind in ["transient", "deadline", "host"] {
+    for kind in [Transient, Deadline, Host] {
         assert!(default.should_retry(kind), "{kind}");
     }
     for kind in [
-        "permanent",
-        "invalid-input",
-        "trap",
-        "fuel",
-        "memory",
-        "output-too-large",
-        "circuit-open",
+        Permanent,
+        InvalidInput,
+        Trap,
+        Fuel,
+        Memory,
+        OutputTooLarge,
+        CircuitOpen,
     ] {
         assert!(!default.should_retry(kind), "{kind}");
     }
     let p = RetryPolicy {
-        non_retryable: vec!["deadline".into()],
+        non_retryable: vec![Deadline],
         ..RetryPolicy::block_default()
     };
-    assert!(!p.should_retry("deadline"));
-    assert!(p.should_retry("transient"));
+    assert!(!p.should_retry(Deadline));
+    assert!(p.should_retry(Transient));
     let p = RetryPolicy {
-        retry_on: Some(vec!["trap".into(), "transient".into()]),
-        non_retryable: vec!["transient".into()],
+        retry_on: Some(vec![Trap, Transient]),
+        non_retryable: vec![Transient],
         ..RetryPolicy::block_default()
     };
-    assert!(p.should_retry("trap"));
-    assert!(!p.should_retry("transient"));
-    assert!(!p.should_retry("host"));
-    // Every ErrorKind name is a valid retry kind.
-    for kind in crate::ErrorKind::ALL {
-        assert!(RETRY_KINDS.contains(&kind.as_str()));
-    }
+    assert!(p.should_retry(Trap));
+    assert!(!p.should_retry(Transient));
+    assert!(!p.should_retry(Host));
+    // Every kind a call fails with is a valid retry kind; of the flow's, only circuit-open.
+    let accepted: Vec<_> = ErrorKind::ALL
+        .into_iter()
+        .filter(|k| RetryPolicy::accepts(*k))
+        .collect();
+    assert_eq!(accepted[..9], ErrorKind::ALL[..9]);
+    assert_eq!(accepted[9..], [CircuitOpen]);
 }

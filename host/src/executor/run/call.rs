@@ -1,0 +1,102 @@
+//! One guest call of a run, and where it runs: in the run's own task, or
+//! on a task of its own when calls run side by side.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+use tokio_util::task::AbortOnDropHandle;
+
+use super::ctx::RunCtx;
+use crate::config::Limits;
+use crate::error::CallError;
+use crate::executor::data::{Data, Doc};
+use crate::executor::record::{Attempt, RunError};
+use crate::plugin::Plugin;
+use crate::runtime::{CallOptions, CallReport, Context};
+
+/// Where a guest call runs.
+#[derive(Clone, Copy)]
+pub(super) enum Spread {
+    /// In the run's own task: no hand-off cost, for steps that run one at a time.
+    Inline,
+    /// On its own task, so that concurrent calls (parallel branches, for_each
+    /// items) spread over worker threads.
+    Task,
+}
+
+/// One call: what runs, on what, under which limits, and where.
+pub(super) struct Call<'a> {
+    pub(super) plugin: &'a Plugin,
+    pub(super) ctx: Context,
+    pub(super) input: &'a Doc,
+    pub(super) limits: Limits,
+    pub(super) options: CallOptions,
+    pub(super) spread: Spread,
+}
+
+impl RunCtx<'_> {
+    /// Makes attempt number `n` of the step at `path`: its output, and its
+    /// record (duration, fuel, error).
+    pub(super) async fn attempt(
+        &self,
+        n: u32,
+        path: &str,
+        call: Call<'_>,
+    ) -> (Result<Doc, RunError>, Attempt) {
+        let start = Instant::now();
+        let report = self.call(call).await;
+        let result = report
+            .result
+            .map(Data::from_raw)
+            .map_err(|e| RunError::new(path, e.kind(), e.message()));
+        let attempt = Attempt {
+            attempt: n,
+            start_ms: self.records.ms(start),
+            duration_ms: report.duration.as_secs_f64() * 1e3,
+            fuel: report.fuel_used,
+            error: result.as_ref().err().map(RunError::record),
+        };
+        (result, attempt)
+    }
+
+    /// Runs one guest call. Dropping the future stops the guest at its next
+    /// yield: inline, by dropping the call; on a task, by aborting it.
+    async fn call(&self, call: Call<'_>) -> CallReport<Box<RawValue>> {
+        let host = self.exec.host.clone();
+        let plugin = call.plugin.clone();
+        let ctx = Arc::new(call.ctx);
+        let options = CallOptions {
+            limits: Some(call.limits),
+            ..call.options
+        };
+        if let Spread::Inline = call.spread {
+            return host
+                .call_raw(&plugin, &ctx, call.input.text(), &options)
+                .await;
+        }
+        let input = call.input.clone();
+        let task = AbortOnDropHandle::new(tokio::spawn(async move {
+            host.call_raw(&plugin, &ctx, input.text(), &options).await
+        }));
+        match task.await {
+            Ok(report) => report,
+            Err(e) => CallReport {
+                result: Err(CallError::Host(format!("the call's task failed: {e}"))),
+                fuel_used: 0,
+                duration: Duration::ZERO,
+                peak_memory: 0,
+                logs_dropped: 0,
+            },
+        }
+    }
+}
+
+/// A step's `config` as the JSON its context carries: `{}` when none was given.
+pub(super) fn config_json(config: &Value) -> String {
+    match config {
+        Value::Null => "{}".to_string(),
+        other => other.to_string(),
+    }
+}

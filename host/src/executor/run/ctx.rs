@@ -1,0 +1,108 @@
+//! What every part of a run reads: the flow, the plugins, the clock, the
+//! limits, and where step records go.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::records::Records;
+use crate::config::{DirGrant, Grants, Limits};
+use crate::executor::scope::Scope;
+use crate::executor::{Inner, RunOptions};
+use crate::flow::Flow;
+use crate::registry::PluginSet;
+use crate::runtime::events::EventSink;
+use crate::runtime::{CallOptions, Context};
+
+/// One run in progress.
+pub(crate) struct RunCtx<'a> {
+    pub(super) exec: &'a Inner,
+    pub(super) flow: &'a Flow,
+    pub(super) plugins: &'a PluginSet,
+    pub(super) run_id: &'a str,
+    pub(super) deadline: Option<Instant>,
+    events: Option<Arc<dyn EventSink>>,
+    flow_dir: PathBuf,
+    pub(super) records: Records,
+    /// The top-level scope as the run goes, for `on_error`.
+    pub(super) top: Mutex<Option<Scope>>,
+}
+
+impl<'a> RunCtx<'a> {
+    pub(crate) fn new(
+        exec: &'a Inner,
+        flow: &'a Flow,
+        plugins: &'a PluginSet,
+        run_id: &'a str,
+        started: Instant,
+        options: &RunOptions,
+    ) -> Self {
+        RunCtx {
+            exec,
+            flow,
+            plugins,
+            run_id,
+            deadline: flow.timeout.map(|t| started + t),
+            events: options.events.clone(),
+            flow_dir: flow
+                .file
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            // One record a top-level step: no regrowth for a plain sequence.
+            records: Records::new(started, flow.steps.len()),
+            top: Mutex::new(None),
+        }
+    }
+
+    /// The step records, in start order.
+    pub(crate) fn into_records(self) -> Vec<crate::executor::StepRecord> {
+        self.records.into_sorted()
+    }
+
+    /// The time left before the flow's deadline, if it has one.
+    pub(super) fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// The host's default limits of a call.
+    pub(super) fn limits(&self) -> &Limits {
+        self.exec.host.config().default_limits()
+    }
+
+    /// The context a step's call sees.
+    pub(super) fn context(&self, step_id: &str, attempt: u32, config: &str) -> Context {
+        Context {
+            flow: self.flow.name.clone(),
+            run_id: self.run_id.to_string(),
+            step_id: step_id.to_string(),
+            attempt,
+            config: config.to_string(),
+        }
+    }
+
+    /// Grants with relative directories resolved against the flow file's folder.
+    pub(super) fn call_options(&self, grants: &Grants) -> CallOptions {
+        let dirs = grants
+            .dirs
+            .iter()
+            .map(|d| DirGrant {
+                host: if d.host.is_relative() {
+                    self.flow_dir.join(&d.host)
+                } else {
+                    d.host.clone()
+                },
+                ..d.clone()
+            })
+            .collect();
+        CallOptions {
+            limits: None,
+            grants: Grants {
+                dirs,
+                ..grants.clone()
+            },
+            events: self.events.clone(),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! A whole run: the top-level sequence under the flow's deadline, and the
+//! `on_error` handler when it fails.
+
+use std::time::Duration;
+
+use serde_json::json;
+use serde_json::value::RawValue;
+
+use super::call::Spread;
+use super::ctx::RunCtx;
+use super::records::Guard;
+use crate::config::Grants;
+use crate::error::ErrorKind;
+use crate::executor::data::{Data, Doc};
+use crate::executor::record::{RunError, StepStatus, StepType};
+use crate::executor::scope::Scope;
+
+impl RunCtx<'_> {
+    /// Runs the flow on `input`, checked where it entered: its output, or
+    /// why it failed.
+    pub(crate) async fn run_flow(&self, input: Doc) -> Result<Box<RawValue>, RunError> {
+        let scope = Scope::new(input.clone(), self.run_id, &self.flow.name);
+        let steps = self.run_steps(&self.flow.steps, scope, input, "", Spread::Inline);
+        let result = match self.deadline {
+            // A backstop: every attempt is already bounded by the time left.
+            Some(d) => {
+                match tokio::time::timeout_at((d + Duration::from_millis(100)).into(), steps).await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(RunError::new(
+                        "",
+                        ErrorKind::Deadline,
+                        "the flow ran past its deadline",
+                    )),
+                }
+            }
+            None => steps.await,
+        };
+        match result {
+            Ok(out) => Ok(out.into_raw()),
+            Err(e) => {
+                self.on_error(&e).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs the flow's `on_error` handler, if it has one, with the error.
+    async fn on_error(&self, err: &RunError) {
+        let Some(call) = &self.flow.on_error else {
+            return;
+        };
+        let mut rec = Guard::new(&self.records, "on_error", StepType::Plugin);
+        rec.record.plugin = Some(call.plugin.clone());
+        let record = err.to_value();
+        let scope = self.top.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let input = match (&call.input, scope) {
+            (Some(t), Some(scope)) => t.render_in(&scope.with_error(record.clone())),
+            (Some(t), None) => t.render(&json!({"input": null, "steps": {}, "error": record})),
+            (None, _) => Ok(record),
+        };
+        let input = match input {
+            Ok(v) => Data::from_value(v),
+            Err(e) => {
+                let f = RunError::new("on_error", ErrorKind::Expression, e.to_string());
+                rec.finish(StepStatus::Failed, Some(&f));
+                return;
+            }
+        };
+        let limits = self.limits().clone();
+        let (result, attempt, version) = self
+            .single_call(
+                call,
+                &input,
+                limits,
+                &Grants::default(),
+                "on_error",
+                Spread::Inline,
+            )
+            .await;
+        rec.record.version = version;
+        rec.record.attempts.push(attempt);
+        match result {
+            Ok(_) => rec.finish(StepStatus::Succeeded, None),
+            Err(f) => {
+                tracing::warn!(run = %self.run_id, error = %f, "on_error handler failed");
+                rec.finish(StepStatus::Failed, Some(&f));
+            }
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Sequences and the composite patterns: each step's condition, input and
+//! outcome, then `parallel`, `switch` and `for_each`.
+
+use std::collections::BTreeMap;
+
+use futures::future::{BoxFuture, FutureExt};
+use futures::{StreamExt, TryStreamExt};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::call::Spread;
+use super::ctx::RunCtx;
+use super::plugin::PluginRun;
+use super::records::Guard;
+use crate::error::ErrorKind;
+use crate::executor::data::{Data, Doc};
+use crate::executor::record::{RunError, StepStatus, StepType};
+use crate::executor::scope::Scope;
+use crate::flow::{ForEach, Parallel, Step, StepKind, Switch, describe_json};
+
+impl RunCtx<'_> {
+    /// A sequence: each step's output feeds the next, unless it says
+    /// otherwise. At the top (no `prefix`), the scope is kept for `on_error`.
+    pub(super) fn run_steps<'s>(
+        &'s self,
+        steps: &'s [Step],
+        mut scope: Scope,
+        input: Doc,
+        prefix: &'s str,
+        spread: Spread,
+    ) -> BoxFuture<'s, Result<Doc, RunError>> {
+        let top = prefix.is_empty();
+        async move {
+            let mut prev = input;
+            for step in steps {
+                let path = if prefix.is_empty() {
+                    step.id.clone()
+                } else {
+                    format!("{prefix}.{}", step.id)
+                };
+                if let Some(out) = self
+                    .run_step(step, &scope, prev.clone(), &path, spread)
+                    .await?
+                {
+                    scope.push(&step.id, out.clone());
+                    prev = out;
+                    if top && self.flow.on_error.is_some() {
+                        *self.top.lock().unwrap_or_else(|e| e.into_inner()) = Some(scope.clone());
+                    }
+                }
+            }
+            Ok(prev)
+        }
+        .boxed()
+    }
+
+    /// One step of any kind. `Ok(None)`: skipped, or failed under `continue_on_error`.
+    async fn run_step(
+        &self,
+        step: &Step,
+        scope: &Scope,
+        default: Doc,
+        path: &str,
+        spread: Spread,
+    ) -> Result<Option<Doc>, RunError> {
+        let mut rec = Guard::new(&self.records, path, StepType::of(&step.kind));
+        let input = match self.step_input(step, scope, default, path) {
+            Ok(Some(input)) => input,
+            Ok(None) => {
+                rec.finish(StepStatus::Skipped, None);
+                return Ok(None);
+            }
+            Err(f) => {
+                rec.finish(StepStatus::Failed, Some(&f));
+                return Err(f);
+            }
+        };
+        let result = match &step.kind {
+            StepKind::Plugin(plugin) => {
+                let at = PluginRun {
+                    step,
+                    plugin,
+                    scope,
+                    path,
+                    spread,
+                };
+                self.run_plugin(&at, input, &mut rec).await
+            }
+            _ => self.run_composite(step, scope, input, path, spread).await,
+        };
+        match result {
+            Ok(out) => {
+                let status = if rec.record.fallback.is_some() {
+                    StepStatus::Recovered
+                } else {
+                    StepStatus::Succeeded
+                };
+                rec.finish(status, None);
+                Ok(Some(out))
+            }
+            Err(f) if step.continue_on_error => {
+                tracing::warn!(run = %self.run_id, step = %path, error = %f, "step failed; continue_on_error lets the flow go on");
+                rec.finish(StepStatus::Continued, Some(&f));
+                Ok(None)
+            }
+            Err(f) => {
+                rec.finish(StepStatus::Failed, Some(&f));
+                Err(f)
+            }
+        }
+    }
+
+    /// A step's input: its `input` mapping rendered, else `default`.
+    /// `None` when its `if` is false.
+    fn step_input(
+        &self,
+        step: &Step,
+        scope: &Scope,
+        default: Doc,
+        path: &str,
+    ) -> Result<Option<Doc>, RunError> {
+        let expression =
+            |e: &dyn std::fmt::Display| RunError::new(path, ErrorKind::Expression, e.to_string());
+        if let Some(cond) = &step.condition
+            && !cond.eval_bool_in(scope).map_err(|e| expression(&e))?
+        {
+            return Ok(None);
+        }
+        Ok(Some(match &step.input {
+            Some(t) => Data::from_value(t.render_in(scope).map_err(|e| expression(&e))?),
+            None => default,
+        }))
+    }
+
+    /// A composite step, within its `timeout` (and the flow's deadline).
+    /// Boxed: composites nest, and so does this future.
+    fn run_composite<'s>(
+        &'s self,
+        step: &'s Step,
+        scope: &'s Scope,
+        input: Doc,
+        path: &'s str,
+        spread: Spread,
+    ) -> BoxFuture<'s, Result<Doc, RunError>> {
+        let composite = match &step.kind {
+            StepKind::Parallel(p) => self.run_parallel(p, scope, input, path).boxed(),
+            StepKind::Switch(s) => self.run_switch(s, scope, input, path, spread).boxed(),
+            StepKind::ForEach(f) => self.run_for_each(f, scope, path).boxed(),
+            StepKind::Plugin(_) => unreachable!("plugin steps are not composite"),
+        };
+        let Some(limit) = step
+            .timeout
+            .map(|t| self.remaining().map_or(t, |r| r.min(t)))
+        else {
+            return composite;
+        };
+        async move {
+            tokio::time::timeout(limit, composite)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(RunError::new(
+                        path,
+                        ErrorKind::Deadline,
+                        format!(
+                            "the step ran past its timeout of {}",
+                            humantime::format_duration(limit)
+                        ),
+                    ))
+                })
+        }
+        .boxed()
+    }
+
+    async fn run_parallel(
+        &self,
+        p: &Parallel,
+        scope: &Scope,
+        input: Doc,
+        path: &str,
+    ) -> Result<Doc, RunError> {
+        let branches = p.branches.iter().map(|b| {
+            let branch_path = format!("{path}.{}", b.id);
+            let input = input.clone();
+            async move {
+                self.run_step(b, scope, input, &branch_path, Spread::Task)
+                    .await
+                    .map(|out| (b.id.as_str(), out))
+            }
+        });
+        let outputs = if p.fail_fast {
+            // The first failure drops the other branches, aborting their calls.
+            futures::future::try_join_all(branches).await
+        } else {
+            futures::future::join_all(branches)
+                .await
+                .into_iter()
+                .collect()
+        }
+        .map_err(|f| f.within(StepType::Parallel, path))?;
+        let object: BTreeMap<&str, &RawValue> = outputs
+            .iter()
+            .map(|(id, out)| (*id, out.as_deref().map_or(RawValue::NULL, Data::raw)))
+            .collect();
+        Ok(Data::compose(&object))
+    }
+
+    async fn run_switch(
+        &self,
+        s: &Switch,
+        scope: &Scope,
+        input: Doc,
+        path: &str,
+        spread: Spread,
+    ) -> Result<Doc, RunError> {
+        let mut chosen = s.default.as_deref();
+        for case in &s.cases {
+            let hit = case
+                .when
+                .eval_bool_in(scope)
+                .map_err(|e| RunError::new(path, ErrorKind::Expression, e.to_string()))?;
+            if hit {
+                chosen = Some(&case.steps);
+                break;
+            }
+        }
+        match chosen {
+            Some(steps) => self
+                .run_steps(steps, scope.clone(), input, path, spread)
+                .await
+                .map_err(|f| f.within(StepType::Switch, path)),
+            None => Ok(Data::from_value(Value::Null)),
+        }
+    }
+
+    async fn run_for_each(&self, f: &ForEach, scope: &Scope, path: &str) -> Result<Doc, RunError> {
+        let items = f
+            .items
+            .render_in(scope)
+            .map_err(|e| RunError::new(path, ErrorKind::Expression, e.to_string()))?;
+        let Value::Array(items) = items else {
+            return Err(RunError::new(
+                path,
+                ErrorKind::Expression,
+                format!("`for_each` must give a list, got {}", describe_json(&items)),
+            ));
+        };
+        let outputs: Vec<Doc> = futures::stream::iter(items.into_iter().enumerate())
+            .map(|(i, item)| {
+                let item = Data::from_value(item);
+                let item_scope = scope.with_item(item.clone(), i);
+                async move {
+                    let item_path = format!("{path}[{i}]");
+                    self.run_steps(&f.steps, item_scope, item, &item_path, Spread::Task)
+                        .await
+                }
+            })
+            .buffered(f.max_concurrency.max(1))
+            .try_collect()
+            .await
+            .map_err(|e| e.within(StepType::ForEach, path))?;
+        let array: Vec<&RawValue> = outputs.iter().map(|d| d.raw()).collect();
+        Ok(Data::compose(&array))
+    }
+}

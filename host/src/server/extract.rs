@@ -1,0 +1,68 @@
+//! The API's extractors: axum's, with their refusals answered as
+//! [`ApiError`]s, and a run's input read once from the request body.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::executor::{InputError, RunInput};
+
+/// The largest request body: a run's input or an event's payload.
+pub(crate) const BODY_LIMIT: usize = 2 << 20;
+
+/// A path parameter; a bad one answers `400 bad-request` in the API's shape.
+pub(crate) struct Path<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(value) =
+            axum::extract::Path::from_request_parts(parts, state).await?;
+        Ok(Path(value))
+    }
+}
+
+/// The query string; a bad one answers `400 bad-request` in the API's shape.
+pub(crate) struct Query<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Query(value) =
+            axum::extract::Query::from_request_parts(parts, state).await?;
+        Ok(Query(value))
+    }
+}
+
+/// The request body as a run's input, read once: an empty body is `{}`;
+/// one over the size limit answers `413 too-large`, one that is not JSON
+/// `400 bad-json` with serde's line and column.
+pub(crate) struct Input(pub(crate) RunInput);
+
+impl<S: Send + Sync> FromRequest<S> for Input {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let body = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                let limit = bytesize::ByteSize(BODY_LIMIT as u64).display().iec();
+                ApiError::TooLarge(format!("the request body is over the {limit} limit"))
+            } else {
+                ApiError::from(r)
+            }
+        })?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Input(RunInput::from_value(serde_json::json!({}))));
+        }
+        let text = String::from_utf8(body.into()).map_err(|e| InputError::NotJson {
+            origin: "the request body".into(),
+            reason: format!("not UTF-8: {e}"),
+        })?;
+        Ok(Input(RunInput::parse(text, "the request body")?))
+    }
+}
