@@ -44,7 +44,7 @@ pub mod executor;
 pub mod flow;
 mod host;
 mod live;
-pub mod metrics;
+mod metrics;
 mod plugin;
 mod registry;
 mod runtime;

@@ -70,7 +70,7 @@ fn seconds() -> Histogram {
 }
 
 /// The metrics of one host process.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     runs_started: Family<FlowLabel, Counter>,
     runs_finished: Family<RunLabel, Counter>,
@@ -102,7 +102,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// A registry with every flowhost metric, all at zero.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("flowhost");
         let m = Metrics {
             runs_started: Family::default(),
@@ -192,14 +192,14 @@ impl Metrics {
     }
 
     /// A run was started.
-    pub fn run_started(&self, flow: &str) {
+    pub(crate) fn run_started(&self, flow: &str) {
         self.runs_started
             .get_or_create(&FlowLabel { flow: flow.into() })
             .inc();
     }
 
     /// A run finished (or was cancelled): run, step, retry and fuel figures.
-    pub fn run_finished(&self, record: &RunRecord) {
+    pub(crate) fn run_finished(&self, record: &RunRecord) {
         let flow = record.flow.clone();
         let kind = record.error.as_ref().map(|e| e.kind);
         self.runs_finished
@@ -251,7 +251,7 @@ impl Metrics {
     }
 
     /// A plugin version was loaded.
-    pub fn plugin_loaded(&self, plugin: &str, compile: Duration) {
+    pub(crate) fn plugin_loaded(&self, plugin: &str, compile: Duration) {
         let label = PluginLabel {
             plugin: plugin.into(),
         };
@@ -262,7 +262,7 @@ impl Metrics {
     }
 
     /// A plugin file was rejected.
-    pub fn plugin_load_failed(&self, plugin: &str) {
+    pub(crate) fn plugin_load_failed(&self, plugin: &str) {
         self.load_errors
             .get_or_create(&PluginLabel {
                 plugin: plugin.into(),
@@ -271,7 +271,7 @@ impl Metrics {
     }
 
     /// Sets the gauges read at scrape time.
-    pub fn set_gauges(
+    pub(crate) fn set_gauges(
         &self,
         queued: usize,
         in_flight: usize,
@@ -296,7 +296,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

@@ -467,14 +467,14 @@ async fn flow_files_reload_and_keep_the_old_definition_on_error() {
         .await
         .unwrap();
     let first = flows.get("f").expect("loaded");
-    assert_eq!(first.name, "one");
+    assert_eq!(first.name(), "one");
 
     write_atomic(&file, b"flow: two\nsteps:\n  - id: a\n    plugin: x\n");
     poll_until(WAIT, "the new flow", || async {
-        flows.get("f").is_some_and(|f| f.name == "two")
+        flows.get("f").is_some_and(|f| f.name() == "two")
     })
     .await;
-    assert_eq!(first.name, "one", "a holder keeps its definition");
+    assert_eq!(first.name(), "one", "a holder keeps its definition");
 
     write_atomic(&file, b"flow: three\nsteps:\n  - id: a\n    plugn: x\n");
     poll_until(WAIT, "the flow error", || async {
@@ -487,7 +487,7 @@ async fn flow_files_reload_and_keep_the_old_definition_on_error() {
         "{error}"
     );
     assert_eq!(
-        flows.get("f").unwrap().name,
+        flows.get("f").unwrap().name(),
         "two",
         "the last good flow serves"
     );

@@ -120,7 +120,7 @@ impl Session {
             return;
         }
         let snapshot = self.plugins.snapshot();
-        eprintln!("[dev] running flow `{}`", flow.name);
+        eprintln!("[dev] running flow `{}`", flow.name());
         let record = self
             .executor
             .run_input(&flow, &snapshot, self.input.clone(), RunOptions::default())

@@ -69,12 +69,12 @@ pub(crate) async fn check(args: CheckArgs) -> Result<(), Failure> {
         None => None,
     };
     let flow = parse(&args.flow, files.as_ref()).await?;
-    let steps = flow.all_steps().len();
+    let steps = flow.step_count();
     let plugins: Vec<_> = flow.plugin_names().into_iter().collect();
     println!(
         "{}: ok: flow `{}`, {steps} steps, plugins: {}",
         args.flow.display(),
-        flow.name,
+        flow.name(),
         plugins.join(", ")
     );
     Ok(())

@@ -97,19 +97,18 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub(crate) use expr::{Bindings, describe_json};
-pub use expr::{Condition, ExprError, Template, referenced_steps};
-pub use model::{
-    CircuitBreaker, Flow, ForEach, InputSchema, Jitter, LimitOverrides, Parallel, PluginCall,
-    PluginStep, RetryPolicy, Step, StepKind, Switch, SwitchCase, Trigger,
+pub use model::Flow;
+pub(crate) use model::{
+    CircuitBreaker, ForEach, Parallel, PluginCall, PluginStep, Step, StepKind, Switch,
 };
 
 /// A position in a flow file: line and column, both from 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Pos {
+pub(crate) struct Pos {
     /// The line, from 1.
-    pub line: usize,
+    pub(crate) line: usize,
     /// The column, from 1, in characters.
-    pub column: usize,
+    pub(crate) column: usize,
 }
 
 impl fmt::Display for Pos {

@@ -1,7 +1,7 @@
 //! The flow model: what a flow file says, checked and compiled.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,30 +16,47 @@ use crate::{ErrorKind, Grants, Limits};
 #[derive(Debug, Clone)]
 pub struct Flow {
     /// The flow's name (`flow:`).
-    pub name: String,
+    pub(crate) name: String,
     /// The file it was loaded from.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Deadline for a whole run (`timeout:`).
-    pub timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
     /// JSON Schema for the flow input (`input_schema:`), compiled.
-    pub input_schema: Option<InputSchema>,
+    pub(crate) input_schema: Option<InputSchema>,
     /// Topic patterns that start the flow (`triggers:`).
-    pub triggers: Vec<Trigger>,
+    pub(crate) triggers: Vec<Trigger>,
     /// At most this many runs of the flow in flight (`concurrency: {limit}`).
-    pub concurrency: Option<u32>,
+    pub(crate) concurrency: Option<u32>,
     /// The top-level steps, in order.
-    pub steps: Vec<Step>,
+    pub(crate) steps: Vec<Step>,
     /// Runs with the error record when the flow fails (`on_error:`).
-    pub on_error: Option<PluginCall>,
+    pub(crate) on_error: Option<PluginCall>,
 }
 
 impl Flow {
+    /// The flow's name (`flow:`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The file it was loaded from.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// How many steps it has, nested steps (branches, cases, items' steps)
+    /// included.
+    pub fn step_count(&self) -> usize {
+        self.all_steps().len()
+    }
+
+    #[cfg(test)]
     /// Checks a flow input against `input_schema` (always `Ok` without one).
     ///
     /// # Errors
     /// Every violation, as `input<json-pointer>: <what is wrong>` (for
     /// example `input/amount: "x" is not of type "number"`), joined with `; `.
-    pub fn check_input(&self, input: &Value) -> Result<(), String> {
+    pub(crate) fn check_input(&self, input: &Value) -> Result<(), String> {
         match &self.input_schema {
             Some(schema) => schema.check(input),
             None => Ok(()),
@@ -47,7 +64,7 @@ impl Flow {
     }
 
     /// Every step, nested ones included, depth first in document order.
-    pub fn all_steps(&self) -> Vec<&Step> {
+    pub(crate) fn all_steps(&self) -> Vec<&Step> {
         let mut out = Vec::new();
         for step in &self.steps {
             step.walk(&mut |s| out.push(s));
@@ -73,22 +90,23 @@ impl Flow {
         names
     }
 
+    #[cfg(test)]
     /// The step with this id, wherever it is nested.
-    pub fn step(&self, id: &str) -> Option<&Step> {
+    pub(crate) fn step(&self, id: &str) -> Option<&Step> {
         self.all_steps().into_iter().find(|s| s.id == id)
     }
 
     /// Whether a topic matches one of the flow's triggers.
-    pub fn triggered_by(&self, topic: &str) -> bool {
+    pub(crate) fn triggered_by(&self, topic: &str) -> bool {
         self.triggers.iter().any(|t| t.matches(topic))
     }
 }
 
 /// A compiled `input_schema`.
 #[derive(Clone)]
-pub struct InputSchema {
+pub(crate) struct InputSchema {
     /// The schema as written.
-    pub schema: Value,
+    pub(crate) schema: Value,
     validator: Arc<jsonschema::Validator>,
 }
 
@@ -101,12 +119,13 @@ impl std::fmt::Debug for InputSchema {
 }
 
 impl InputSchema {
+    #[cfg(test)]
     /// Compiles a schema.
     ///
     /// # Errors
     /// What is wrong with the schema.
     /// What is wrong with the schema, and where in it (`at /properties/n`).
-    pub fn compile(schema: &Value) -> Result<InputSchema, String> {
+    pub(crate) fn compile(schema: &Value) -> Result<InputSchema, String> {
         InputSchema::compile_at(schema).map_err(|(pointer, message)| {
             if pointer.is_empty() {
                 message
@@ -131,7 +150,7 @@ impl InputSchema {
     ///
     /// # Errors
     /// Every violation, naming the failing field path.
-    pub fn check(&self, input: &Value) -> Result<(), String> {
+    pub(crate) fn check(&self, input: &Value) -> Result<(), String> {
         let errors: Vec<String> = self
             .validator
             .iter_errors(input)
@@ -147,16 +166,16 @@ impl InputSchema {
 
 /// A trigger: an event topic pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Trigger {
+pub(crate) struct Trigger {
     /// The topic pattern; `*` matches any run of characters (dots included).
-    pub event: String,
+    pub(crate) event: String,
     /// Where it is written.
-    pub pos: Pos,
+    pub(crate) pos: Pos,
 }
 
 impl Trigger {
     /// Whether `topic` matches the pattern.
-    pub fn matches(&self, topic: &str) -> bool {
+    pub(crate) fn matches(&self, topic: &str) -> bool {
         glob(self.event.as_bytes(), topic.as_bytes())
     }
 }
@@ -171,30 +190,28 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
 
 /// One step.
 #[derive(Debug, Clone)]
-pub struct Step {
+pub(crate) struct Step {
     /// The id, unique in the whole flow.
-    pub id: String,
-    /// Where the step is written (its first key).
-    pub pos: Pos,
+    pub(crate) id: String,
     /// What the step does.
-    pub kind: StepKind,
+    pub(crate) kind: StepKind,
     /// The input mapping (`input:`). `None`: the previous step's output (the
     /// flow input for a first step; see the module docs for nested steps).
-    pub input: Option<Template>,
+    pub(crate) input: Option<Template>,
     /// Skip the step when false (`if:`).
-    pub condition: Option<Condition>,
+    pub(crate) condition: Option<Condition>,
     /// A deadline: for a plugin step, per attempt; for the others, for the
     /// whole step (`timeout:`).
-    pub timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
     /// On failure, record the error and go on (`continue_on_error:`, default
     /// false). The step then has no output: the next step receives what this
     /// step received.
-    pub continue_on_error: bool,
+    pub(crate) continue_on_error: bool,
 }
 
 impl Step {
     /// Calls `f` on this step and every step nested in it, depth first.
-    pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Step)) {
+    pub(crate) fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Step)) {
         f(self);
         for child in self.children() {
             child.walk(f);
@@ -202,7 +219,7 @@ impl Step {
     }
 
     /// The steps directly nested in this one, in document order.
-    pub fn children(&self) -> Vec<&Step> {
+    pub(crate) fn children(&self) -> Vec<&Step> {
         match &self.kind {
             StepKind::Plugin(_) => Vec::new(),
             StepKind::Parallel(p) => p.branches.iter().collect(),
@@ -216,8 +233,9 @@ impl Step {
         }
     }
 
+    #[cfg(test)]
     /// The plugin step, if this is one.
-    pub fn plugin(&self) -> Option<&PluginStep> {
+    pub(crate) fn plugin(&self) -> Option<&PluginStep> {
         match &self.kind {
             StepKind::Plugin(p) => Some(&**p),
             _ => None,
@@ -227,7 +245,7 @@ impl Step {
 
 /// What a step does: exactly one of these.
 #[derive(Debug, Clone)]
-pub enum StepKind {
+pub(crate) enum StepKind {
     /// Call a plugin (`plugin:`).
     Plugin(Box<PluginStep>),
     /// Run branches concurrently (`parallel:`).
@@ -238,52 +256,40 @@ pub enum StepKind {
     ForEach(ForEach),
 }
 
-impl StepKind {
-    /// The kind's key in the flow file: `plugin`, `parallel`, `switch` or
-    /// `for_each`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            StepKind::Plugin(_) => "plugin",
-            StepKind::Parallel(_) => "parallel",
-            StepKind::Switch(_) => "switch",
-            StepKind::ForEach(_) => "for_each",
-        }
-    }
-}
 
 /// A plugin call with its policies.
 #[derive(Debug, Clone)]
-pub struct PluginStep {
+pub(crate) struct PluginStep {
     /// The plugin name (the file stem in the plugins folder).
-    pub plugin: String,
+    pub(crate) plugin: String,
     /// Passed to the step as `ctx.config` (`config:`, default `null`). Not
     /// rendered: `${...}` in it is passed as text.
-    pub config: Value,
+    pub(crate) config: Value,
     /// Retries (`retry:`). Without a `retry:` block, one attempt.
-    pub retry: RetryPolicy,
+    pub(crate) retry: RetryPolicy,
     /// A circuit breaker for this step (`circuit_breaker:`).
-    pub circuit_breaker: Option<CircuitBreaker>,
+    pub(crate) circuit_breaker: Option<CircuitBreaker>,
     /// Called when the step fails for good (`fallback:`).
-    pub fallback: Option<PluginCall>,
+    pub(crate) fallback: Option<PluginCall>,
     /// Capabilities (`allow:`). Relative host paths are resolved against
     /// the flow file's folder when the step runs.
-    pub grants: Grants,
+    pub(crate) grants: Grants,
     /// Limit overrides (`limits:`).
-    pub limits: LimitOverrides,
+    pub(crate) limits: LimitOverrides,
 }
 
 /// Limits a step overrides; the rest come from the host's defaults.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LimitOverrides {
+pub(crate) struct LimitOverrides {
     /// `limits: {fuel: N}`.
-    pub fuel: Option<u64>,
+    pub(crate) fuel: Option<u64>,
     /// `limits: {memory: 64MiB}`, in bytes.
-    pub max_memory: Option<u64>,
+    pub(crate) max_memory: Option<u64>,
 }
 
 impl LimitOverrides {
     /// `base` with these overrides and, when given, the per-attempt timeout.
-    pub fn apply(&self, base: &Limits, timeout: Option<Duration>) -> Limits {
+    pub(crate) fn apply(&self, base: &Limits, timeout: Option<Duration>) -> Limits {
         let mut limits = base.clone();
         if let Some(fuel) = self.fuel {
             limits.fuel = Some(fuel);
@@ -300,86 +306,82 @@ impl LimitOverrides {
 
 /// A plugin call without policies: a fallback, or `on_error`.
 #[derive(Debug, Clone)]
-pub struct PluginCall {
+pub(crate) struct PluginCall {
     /// The plugin name.
-    pub plugin: String,
+    pub(crate) plugin: String,
     /// The input mapping. `None`: for a fallback, the failed step's input;
     /// for `on_error`, the error record.
-    pub input: Option<Template>,
+    pub(crate) input: Option<Template>,
     /// Passed as `ctx.config` (default `null`).
-    pub config: Value,
-    /// Where it is written.
-    pub pos: Pos,
+    pub(crate) config: Value,
 }
 
 /// Concurrent branches. The output is `{branch_id: output}`.
 #[derive(Debug, Clone)]
-pub struct Parallel {
+pub(crate) struct Parallel {
     /// The branches: full steps.
-    pub branches: Vec<Step>,
+    pub(crate) branches: Vec<Step>,
     /// Cancel the other branches on the first failure (`fail_fast:`,
     /// default true).
-    pub fail_fast: bool,
+    pub(crate) fail_fast: bool,
 }
 
 /// The first case whose `when` holds runs; the output is that case's
 /// output (its last step's).
 #[derive(Debug, Clone)]
-pub struct Switch {
+pub(crate) struct Switch {
     /// The cases with a `when`, in order.
-    pub cases: Vec<SwitchCase>,
+    pub(crate) cases: Vec<SwitchCase>,
     /// The `default` case's steps, run when no case matches.
-    pub default: Option<Vec<Step>>,
+    pub(crate) default: Option<Vec<Step>>,
 }
 
 /// One case of a switch.
 #[derive(Debug, Clone)]
-pub struct SwitchCase {
+pub(crate) struct SwitchCase {
     /// When the case runs.
-    pub when: Condition,
+    pub(crate) when: Condition,
     /// The case's steps, run in order.
-    pub steps: Vec<Step>,
-    /// Where the case is written.
-    pub pos: Pos,
+    pub(crate) steps: Vec<Step>,
 }
 
 /// Fan-out over an array: the sub-pipeline runs once per item. The output is
 /// the array of the pipelines' outputs, in item order.
 #[derive(Debug, Clone)]
-pub struct ForEach {
+pub(crate) struct ForEach {
     /// The array (`for_each:`), usually `"${...}"`.
-    pub items: Template,
+    pub(crate) items: Template,
     /// At most this many items in flight (`max_concurrency:`, default
     /// [`ForEach::DEFAULT_MAX_CONCURRENCY`]).
-    pub max_concurrency: usize,
+    pub(crate) max_concurrency: usize,
     /// The sub-pipeline (`steps:`), which sees `item` and `index`.
-    pub steps: Vec<Step>,
+    pub(crate) steps: Vec<Step>,
 }
 
 impl ForEach {
     /// The default `max_concurrency`: 16.
-    pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
+    pub(crate) const DEFAULT_MAX_CONCURRENCY: usize = 16;
 }
 
 /// How a failing step is retried.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Total attempts, at least 1. Default: 1 without a `retry:` block, 3
     /// with one.
-    pub max_attempts: u32,
+    pub(crate) max_attempts: u32,
     /// The delay before the second attempt. Default: 100ms.
-    pub initial_interval: Duration,
+    pub(crate) initial_interval: Duration,
     /// Each delay is this many times the one before, at least 1.0.
     /// Default: 2.0.
-    pub backoff_coefficient: f64,
+    pub(crate) backoff_coefficient: f64,
     /// The longest delay. Default: 10s.
-    pub max_interval: Duration,
+    pub(crate) max_interval: Duration,
     /// How delays are randomised. Default: full.
-    pub jitter: Jitter,
+    pub(crate) jitter: Jitter,
     /// Error kinds never retried.
-    pub non_retryable: Vec<ErrorKind>,
+    pub(crate) non_retryable: Vec<ErrorKind>,
     /// When given, only these error kinds are retried.
-    pub retry_on: Option<Vec<ErrorKind>>,
+    pub(crate) retry_on: Option<Vec<ErrorKind>>,
 }
 
 impl Default for RetryPolicy {
@@ -399,7 +401,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// The default policy of a `retry:` block: 3 attempts.
-    pub fn block_default() -> Self {
+    pub(crate) fn block_default() -> Self {
         RetryPolicy {
             max_attempts: 3,
             ..RetryPolicy::default()
@@ -410,7 +412,7 @@ impl RetryPolicy {
     /// of a call, and `circuit-open`. The other kinds of the flow
     /// (`expression`, `plugin-not-found`, `cancelled`) never come from an
     /// attempt.
-    pub fn accepts(kind: ErrorKind) -> bool {
+    pub(crate) fn accepts(kind: ErrorKind) -> bool {
         kind.is_call_kind() || kind == ErrorKind::CircuitOpen
     }
 
@@ -420,7 +422,7 @@ impl RetryPolicy {
     /// - otherwise `transient`, `deadline` and `host`. `permanent`,
     ///   `invalid-input`, `output-too-large` and `circuit-open` are not
     ///   retried, and `trap`, `fuel` and `memory` only when in `retry_on`.
-    pub fn should_retry(&self, kind: ErrorKind) -> bool {
+    pub(crate) fn should_retry(&self, kind: ErrorKind) -> bool {
         if self.non_retryable.contains(&kind) {
             return false;
         }
@@ -438,7 +440,7 @@ impl RetryPolicy {
     /// capped at `max_interval`, then jittered with `rng` (a random number
     /// in `[0, 1)`): `none` keeps it, `full` takes `delay * rng`, `equal`
     /// takes `delay/2 + delay/2 * rng`.
-    pub fn backoff(&self, attempt: u32, rng: f64) -> Duration {
+    pub(crate) fn backoff(&self, attempt: u32, rng: f64) -> Duration {
         let exp = attempt.saturating_sub(1).min(1000) as i32;
         let max = self.max_interval.as_secs_f64();
         let base =
@@ -455,7 +457,7 @@ impl RetryPolicy {
 
 /// How retry delays are randomised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Jitter {
+pub(crate) enum Jitter {
     /// The computed delay.
     None,
     /// Uniform in `[0, delay)`.
@@ -469,11 +471,11 @@ pub enum Jitter {
 /// circuit opens and calls fail at once with `circuit-open`; after
 /// `reset_timeout` one trial call is let through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CircuitBreaker {
+pub(crate) struct CircuitBreaker {
     /// Failures in a row that open the circuit, at least 1. Default: 5.
-    pub failure_threshold: u32,
+    pub(crate) failure_threshold: u32,
     /// How long the circuit stays open. Default: 30s.
-    pub reset_timeout: Duration,
+    pub(crate) reset_timeout: Duration,
 }
 
 impl Default for CircuitBreaker {

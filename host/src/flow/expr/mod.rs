@@ -22,18 +22,19 @@ use serde_json::Value;
 pub(crate) use json::describe_json;
 use json::{to_cel, to_json};
 pub(crate) use refs::Refs;
-pub use refs::referenced_steps;
-pub use template::Template;
+#[cfg(test)]
+pub(crate) use refs::referenced_steps;
+pub(crate) use template::Template;
 pub(crate) use template::{StrTemplate, TNode, compile_str, unescape};
 
 /// An expression failed to compile or to evaluate. The message names the
 /// expression's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExprError {
+pub(crate) struct ExprError {
     /// The expression's text, without `${` and `}`.
-    pub expr: String,
+    pub(crate) expr: String,
     /// What went wrong.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for ExprError {
@@ -205,7 +206,7 @@ impl Vars {
 /// Written `"${input.amount > 0}"`, or as a bare expression, or as a YAML
 /// boolean (a constant).
 #[derive(Debug, Clone)]
-pub struct Condition {
+pub(crate) struct Condition {
     expr: Option<Arc<Expr>>,
     constant: bool,
 }
@@ -216,7 +217,7 @@ impl Condition {
     /// # Errors
     /// An [`ExprError`] when it does not compile, or mixes text and
     /// expressions.
-    pub fn compile(text: &str) -> Result<Condition, ExprError> {
+    pub(crate) fn compile(text: &str) -> Result<Condition, ExprError> {
         match compile_str(text)? {
             Some(StrTemplate::Whole(e)) => Ok(Condition {
                 expr: Some(e),
@@ -235,7 +236,7 @@ impl Condition {
     }
 
     /// A condition that is always `value`.
-    pub fn constant(value: bool) -> Condition {
+    pub(crate) fn constant(value: bool) -> Condition {
         Condition {
             expr: None,
             constant: value,
@@ -246,19 +247,13 @@ impl Condition {
         self.expr.as_deref()
     }
 
-    /// The expression's text (`true`/`false` for a constant).
-    pub fn source(&self) -> String {
-        match &self.expr {
-            Some(e) => e.source().to_string(),
-            None => self.constant.to_string(),
-        }
-    }
 
+    #[cfg(test)]
     /// Evaluates the condition against a scope (see [`Template::render`]).
     ///
     /// # Errors
     /// An [`ExprError`] when evaluation fails or the result is not a boolean.
-    pub fn eval_bool(&self, scope: &Value) -> Result<bool, ExprError> {
+    pub(crate) fn eval_bool(&self, scope: &Value) -> Result<bool, ExprError> {
         self.eval_bool_in(scope)
     }
 
@@ -273,11 +268,4 @@ impl Condition {
         }
     }
 
-    /// The step ids the condition reads.
-    pub fn step_refs(&self) -> Vec<String> {
-        match &self.expr {
-            Some(e) => e.refs().steps.iter().cloned().collect(),
-            None => Vec::new(),
-        }
-    }
 }

@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 
 use cel::common::ast::{EntryExpr, Expr as Ast, IdedExpr, LiteralValue};
 
+#[cfg(test)]
 use super::template::compile_str;
+#[cfg(test)]
 use super::{Expr, ExprError};
 
 /// Namespaces of extension functions (`math.greatest(...)`): not variables.
@@ -136,13 +138,14 @@ fn walk(e: &IdedExpr, bound: &mut Vec<String>, refs: &mut Refs) {
     }
 }
 
+#[cfg(test)]
 /// The step ids an expression text reads (`steps.<id>...` or
 /// `steps['<id>']`), sorted; the text may be a bare expression or hold
 /// `${...}` parts.
 ///
 /// # Errors
 /// An [`ExprError`] when it does not compile.
-pub fn referenced_steps(text: &str) -> Result<Vec<String>, ExprError> {
+pub(crate) fn referenced_steps(text: &str) -> Result<Vec<String>, ExprError> {
     let mut refs = Refs::default();
     match compile_str(text)? {
         Some(t) => t.exprs().iter().for_each(|e| refs.merge(e.refs())),

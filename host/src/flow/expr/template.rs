@@ -177,6 +177,7 @@ impl TNode {
         }
     }
 
+    #[cfg(test)]
     fn compile(value: &Value) -> Result<TNode, ExprError> {
         Ok(match value {
             Value::String(s) => match compile_str(s)? {
@@ -250,17 +251,18 @@ pub(crate) fn unescape(s: &str) -> String {
 /// assert_eq!(out, json!({"n": 2, "s": "n=1"}));
 /// ```
 #[derive(Debug, Clone)]
-pub struct Template {
+pub(crate) struct Template {
     root: TNode,
     refs: Refs,
 }
 
 impl Template {
+    #[cfg(test)]
     /// Compiles a mapping.
     ///
     /// # Errors
     /// An [`ExprError`] for the first expression that does not compile.
-    pub fn compile(value: &Value) -> Result<Template, ExprError> {
+    pub(crate) fn compile(value: &Value) -> Result<Template, ExprError> {
         Ok(Template::from_node(TNode::compile(value)?))
     }
 
@@ -280,7 +282,7 @@ impl Template {
     /// # Errors
     /// An [`ExprError`] naming the expression that failed, for example on a
     /// missing field.
-    pub fn render(&self, scope: &Value) -> Result<Value, ExprError> {
+    pub(crate) fn render(&self, scope: &Value) -> Result<Value, ExprError> {
         self.render_in(scope)
     }
 
@@ -307,21 +309,17 @@ impl Template {
         self.refs.vars.contains(name)
     }
 
+    #[cfg(test)]
     /// Whether the mapping holds no expression (renders to a constant).
-    pub fn is_constant(&self) -> bool {
+    pub(crate) fn is_constant(&self) -> bool {
         matches!(self.root, TNode::Literal(_))
     }
 
+    #[cfg(test)]
     /// The step ids the mapping's expressions read (`steps.<id>...` or
     /// `steps['<id>']`), sorted.
-    pub fn step_refs(&self) -> Vec<String> {
+    pub(crate) fn step_refs(&self) -> Vec<String> {
         self.refs.steps.iter().cloned().collect()
     }
 
-    /// The expressions' texts, in document order.
-    pub fn sources(&self) -> Vec<String> {
-        let mut exprs = Vec::new();
-        self.root.collect(&mut exprs);
-        exprs.into_iter().map(|e| e.source().to_string()).collect()
-    }
 }

@@ -227,7 +227,6 @@ impl<'a> Cx<'a> {
             plugin: plugin?,
             input,
             config,
-            pos: node.pos,
         })
     }
 }

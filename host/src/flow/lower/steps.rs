@@ -142,7 +142,6 @@ impl Cx<'_> {
         };
         Some(Step {
             id: id?,
-            pos: node.pos,
             kind,
             input: common.input,
             condition: common.condition,
@@ -248,7 +247,6 @@ impl Cx<'_> {
                 cases.push(SwitchCase {
                     when,
                     steps,
-                    pos: item.pos,
                 });
             }
         }

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::flow::*;
+use crate::flow::expr::*;
 
 #[test]
 fn whole_expression_keeps_its_type() {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::flow::*;
+use crate::flow::model::*;
 
 #[test]
 fn backoff_is_exponential_capped_and_jittered() {
