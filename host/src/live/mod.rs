@@ -4,8 +4,9 @@
 //! # How a change flows in
 //!
 //! A `notify` watcher, debounced (default 100 ms), wakes one worker task per
-//! registry. The worker *reconciles*: it scans the folder (recursively; hidden
-//! files and folders and `target/` build folders are skipped), compares each
+//! registry (events only about hidden entries or `target/` do not). The
+//! worker *reconciles*: it scans the folder (recursively; hidden files and
+//! folders and `target/` build folders are skipped), compares each
 //! file's signature (path, size, mtime, inode) with the one it last settled,
 //! and for each changed file:
 //!

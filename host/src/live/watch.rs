@@ -4,17 +4,18 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache};
+use notify_debouncer_full::{DebounceEventResult, DebouncedEvent, Debouncer, RecommendedCache};
 use tokio::sync::mpsc;
 
 use super::options::WatchError;
 use super::scan::Root;
+use crate::walk;
 
 /// The file watcher; watching stops when it is dropped.
 pub(super) type Watcher = Debouncer<RecommendedWatcher, RecommendedCache>;
 
 /// Starts a debounced watcher on `root`; it sends one message per batch of
-/// events that are not mere accesses.
+/// events that may change what is served.
 pub(super) fn watch(
     root: &Root,
     debounce: Duration,
@@ -32,9 +33,10 @@ pub(super) fn watch(
             (parent, RecursiveMode::NonRecursive)
         }
     };
+    let watched = base.clone();
     let handler = move |result: DebounceEventResult| {
         let relevant = match &result {
-            Ok(events) => events.iter().any(|e| !e.kind.is_access()),
+            Ok(events) => events.iter().any(|e| relevant(&watched, e)),
             Err(errors) => {
                 for e in errors {
                     tracing::warn!("file watcher: {e}");
@@ -50,6 +52,17 @@ pub(super) fn watch(
         notify_debouncer_full::new_debouncer(debounce, None, handler).map_err(fail)?;
     debouncer.watch(&base, mode).map_err(fail)?;
     Ok((debouncer, rx))
+}
+
+/// Whether `event` may change what is served: not a mere access, and not
+/// only about entries a folder walk skips (editor temp files, a build
+/// writing to `target/`).
+fn relevant(base: &Path, event: &DebouncedEvent) -> bool {
+    let walked = |p: &std::path::PathBuf| {
+        p.strip_prefix(base)
+            .map_or(true, |rel| !walk::is_skipped(rel))
+    };
+    !event.kind.is_access() && (event.paths.is_empty() || event.paths.iter().any(walked))
 }
 
 /// When the registry next reconciles: on a watcher batch, at a retry time,
