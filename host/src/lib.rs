@@ -49,6 +49,7 @@ mod plugin;
 mod registry;
 mod runtime;
 pub mod server;
+mod walk;
 
 pub use cache::{
     CacheError, CacheInfo, CacheStats, DEFAULT_CACHE_LIMIT, cache_clear, cache_info,

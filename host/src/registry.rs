@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::error::LoadError;
 use crate::host::Host;
 use crate::plugin::{Plugin, plugin_name};
+use crate::walk;
 
 /// Plugins by name. It also remembers names that a live registry
 /// ([`LivePlugins`](crate::LivePlugins)) saw removed, so that a lookup can
@@ -103,52 +104,34 @@ pub fn scan_dir(dir: &Path) -> Result<BTreeMap<String, PathBuf>, String> {
 /// The files under `root` (recursively) that `matches`, by file stem; names
 /// that two files share are left out and reported in the second map.
 ///
-/// Hidden entries and `target` folders are skipped (editor temp files, build
-/// output); symlinked files count, symlinked folders are not followed (no
-/// loops). A subfolder that vanishes while listing is passed over.
+/// The folder is walked as every folder is ([`walk::files`]: hidden entries
+/// and `target` folders skipped, symlinked folders not followed). Blocking:
+/// async callers run it in `spawn_blocking`.
 pub(crate) fn list_files(
     root: &Path,
     matches: &dyn Fn(&Path) -> bool,
 ) -> std::io::Result<(BTreeMap<String, PathBuf>, BTreeMap<String, String>)> {
     let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut dups: BTreeMap<String, String> = BTreeMap::new();
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if dir == root => return Err(e),
-            Err(_) => continue,
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with('.') {
-                continue;
-            }
-            let Ok(ft) = entry.file_type() else { continue };
-            if ft.is_dir() {
-                if name != "target" {
-                    pending.push(path);
-                }
-            } else if matches(&path) {
-                let stem = plugin_name(&path);
-                if let Some(other) = files.get(&stem) {
-                    let (a, b) = if other < &path {
-                        (other, &path)
-                    } else {
-                        (&path, other)
-                    };
-                    let message = format!(
-                        "two files are named `{stem}`: {} and {}",
-                        a.display(),
-                        b.display()
-                    );
-                    dups.insert(stem, message);
-                } else {
-                    files.insert(stem, path);
-                }
-            }
+    for path in walk::files(root)? {
+        if !matches(&path) {
+            continue;
+        }
+        let stem = plugin_name(&path);
+        if let Some(other) = files.get(&stem) {
+            let (a, b) = if other < &path {
+                (other, &path)
+            } else {
+                (&path, other)
+            };
+            let message = format!(
+                "two files are named `{stem}`: {} and {}",
+                a.display(),
+                b.display()
+            );
+            dups.insert(stem, message);
+        } else {
+            files.insert(stem, path);
         }
     }
     for name in dups.keys() {

@@ -1,17 +1,19 @@
 //! Hot reload: a plugins folder as a live registry.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use flowhost::server::{Server, ServerConfig};
 use flowhost::{
     Context, Executor, Host, LiveFlows, LivePlugins, ReloadOutcome, RunOptions, RunStatus,
     WatchOptions,
 };
 use sha2::{Digest, Sha256};
 
-use crate::support::{cached_host, poll_until, wasm, write_atomic};
+use crate::support::{cached_host, dist_all, http, poll_until, wasm, write_atomic};
 
 const WAIT: Duration = Duration::from_secs(30);
 const INPUT: &str = r#"{"x":1}"#;
@@ -491,6 +493,72 @@ async fn flow_files_reload_and_keep_the_old_definition_on_error() {
         "two",
         "the last good flow serves"
     );
+}
+
+/// Asks `/readyz`, `/flows` and `/plugins`, each of which must answer `200`
+/// within `bound`; returns `x` as `/plugins` lists it.
+async fn ask_all(addr: SocketAddr, bound: Duration) -> serde_json::Value {
+    let mut x = serde_json::Value::Null;
+    for path in ["/readyz", "/flows", "/plugins"] {
+        let started = Instant::now();
+        let r = http("GET", addr, path, None).await;
+        let took = started.elapsed();
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert!(took < bound, "{path} took {took:?}");
+        if path == "/plugins" {
+            x = r.json()["plugins"][0].clone();
+        }
+    }
+    x
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_answers_while_a_large_plugin_compiles() {
+    // An 18 MB Python component, compiled afresh: the host's cache is new.
+    let big = std::fs::read(dist_all().join("python/py-echo.wasm")).unwrap();
+    let f = fixture();
+    let (old, newest) = (hash(&f.echo), hash(&f.counter));
+    let flows = f.dir.with_file_name("flows");
+    std::fs::create_dir(&flows).unwrap();
+    std::fs::write(
+        flows.join("f.yaml"),
+        "flow: f\nsteps:\n  - id: a\n    plugin: x\n",
+    )
+    .unwrap();
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..ServerConfig::default()
+    };
+    let server = Server::start(f.host.clone(), &f.dir, &flows, config)
+        .await
+        .expect("server starts");
+    let addr = server.addr();
+
+    let compiles = f.host.compile_count();
+    write_atomic(&f.dir.join("x.wasm"), &big);
+    poll_until(WAIT, "the new version compiles", || async {
+        f.host.compile_count() > compiles
+    })
+    .await;
+    // While it compiles, the server answers at once, from the old version.
+    for _ in 0..3 {
+        let x = ask_all(addr, Duration::from_millis(100)).await;
+        assert_eq!(x["hash"], old.as_str());
+    }
+
+    // Changed again while that compile runs: the newest content ends up
+    // serving, after the version that was compiling.
+    write_atomic(&f.dir.join("x.wasm"), &f.counter);
+    poll_until(WAIT * 10, "the newest version serves", || async {
+        ask_all(addr, Duration::from_secs(1)).await["hash"] == newest.as_str()
+    })
+    .await;
+    let x = ask_all(addr, Duration::from_secs(1)).await;
+    assert_eq!(
+        (x["version"].as_u64(), x["error"].is_null()),
+        (Some(3), true)
+    );
+    server.shutdown().await;
 }
 
 #[test]

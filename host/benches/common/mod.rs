@@ -35,21 +35,11 @@ pub(crate) fn input_1k() -> Value {
     json!({"id": "order-1", "customer": "c-42", "items": items})
 }
 
-/// Every `.wasm` file under `dir`, recursively, in directory order.
+/// Every `.wasm` file under `dir`, recursively, as the host lists a plugins
+/// folder.
 pub(crate) fn wasm_files(dir: &Path) -> Vec<PathBuf> {
-    fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                collect(&path, out);
-            } else if path.extension().is_some_and(|e| e == "wasm") {
-                out.push(path);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    collect(dir, &mut out);
-    out
+    let files = flowhost::scan_dir(dir).unwrap_or_else(|e| panic!("{e}"));
+    files.into_values().collect()
 }
 
 /// The middle sample.

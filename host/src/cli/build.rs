@@ -27,6 +27,11 @@ use tokio::sync::mpsc;
 
 use super::Failure;
 
+// The folder walk the library's plugins registry uses, compiled into the
+// binary too: one rule for what a walk skips.
+#[path = "../walk.rs"]
+mod walk;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StepToml {
@@ -46,23 +51,16 @@ pub(crate) struct StepBuild {
 
 /// The `step.toml` files under `root` (not inside `target/` or hidden folders).
 pub(crate) async fn discover(root: &Path) -> Result<Vec<StepBuild>, Failure> {
+    let root = root.to_path_buf();
+    // Listing a large tree is blocking I/O: keep it off the runtime. A folder
+    // that cannot be read holds no builds (opening it as plugins says why).
+    let files = tokio::task::spawn_blocking(move || walk::files(&root).unwrap_or_default())
+        .await
+        .map_err(Failure::failed)?;
     let mut found = Vec::new();
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
-            continue;
-        };
-        while let Ok(Some(entry)) = entries.next_entry().await {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || name == "target" {
-                continue;
-            }
-            let path = entry.path();
-            match entry.file_type().await {
-                Ok(ft) if ft.is_dir() => pending.push(path),
-                Ok(_) if name == "step.toml" => found.push(parse(&path).await?),
-                _ => {}
-            }
+    for path in files {
+        if path.file_name().is_some_and(|n| n == "step.toml") {
+            found.push(parse(&path).await?);
         }
     }
     found.sort_by(|a, b| a.dir.cmp(&b.dir));
@@ -207,11 +205,7 @@ fn source_of(dirs: &[PathBuf], path: &Path) -> Option<usize> {
         .filter(|(_, d)| path.starts_with(d))
         .max_by_key(|(_, d)| d.components().count())?;
     let rel = path.strip_prefix(dir).ok()?;
-    let ignored = rel.components().any(|c| {
-        let c = c.as_os_str().to_string_lossy();
-        c == "target" || c.starts_with('.')
-    });
-    (!ignored).then_some(i)
+    (!walk::is_skipped(rel)).then_some(i)
 }
 
 #[cfg(test)]

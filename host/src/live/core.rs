@@ -1,103 +1,50 @@
-//! The registry core shared by plugins and flows: per-name state, versions
-//! and the snapshot swapped in for new calls and runs.
+//! The registry core shared by plugins and flows: its lifetime (start, the
+//! worker that reconciles on every wake-up) and the reconcile itself.
+//!
+//! A reconcile plans under the table's lock, loads without it (a compile
+//! takes seconds for a large component) and applies under it again, so
+//! statuses and snapshots never wait for a compile. Reconciles run one at a
+//! time, so a plan still holds when it is applied; a file changed while its
+//! old content compiles is picked up by the next reconcile, and the newest
+//! content is what ends up serving.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use futures::future::BoxFuture;
-use notify_debouncer_full::{Debouncer, RecommendedCache};
-use tokio::sync::{Mutex, broadcast};
+use tokio::sync::broadcast;
 
-use super::settle::Sig;
-use super::watch::worker;
-use super::{EntryStatus, ReloadEvent, ReloadOutcome, WatchError, WatchOptions, Watched};
+use super::events::{EntryStatus, ReloadEvent};
+use super::kind::Kind;
+use super::options::{WatchError, WatchOptions};
+use super::plan::plan;
+use super::scan::{Root, scan};
+use super::settle::examine;
+use super::table::{Changes, Table};
+use super::watch::{Wakeups, Watcher, watch};
 
-/// What differs between plugins and flows.
-pub(super) trait Kind: Send + Sync + 'static {
-    type Item: Clone + Send + Sync + 'static;
-    type Snap: Default + Send + Sync + 'static;
-    const WHAT: Watched;
-    fn matches(path: &Path) -> bool;
-    fn load(&self, path: PathBuf, bytes: Vec<u8>)
-    -> BoxFuture<'static, Result<Self::Item, String>>;
-    fn cached(_item: &Self::Item) -> bool {
-        false
-    }
-    fn with_version(item: Self::Item, _version: u64) -> Self::Item {
-        item
-    }
-    fn publish<'a>(
-        items: impl Iterator<Item = (&'a String, &'a Self::Item)>,
-        removed: &BTreeSet<String>,
-    ) -> Self::Snap;
-}
-
-/// What is watched: a folder (recursively) or one file.
-pub(super) enum Root {
-    Dir(PathBuf),
-    File(PathBuf),
-}
-
-impl Root {
-    pub(super) fn path(&self) -> &Path {
-        match self {
-            Root::Dir(p) | Root::File(p) => p,
-        }
-    }
-}
-
-/// The version serving under one name.
-pub(super) struct Serving<T> {
-    pub(super) item: T,
-    pub(super) version: u64,
-    pub(super) hash: String,
-    pub(super) size: u64,
-    pub(super) load_time: Duration,
-    pub(super) cached: bool,
-    pub(super) loaded_at: SystemTime,
-}
-
-/// Everything known about one name.
-pub(super) struct Slot<T> {
-    pub(super) path: PathBuf,
-    /// The signature last settled (loaded, or reported broken); `None` while
-    /// a retry is due.
-    pub(super) sig: Option<Sig>,
-    pub(super) serving: Option<Serving<T>>,
-    pub(super) error: Option<String>,
-    /// Silent retries of a failing, recently modified file.
-    pub(super) tries: u32,
-}
-
-/// The registry's state, under its lock.
-pub(super) struct State<T> {
-    pub(super) slots: BTreeMap<String, Slot<T>>,
-    pub(super) removed: BTreeSet<String>,
-    pub(super) counters: HashMap<String, u64>,
-    pub(super) retry_at: Option<Instant>,
-}
-
-/// One live registry: what it watches, its state and its snapshot.
+/// One live registry: what it watches, its table and its snapshot.
 pub(super) struct Core<K: Kind> {
-    pub(super) kind: K,
+    kind: K,
     pub(super) root: Root,
-    pub(super) options: WatchOptions,
+    options: WatchOptions,
+    /// What new calls and runs see.
     pub(super) snap: ArcSwap<K::Snap>,
-    pub(super) state: Mutex<State<K::Item>>,
-    pub(super) events: broadcast::Sender<ReloadEvent>,
-    pub(super) watcher:
-        std::sync::Mutex<Option<Debouncer<notify::RecommendedWatcher, RecommendedCache>>>,
+    /// Held only for reads and quick writes, never across an await.
+    table: std::sync::Mutex<Table<K>>,
+    /// Held for a whole reconcile.
+    reconciling: tokio::sync::Mutex<()>,
+    events: broadcast::Sender<ReloadEvent>,
+    _watcher: Option<Watcher>,
 }
 
 impl<K: Kind> Core<K> {
+    /// Loads what `root` holds and, with `watch`, keeps it in step.
     pub(super) async fn start(
         kind: K,
         root: Root,
         options: WatchOptions,
-        watch: bool,
+        watch_it: bool,
     ) -> Result<Arc<Self>, WatchError> {
         if let Err(e) = tokio::fs::metadata(root.path()).await {
             return Err(WatchError::Read {
@@ -105,38 +52,50 @@ impl<K: Kind> Core<K> {
                 message: e.to_string(),
             });
         }
+        // Watch before the first scan, so nothing written in between is missed.
+        let (watcher, wakeups) = if watch_it {
+            let (watcher, batches) = watch(&root, options.debounce)?;
+            (Some(watcher), Some(Wakeups::new(batches, options.poll)))
+        } else {
+            (None, None)
+        };
         let core = Arc::new(Core {
             kind,
             root,
             options,
             snap: ArcSwap::from_pointee(K::Snap::default()),
-            state: Mutex::new(State {
-                slots: BTreeMap::new(),
-                removed: BTreeSet::new(),
-                counters: HashMap::new(),
-                retry_at: None,
-            }),
+            table: std::sync::Mutex::new(Table::default()),
+            reconciling: tokio::sync::Mutex::new(()),
             events: broadcast::channel(1024).0,
-            watcher: std::sync::Mutex::new(None),
+            _watcher: watcher,
         });
-        // Watch before the first scan, so nothing written in between is missed.
-        let wake = if watch { Some(core.watch()?) } else { None };
         core.reconcile(true).await;
-        if !watch {
-            // Files still settling: wait for them a little, then take what is there.
-            let give_up = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < give_up {
-                let Some(at) = core.state.lock().await.retry_at else {
-                    break;
-                };
-                tokio::time::sleep_until(at.into()).await;
-                core.reconcile(true).await;
+        match wakeups {
+            Some(wakeups) => {
+                tokio::spawn(worker(Arc::downgrade(&core), wakeups));
+            }
+            None => {
+                // Files still settling: wait for them a little, then take what is there.
+                let give_up = Instant::now() + Duration::from_secs(3);
+                while Instant::now() < give_up {
+                    let Some(at) = core.next_retry().await else {
+                        break;
+                    };
+                    tokio::time::sleep_until(at.into()).await;
+                    core.reconcile(true).await;
+                }
             }
         }
-        if let Some(wake) = wake {
-            tokio::spawn(worker(Arc::downgrade(&core), wake));
-        }
         Ok(core)
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table<K>> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every name seen, with its serving version and current error.
+    pub(super) fn statuses(&self) -> Vec<EntryStatus> {
+        self.table().statuses()
     }
 
     /// Reload events from now on.
@@ -144,86 +103,111 @@ impl<K: Kind> Core<K> {
         self.events.subscribe()
     }
 
-    /// Reconciles now, without waiting for an event.
-    pub(super) async fn rescan(&self) {
-        self.reconcile(false).await;
+    /// When a retry is due, as the reconcile running now (if any) leaves it.
+    async fn next_retry(&self) -> Option<Instant> {
+        let _settled = self.reconciling.lock().await;
+        self.table().retry_at()
     }
 
-    pub(super) fn slot<'s>(
-        &self,
-        state: &'s mut State<K::Item>,
-        name: &str,
-        path: &Path,
-    ) -> &'s mut Slot<K::Item> {
-        let slot = state.slots.entry(name.to_string()).or_insert_with(|| Slot {
-            path: path.to_path_buf(),
-            sig: None,
-            serving: None,
-            error: None,
-            tries: 0,
+    /// Brings the snapshot in line with the files. `initial`: report broken
+    /// files at once rather than waiting for them to go quiet.
+    pub(super) async fn reconcile(&self, initial: bool) {
+        let _one_at_a_time = self.reconciling.lock().await;
+        self.table().clear_retry();
+        let listing = match scan(&self.root, K::matches).await {
+            Ok(listing) => listing,
+            Err(e) => {
+                // The folder itself is unreadable (moved away, a transient
+                // error): keep serving what we have, and look again later.
+                tracing::warn!(dir = %self.root.path().display(), "cannot scan: {e}");
+                self.table()
+                    .retry(Instant::now() + self.options.debounce * 4);
+                return;
+            }
+        };
+        let plan = plan(&self.table(), &listing, self.root.path());
+
+        // The first load does not wait: the stat after reading still catches
+        // a file written to while it was read.
+        if !initial && plan.touches_files() {
+            tokio::time::sleep(self.options.settle).await;
+        }
+        // Gone, unless it reappears within the settle time (delete-then-create).
+        let mut gone = Vec::new();
+        let mut back = false;
+        for (name, path) in plan.gone {
+            if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                back = true;
+            } else {
+                gone.push((name, path));
+            }
+        }
+        let examined = plan.changed.iter().map(|candidate| async move {
+            let outcome = examine(&self.kind, &self.options, candidate, initial).await;
+            (&candidate.name, outcome)
         });
-        slot.path = path.to_path_buf();
-        slot
-    }
+        let examined = futures::future::join_all(examined).await;
 
-    /// A file that cannot even be stat'ed: report it (once), keep serving.
-    pub(super) fn fail_unsettled(
-        &self,
-        state: &mut State<K::Item>,
-        name: &str,
-        path: &Path,
-        error: String,
-        events: &mut Vec<ReloadEvent>,
-    ) {
-        let slot = self.slot(state, name, path);
-        slot.sig = None;
-        if slot.error.as_ref() != Some(&error) {
-            slot.error = Some(error.clone());
-            let event = self.event(name, path, ReloadOutcome::Failed { error });
-            tracing::error!("{event}");
-            events.push(event);
+        let mut table = self.table();
+        let mut changes = Changes::default();
+        for (name, path, error) in plan.broken {
+            table.fail(&name, &path, error, &mut changes);
         }
-    }
-
-    pub(super) fn retry(&self, state: &mut State<K::Item>, at: Instant) {
-        state.retry_at = Some(state.retry_at.map_or(at, |r| r.min(at)));
-    }
-
-    pub(super) fn event(&self, name: &str, path: &Path, outcome: ReloadOutcome) -> ReloadEvent {
-        ReloadEvent {
-            what: K::WHAT,
-            name: name.to_string(),
-            path: path.to_path_buf(),
-            outcome,
+        if back {
+            table.retry(Instant::now());
         }
-    }
-
-    pub(super) async fn statuses(&self) -> Vec<EntryStatus> {
-        let state = self.state.lock().await;
-        state
-            .slots
-            .iter()
-            .map(|(name, slot)| {
-                let s = slot.serving.as_ref();
-                EntryStatus {
-                    name: name.clone(),
-                    path: slot.path.clone(),
-                    version: s.map(|s| s.version),
-                    hash: s.map(|s| s.hash.clone()),
-                    size: s.map(|s| s.size),
-                    load_ms: s.map(|s| s.load_time.as_secs_f64() * 1e3),
-                    cached: s.is_some_and(|s| s.cached),
-                    loaded_at: s.map(|s| humantime::format_rfc3339_millis(s.loaded_at).to_string()),
-                    error: slot.error.clone(),
-                }
-            })
-            .collect()
+        for (name, path) in gone {
+            table.remove(&name, &path, &mut changes);
+        }
+        for (name, outcome) in examined {
+            table.settle(name, outcome, &mut changes);
+        }
+        if changes.swapped {
+            self.snap.store(Arc::new(table.snapshot()));
+        }
+        // Sent under the lock: whoever sees a status or snapshot change can
+        // already receive its event.
+        for event in changes.events {
+            let _ = self.events.send(event);
+        }
     }
 }
 
-pub(super) fn what<K: Kind>() -> &'static str {
-    match K::WHAT {
-        Watched::Plugin => "plugin",
-        Watched::Flow => "flow",
+/// Reconciles on every wake-up until the registry is dropped.
+async fn worker<K: Kind>(core: Weak<Core<K>>, mut wakeups: Wakeups) {
+    loop {
+        let retry_at = match core.upgrade() {
+            Some(core) => core.next_retry().await,
+            None => return,
+        };
+        if !wakeups.next(retry_at).await {
+            return;
+        }
+        let Some(core) = core.upgrade() else { return };
+        core.reconcile(false).await;
     }
 }
+
+/// The methods both live registries have, written once: each wraps a
+/// `core: Arc<Core<_>>`.
+macro_rules! shared_methods {
+    () => {
+        /// Every name seen, with its serving version and current error, by
+        /// name. Never waits for a reload in progress.
+        pub async fn statuses(&self) -> Vec<$crate::EntryStatus> {
+            self.core.statuses()
+        }
+
+        /// Reload events from now on (loaded, rejected, removed). A receiver
+        /// that falls behind loses the oldest events.
+        pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<$crate::ReloadEvent> {
+            self.core.subscribe()
+        }
+
+        /// Reconciles now, without waiting for an event.
+        pub async fn rescan(&self) {
+            self.core.reconcile(false).await;
+        }
+    };
+}
+pub(super) use shared_methods;

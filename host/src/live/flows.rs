@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use tokio::sync::broadcast;
 
-use super::core::{Core, Kind, Root};
-use super::{EntryStatus, ReloadEvent, WatchError, WatchOptions, Watched};
+use super::core::{Core, shared_methods};
+use super::events::Watched;
+use super::kind::Kind;
+use super::options::{WatchError, WatchOptions};
+use super::scan::Root;
 use crate::flow::{Flow, FlowError, parse_flow};
 
 /// Flow files as a live registry: a folder of `.yaml`, `.yml` and `.json`
@@ -48,20 +50,7 @@ impl LiveFlows {
         self.core.snap.load().flows.clone()
     }
 
-    /// Every name seen, with its serving version and current error.
-    pub async fn statuses(&self) -> Vec<EntryStatus> {
-        self.core.statuses().await
-    }
-
-    /// Reload events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<ReloadEvent> {
-        self.core.subscribe()
-    }
-
-    /// Reconciles now, without waiting for an event.
-    pub async fn rescan(&self) {
-        self.core.rescan().await;
-    }
+    shared_methods!();
 }
 
 /// Flows: YAML or JSON files, parsed and validated.

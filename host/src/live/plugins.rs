@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use tokio::sync::broadcast;
 
-use super::core::{Core, Kind, Root};
-use super::{EntryStatus, ReloadEvent, WatchError, WatchOptions, Watched};
+use super::core::{Core, shared_methods};
+use super::events::Watched;
+use super::kind::Kind;
+use super::options::{WatchError, WatchOptions};
+use super::scan::Root;
 use crate::host::Host;
 use crate::plugin::Plugin;
 use crate::registry::PluginSet;
@@ -62,21 +64,7 @@ impl LivePlugins {
         self.core.snap.load().get(name).cloned()
     }
 
-    /// Every name seen, with its serving version and current error, by name.
-    pub async fn statuses(&self) -> Vec<EntryStatus> {
-        self.core.statuses().await
-    }
-
-    /// Reload events from now on (loaded, rejected, removed). A receiver that
-    /// falls behind loses the oldest events.
-    pub fn subscribe(&self) -> broadcast::Receiver<ReloadEvent> {
-        self.core.subscribe()
-    }
-
-    /// Reconciles now, without waiting for an event.
-    pub async fn rescan(&self) {
-        self.core.rescan().await;
-    }
+    shared_methods!();
 
     /// The folder.
     pub fn dir(&self) -> &Path {

@@ -1,69 +1,91 @@
-//! Waking the registry: the debounced file watcher, retries and the poll.
+//! Waking a registry: the debounced file watcher, retries and the poll.
 
 use std::path::Path;
-use std::sync::Weak;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use notify::RecursiveMode;
-use notify_debouncer_full::{DebounceEventResult, new_debouncer};
+use notify::{RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{DebounceEventResult, DebouncedEvent, Debouncer, RecommendedCache};
 use tokio::sync::mpsc;
 
-use super::WatchError;
-use super::core::{Core, Kind, Root};
+use super::options::WatchError;
+use super::scan::Root;
+use crate::walk;
 
-impl<K: Kind> Core<K> {
-    /// Starts the debounced watcher; it sends one message per relevant batch.
-    pub(super) fn watch(&self) -> Result<mpsc::UnboundedReceiver<()>, WatchError> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let fail = |e: notify::Error| WatchError::Watch {
-            path: self.root.path().to_path_buf(),
-            message: e.to_string(),
-        };
-        let handler = move |result: DebounceEventResult| {
-            let relevant = match &result {
-                Ok(events) => events.iter().any(|e| !e.kind.is_access()),
-                Err(errors) => {
-                    for e in errors {
-                        tracing::warn!("file watcher: {e}");
-                    }
-                    true
-                }
-            };
-            if relevant {
-                let _ = tx.send(());
-            }
-        };
-        let mut debouncer = new_debouncer(self.options.debounce, None, handler).map_err(fail)?;
-        match &self.root {
-            Root::Dir(dir) => debouncer.watch(dir, RecursiveMode::Recursive),
-            Root::File(file) => {
-                let parent = file
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."));
-                debouncer.watch(parent, RecursiveMode::NonRecursive)
-            }
+/// The file watcher; watching stops when it is dropped.
+pub(super) type Watcher = Debouncer<RecommendedWatcher, RecommendedCache>;
+
+/// Starts a debounced watcher on `root`; it sends one message per batch of
+/// events that may change what is served.
+pub(super) fn watch(
+    root: &Root,
+    debounce: Duration,
+) -> Result<(Watcher, mpsc::UnboundedReceiver<()>), WatchError> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let fail = |e: notify::Error| WatchError::Watch {
+        path: root.path().to_path_buf(),
+        message: e.to_string(),
+    };
+    let (base, mode) = match root {
+        Root::Dir(dir) => (dir.clone(), RecursiveMode::Recursive),
+        Root::File(file) => {
+            let parent = file.parent().filter(|p| !p.as_os_str().is_empty());
+            let parent = parent.unwrap_or(Path::new(".")).to_path_buf();
+            (parent, RecursiveMode::NonRecursive)
         }
-        .map_err(fail)?;
-        *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(debouncer);
-        Ok(rx)
-    }
+    };
+    let watched = base.clone();
+    let handler = move |result: DebounceEventResult| {
+        let relevant = match &result {
+            Ok(events) => events.iter().any(|e| relevant(&watched, e)),
+            Err(errors) => {
+                for e in errors {
+                    tracing::warn!("file watcher: {e}");
+                }
+                true
+            }
+        };
+        if relevant {
+            let _ = tx.send(());
+        }
+    };
+    let mut debouncer =
+        notify_debouncer_full::new_debouncer(debounce, None, handler).map_err(fail)?;
+    debouncer.watch(&base, mode).map_err(fail)?;
+    Ok((debouncer, rx))
 }
 
-/// Reconciles on every watcher batch, at retry times and at the poll
-/// interval, until the registry is dropped.
-pub(super) async fn worker<K: Kind>(core: Weak<Core<K>>, mut wake: mpsc::UnboundedReceiver<()>) {
-    let poll = match core.upgrade() {
-        Some(c) => c.options.poll,
-        None => return,
+/// Whether `event` may change what is served: not a mere access, and not
+/// only about entries a folder walk skips (editor temp files, a build
+/// writing to `target/`).
+fn relevant(base: &Path, event: &DebouncedEvent) -> bool {
+    let walked = |p: &std::path::PathBuf| {
+        p.strip_prefix(base)
+            .map_or(true, |rel| !walk::is_skipped(rel))
     };
-    let mut next_poll = poll.map(|p| Instant::now() + p);
-    loop {
-        let retry_at = match core.upgrade() {
-            Some(c) => c.state.lock().await.retry_at,
-            None => return,
-        };
-        let deadline = [retry_at, next_poll].into_iter().flatten().min();
+    !event.kind.is_access() && (event.paths.is_empty() || event.paths.iter().any(walked))
+}
+
+/// When the registry next reconciles: on a watcher batch, at a retry time,
+/// or at the poll interval.
+pub(super) struct Wakeups {
+    batches: mpsc::UnboundedReceiver<()>,
+    poll: Option<Duration>,
+    next_poll: Option<Instant>,
+}
+
+impl Wakeups {
+    pub(super) fn new(batches: mpsc::UnboundedReceiver<()>, poll: Option<Duration>) -> Self {
+        Wakeups {
+            batches,
+            poll,
+            next_poll: poll.map(|p| Instant::now() + p),
+        }
+    }
+
+    /// Waits for the next reason to reconcile, `retry_at` being one; `false`
+    /// once the watcher is gone.
+    pub(super) async fn next(&mut self, retry_at: Option<Instant>) -> bool {
+        let deadline = [retry_at, self.next_poll].into_iter().flatten().min();
         let sleep = async {
             match deadline {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -71,18 +93,18 @@ pub(super) async fn worker<K: Kind>(core: Weak<Core<K>>, mut wake: mpsc::Unbound
             }
         };
         tokio::select! {
-            msg = wake.recv() => {
+            msg = self.batches.recv() => {
                 if msg.is_none() {
-                    return;
+                    return false;
                 }
-                while wake.try_recv().is_ok() {}
+                // One reconcile covers every batch so far.
+                while self.batches.try_recv().is_ok() {}
             }
             () = sleep => {}
         }
-        if next_poll.is_some_and(|p| Instant::now() >= p) {
-            next_poll = poll.map(|p| Instant::now() + p);
+        if self.next_poll.is_some_and(|p| Instant::now() >= p) {
+            self.next_poll = self.poll.map(|p| Instant::now() + p);
         }
-        let Some(core) = core.upgrade() else { return };
-        core.reconcile(false).await;
+        true
     }
 }
