@@ -64,6 +64,7 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 
 /// The cache directory cannot be used safely.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CacheError {
     /// The directory could not be created, read or fixed.
     #[error("compile cache {}: {message}", .dir.display())]
@@ -91,6 +92,7 @@ pub enum CacheError {
 
 /// Counters of one host's cache use, since the host started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CacheStats {
     /// Components loaded from the cache (compilation skipped).
     pub hits: u64,
@@ -106,6 +108,7 @@ pub struct CacheStats {
 
 /// What is in a cache directory.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct CacheInfo {
     /// The directory.
     pub dir: PathBuf,

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 /// Why a step failed, in the step's own words (the WIT `step-error`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StepError {
     /// Retrying may help.
     #[error("{0}")]
@@ -39,6 +40,7 @@ impl StepError {
 
 /// A limit the host enforces on every call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Limit {
     /// The call used all its fuel.
     Fuel,
@@ -64,6 +66,7 @@ impl Limit {
 
 /// Why a call failed.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum CallError {
     /// The step returned its own error.
     #[error("{kind}: {err}", kind = .0.kind(), err = .0)]
@@ -311,6 +314,7 @@ pub struct LoadError {
 
 /// What is wrong with a plugin file.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LoadErrorReason {
     /// The file could not be read.
     #[error("cannot read the file: {0}")]

@@ -21,6 +21,14 @@ pub struct Host {
     inner: Arc<HostInner>,
 }
 
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("instances_alive", &self.instances_alive())
+            .finish_non_exhaustive()
+    }
+}
+
 struct HostInner {
     runtime: Runtime,
     loader: Loader,

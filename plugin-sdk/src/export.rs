@@ -8,6 +8,7 @@ use crate::{Context, Step, StepError};
 
 /// Implements the generated `Guest` trait for any [`Step`]. The export macro
 /// names `Export<MyStep>` through a type alias in the step's crate.
+#[derive(Debug)]
 pub struct Export<S>(PhantomData<S>);
 
 impl<S: Step> Guest for Export<S> {

@@ -68,42 +68,25 @@ type File = (&'static str, &'static str);
 
 const WIT: File = ("wit/step.wit", include_str!("../../../wit/step.wit"));
 
+/// A template's own files, then the four every template has.
 macro_rules! template {
     ($lang:literal, $($path:literal),+ $(,)?) => {
+        template!(@files $lang, $($path,)+ "build.sh", "step.toml", "README.md", ".gitignore")
+    };
+    (@files $lang:literal, $($path:literal),+ $(,)?) => {
         &[$(($path, include_str!(concat!("../../../plugins/templates/", $lang, "/", $path)))),+]
     };
 }
 
-const RUST: &[File] = template!(
-    "rust",
-    "Cargo.toml",
-    "src/lib.rs",
-    "build.sh",
-    "step.toml",
-    "README.md",
-    ".gitignore"
-);
+const RUST: &[File] = template!("rust", "Cargo.toml", "src/lib.rs",);
 const JS: &[File] = template!(
     "js",
     "app.js",
     "step.js",
     "package.json",
     "package-lock.json",
-    "build.sh",
-    "step.toml",
-    "README.md",
-    ".gitignore"
 );
-const PYTHON: &[File] = template!(
-    "python",
-    "app.py",
-    "flowhost_step.py",
-    "requirements.txt",
-    "build.sh",
-    "step.toml",
-    "README.md",
-    ".gitignore"
-);
+const PYTHON: &[File] = template!("python", "app.py", "flowhost_step.py", "requirements.txt",);
 const C: &[File] = template!(
     "c",
     "app.c",
@@ -114,10 +97,6 @@ const C: &[File] = template!(
     "componentize.mjs",
     "package.json",
     "package-lock.json",
-    "build.sh",
-    "step.toml",
-    "README.md",
-    ".gitignore"
 );
 
 pub(crate) async fn run(args: NewArgs) -> Result<(), Failure> {

@@ -13,6 +13,7 @@ use crate::flow::CircuitBreaker;
 
 /// A breaker's state, as reported to users and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BreakerState {
     /// Calls pass.
     Closed,

@@ -45,6 +45,14 @@ pub struct Executor {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("breakers", &self.breaker_states())
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     host: Host,
     breakers: breaker::Breakers,
@@ -59,6 +67,16 @@ pub struct RunOptions {
     pub cancel: Option<CancellationToken>,
     /// Where steps' `emit`ted events go.
     pub events: Option<Arc<dyn EventSink>>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("run_id", &self.run_id)
+            .field("cancel", &self.cancel)
+            .field("events", &self.events.is_some())
+            .finish()
+    }
 }
 
 impl Executor {

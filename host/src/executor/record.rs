@@ -13,6 +13,7 @@ use crate::flow::{Flow, StepKind};
 /// and the metrics labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum RunStatus {
     /// Accepted, not started.
     Queued,
@@ -47,6 +48,7 @@ impl fmt::Display for RunStatus {
 
 /// Everything about one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunRecord {
     /// The run's id, also the correlation id in logs.
     pub run_id: String,
@@ -95,6 +97,7 @@ impl RunRecord {
 
 /// Why a run failed: the step path that failed and the chain of causes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunError {
     /// The id path of the failing step, for example `lines[3].price`.
     pub step: String,
@@ -165,6 +168,7 @@ impl fmt::Display for RunError {
 /// What became of one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum StepStatus {
     /// It produced an output.
     Succeeded,
@@ -224,6 +228,7 @@ impl fmt::Display for StepType {
 
 /// One step (or branch, or item) of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StepRecord {
     /// The id path, for example `enrich.user` or `lines[3].price`.
     pub path: String,
@@ -275,6 +280,7 @@ impl StepRecord {
 
 /// One attempt of a plugin step.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Attempt {
     /// 1 for the first try.
     pub attempt: u32,
@@ -291,6 +297,7 @@ pub struct Attempt {
 
 /// A kind and a message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ErrorRecord {
     /// The error kind.
     pub kind: ErrorKind,
@@ -300,6 +307,7 @@ pub struct ErrorRecord {
 
 /// The fallback of a step, when it ran.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct FallbackRecord {
     /// The fallback plugin.
     pub plugin: String,

@@ -256,7 +256,6 @@ pub(crate) enum StepKind {
     ForEach(ForEach),
 }
 
-
 /// A plugin call with its policies.
 #[derive(Debug, Clone)]
 pub(crate) struct PluginStep {

@@ -6,6 +6,7 @@ use std::time::Duration;
 /// What a live registry holds under one name: the version serving, if any,
 /// and the current error, if any.
 #[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
 pub struct EntryStatus {
     /// The name (the file stem).
     pub name: String,
@@ -30,6 +31,7 @@ pub struct EntryStatus {
 /// What kind of file a [`ReloadEvent`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Watched {
     /// A plugin (`.wasm`).
     Plugin,
@@ -39,6 +41,7 @@ pub enum Watched {
 
 /// One change a live registry made or refused.
 #[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
 pub struct ReloadEvent {
     /// Plugin or flow.
     pub what: Watched,
@@ -53,6 +56,7 @@ pub struct ReloadEvent {
 /// What happened to a watched file.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(tag = "outcome", rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum ReloadOutcome {
     /// A new version is serving.
     Loaded {

@@ -22,6 +22,12 @@ pub struct LiveFlows {
     core: Arc<Core<FlowKind>>,
 }
 
+impl std::fmt::Debug for LiveFlows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveFlows").finish_non_exhaustive()
+    }
+}
+
 impl LiveFlows {
     /// Loads the flows in `path` (a folder, or one flow file), then watches it.
     pub async fn open(path: impl AsRef<Path>, options: WatchOptions) -> Result<Self, WatchError> {

@@ -32,6 +32,7 @@ impl Default for WatchOptions {
 
 /// A live registry could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WatchError {
     /// The folder (or file) could not be read.
     #[error("{}: cannot read it: {message}", .path.display())]

@@ -33,6 +33,12 @@ pub struct LivePlugins {
     core: Arc<Core<PluginKind>>,
 }
 
+impl std::fmt::Debug for LivePlugins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LivePlugins").finish_non_exhaustive()
+    }
+}
+
 impl LivePlugins {
     /// Loads every plugin under `dir`, then watches it.
     pub async fn open(

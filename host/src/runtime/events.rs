@@ -4,6 +4,7 @@ use serde_json::value::RawValue;
 
 /// An event published by a step.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Event {
     /// The topic, for example `order.created`.
     pub topic: String,

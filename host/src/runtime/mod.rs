@@ -88,6 +88,7 @@ impl Context {
 
 /// What a step says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Metadata {
     /// The step's name.
     pub name: String,
@@ -108,9 +109,20 @@ pub struct CallOptions {
     pub events: Option<Arc<dyn EventSink>>,
 }
 
+impl std::fmt::Debug for CallOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallOptions")
+            .field("limits", &self.limits)
+            .field("grants", &self.grants)
+            .field("events", &self.events.is_some())
+            .finish()
+    }
+}
+
 /// The result of a call, with what it cost. `T` is how the output is held:
 /// JSON text as a `String` for callers of [`Host`](crate::Host).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct CallReport<T = String> {
     /// The step's JSON output (checked to be JSON), or why there is none.
     pub result: Result<T, CallError>,

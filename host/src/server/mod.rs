@@ -33,8 +33,17 @@ pub struct Server {
     serving: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServeError {
     /// The plugins or flows folder could not be opened.
     #[error("{0}")]

@@ -33,6 +33,7 @@ pub(crate) enum Refusal {
 
 /// What a shutdown did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
+#[non_exhaustive]
 pub struct ShutdownReport {
     /// Runs that finished during the drain.
     pub drained: usize,

@@ -247,7 +247,6 @@ impl Condition {
         self.expr.as_deref()
     }
 
-
     #[cfg(test)]
     /// Evaluates the condition against a scope (see [`Template::render`]).
     ///
@@ -267,5 +266,4 @@ impl Condition {
             other => Err(expr.error(format!("expected a boolean, got {}", describe_json(&other)))),
         }
     }
-
 }

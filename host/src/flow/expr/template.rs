@@ -321,5 +321,4 @@ impl Template {
     pub(crate) fn step_refs(&self) -> Vec<String> {
         self.refs.steps.iter().cloned().collect()
     }
-
 }

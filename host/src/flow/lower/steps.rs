@@ -244,10 +244,7 @@ impl Cx<'_> {
                 .required(&f, "steps", "a switch case", item.pos)
                 .map(|n| self.steps(n, "steps", scope));
             if let (Some(when), Some(steps)) = (when, steps) {
-                cases.push(SwitchCase {
-                    when,
-                    steps,
-                });
+                cases.push(SwitchCase { when, steps });
             }
         }
         Some(Switch { cases, default })
