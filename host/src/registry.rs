@@ -90,7 +90,7 @@ impl PluginSet {
 /// The `.wasm` files under `dir` (recursively), by plugin name.
 ///
 /// Two files with the same stem are an error naming both. The rules are
-/// those of the live registry ([`list_files`]).
+/// those of the live registry (`list_files`).
 pub fn scan_dir(dir: &Path) -> Result<BTreeMap<String, PathBuf>, String> {
     let is_wasm = |p: &Path| p.extension().is_some_and(|e| e == "wasm");
     let (files, dups) = list_files(dir, &is_wasm)

@@ -31,9 +31,8 @@
 //! `for_each` step takes no `input` (its `for_each` is its input). Only plugin
 //! steps take `config`, `retry`, `circuit_breaker`, `fallback`, `allow` and
 //! `limits`; only parallel steps take `fail_fast` (default true); only
-//! for_each steps take `max_concurrency` (default
-//! [16](ForEach::DEFAULT_MAX_CONCURRENCY)). Any other field is an error that
-//! lists the allowed ones.
+//! for_each steps take `max_concurrency` (default 16). Any other field is an
+//! error that lists the allowed ones.
 //!
 //! Without `input`, a step receives the previous step's output in its
 //! sequence; the first step of the flow receives the flow input, the first
