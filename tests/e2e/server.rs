@@ -309,6 +309,9 @@ async fn every_endpoint_answers_with_its_status_and_body() {
         error_body("not-found", "no flow named `nope`", None)
     );
     assert_eq!(r.header("x-flowhost-run-id"), None);
+    // The flow is looked up before the body is read.
+    let r = s.post("/flows/nope/runs", "{not json").await;
+    assert_eq!(r.status, 404);
 
     let r = s.post("/flows/greet/runs", "{not json").await;
     assert_eq!(r.status, 400);

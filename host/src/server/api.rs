@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::events;
-use super::extract::{BODY_LIMIT, Input, Path, Query};
+use super::extract::{BODY_LIMIT, Input, NamedFlow, Path, Query};
 use super::health;
 use super::state::{Refusal, State};
 use crate::executor::{RunError, RunStatus};
@@ -77,13 +77,10 @@ struct RunQuery {
 
 async fn start_run(
     Extract(state): S,
-    Path(name): Path<String>,
+    NamedFlow(flow): NamedFlow,
     Query(q): Query<RunQuery>,
     Input(input): Input,
 ) -> Answer {
-    let flow = state
-        .flow(&name)
-        .ok_or_else(|| ApiError::NotFound(format!("no flow named `{name}`")))?;
     input.check(&flow)?;
     let (run_id, mut done) = match state.admit(vec![(flow, Ok(input))], 0) {
         Ok(mut runs) => runs.remove(0),

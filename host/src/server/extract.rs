@@ -7,8 +7,12 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use std::sync::Arc;
+
 use super::error::ApiError;
+use super::state::State;
 use crate::executor::{InputError, RunInput};
+use crate::flow::Flow;
 
 /// The largest request body: a run's input or an event's payload.
 pub(crate) const BODY_LIMIT: usize = 2 << 20;
@@ -36,6 +40,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         let axum::extract::Query(value) =
             axum::extract::Query::from_request_parts(parts, state).await?;
         Ok(Query(value))
+    }
+}
+
+/// The flow a `/flows/{flow}/...` path names, looked up before the body is
+/// read: an unknown flow answers `404 not-found` whatever the body holds.
+pub(crate) struct NamedFlow(pub(crate) Arc<Flow>);
+
+impl FromRequestParts<Arc<State>> for NamedFlow {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<State>) -> Result<Self, ApiError> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state).await?;
+        state
+            .flow(&name)
+            .map(NamedFlow)
+            .ok_or_else(|| ApiError::NotFound(format!("no flow named `{name}`")))
     }
 }
 
