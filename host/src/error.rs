@@ -274,12 +274,6 @@ impl PartialEq<str> for ErrorKind {
     }
 }
 
-impl PartialEq<&str> for ErrorKind {
-    fn eq(&self, word: &&str) -> bool {
-        self.as_str() == *word
-    }
-}
-
 impl FromStr for ErrorKind {
     type Err = UnknownErrorKind;
 

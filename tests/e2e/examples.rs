@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use flowhost::ErrorKind;
 use flowhost::executor::StepStatus::{self, Continued, Recovered, Succeeded};
 use flowhost::flow::Flow;
 use flowhost::{Executor, PluginSet, RunRecord, RunStatus};
@@ -216,6 +217,6 @@ async fn orders_input_schema() {
     .await;
     assert_eq!(record.status, RunStatus::Failed);
     let error = record.error.unwrap();
-    assert_eq!(error.kind, "invalid-input");
+    assert_eq!(error.kind, ErrorKind::InvalidInput);
     assert!(error.message.contains("items"), "{}", error.message);
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use flowhost::ErrorKind;
 use flowhost::server::{Server, ServerConfig};
 use flowhost::{
     Context, Executor, Host, LiveFlows, LivePlugins, ReloadOutcome, RunOptions, RunStatus,
@@ -356,7 +357,7 @@ async fn a_removed_plugin_is_not_found_and_running_calls_finish() {
         )
         .await;
     let error = record.error.expect("the run failed");
-    assert_eq!(error.kind, "plugin-not-found");
+    assert_eq!(error.kind, ErrorKind::PluginNotFound);
     assert_eq!(error.message, "plugin `x` not found (removed)");
 
     // Put back: served again, with the next version number.

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use flowhost::ErrorKind;
 use flowhost::executor::StepStatus;
 use flowhost::{Event, EventSink, RunOptions, RunStatus};
 use serde_json::{Value, json};
@@ -139,6 +140,6 @@ steps:
     assert_eq!(output(&record), json!({"v": 1}));
     let optional = step(&record, "optional");
     assert_eq!(optional.status, StepStatus::Continued);
-    assert_eq!(optional.error.as_ref().unwrap().kind, "permanent");
+    assert_eq!(optional.error.as_ref().unwrap().kind, ErrorKind::Permanent);
     assert_eq!(step(&record, "last").status, StepStatus::Succeeded);
 }

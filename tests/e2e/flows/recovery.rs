@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use flowhost::ErrorKind;
 use flowhost::executor::StepStatus;
 use flowhost::{Executor, RunStatus};
 use serde_json::json;
@@ -35,8 +36,14 @@ steps:
         attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(),
         [1, 2, 3]
     );
-    assert_eq!(attempts[0].error.as_ref().unwrap().kind, "transient");
-    assert_eq!(attempts[1].error.as_ref().unwrap().kind, "transient");
+    assert_eq!(
+        attempts[0].error.as_ref().unwrap().kind,
+        ErrorKind::Transient
+    );
+    assert_eq!(
+        attempts[1].error.as_ref().unwrap().kind,
+        ErrorKind::Transient
+    );
     assert!(attempts[2].error.is_none());
     // The delay runs from one attempt's end to the next one's start.
     let gap =
@@ -91,7 +98,7 @@ steps:
     )
     .await;
     assert_eq!(record.status, RunStatus::Failed);
-    assert_eq!(record.error.as_ref().unwrap().kind, "transient");
+    assert_eq!(record.error.as_ref().unwrap().kind, ErrorKind::Transient);
     assert_eq!(step(&record, "f").attempts.len(), 1);
 
     // The same without non_retryable: all 5 attempts.
@@ -127,7 +134,7 @@ steps:
 
     for _ in 0..2 {
         let record = run_flow_with(&exec, failing, json!({})).await;
-        assert_eq!(record.error.as_ref().unwrap().kind, "transient");
+        assert_eq!(record.error.as_ref().unwrap().kind, ErrorKind::Transient);
         let call = step(&record, "call");
         assert_eq!(call.attempts.len(), 1);
         assert!(!call.breaker_open);
@@ -135,7 +142,7 @@ steps:
     // Open: refused at once, the plugin is not called.
     let record = run_flow_with(&exec, &healthy, json!({})).await;
     assert_eq!(record.status, RunStatus::Failed);
-    assert_eq!(record.error.as_ref().unwrap().kind, "circuit-open");
+    assert_eq!(record.error.as_ref().unwrap().kind, ErrorKind::CircuitOpen);
     let call = step(&record, "call");
     assert!(call.breaker_open);
     assert!(call.attempts.is_empty(), "{:?}", call.attempts);
@@ -156,7 +163,7 @@ steps:
     )));
     // Closed again: one failure does not open it.
     let record = run_flow_with(&exec, failing, json!({})).await;
-    assert_eq!(record.error.as_ref().unwrap().kind, "transient");
+    assert_eq!(record.error.as_ref().unwrap().kind, ErrorKind::Transient);
     let record = run_flow_with(&exec, &healthy, json!({})).await;
     assert_eq!(record.status, RunStatus::Succeeded);
 }
@@ -173,15 +180,15 @@ steps:
     circuit_breaker: {failure_threshold: 1, reset_timeout: 200ms}
 "#;
     let record = run_flow_with(&exec, failing, json!({})).await;
-    assert_eq!(record.error.as_ref().unwrap().kind, "transient");
+    assert_eq!(record.error.as_ref().unwrap().kind, ErrorKind::Transient);
     tokio::time::sleep(Duration::from_millis(250)).await;
     // The probe is called, and fails.
     let record = run_flow_with(&exec, failing, json!({})).await;
-    assert_eq!(record.error.as_ref().unwrap().kind, "transient");
+    assert_eq!(record.error.as_ref().unwrap().kind, ErrorKind::Transient);
     assert_eq!(step(&record, "call").attempts.len(), 1);
     // Open again.
     let record = run_flow_with(&exec, failing, json!({})).await;
-    assert_eq!(record.error.as_ref().unwrap().kind, "circuit-open");
+    assert_eq!(record.error.as_ref().unwrap().kind, ErrorKind::CircuitOpen);
     assert!(step(&record, "call").breaker_open);
 }
 
@@ -209,7 +216,7 @@ steps:
     );
     let main = step(&record, "main");
     assert_eq!(main.status, StepStatus::Recovered);
-    assert_eq!(main.error.as_ref().unwrap().kind, "permanent");
+    assert_eq!(main.error.as_ref().unwrap().kind, ErrorKind::Permanent);
     assert_eq!(main.attempts.len(), 1);
     let fb = main.fallback.as_ref().expect("the fallback is recorded");
     assert_eq!(fb.plugin, "echo");

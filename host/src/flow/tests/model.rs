@@ -75,7 +75,10 @@ fn the_full_example_parses() {
     assert_eq!(p.retry.initial_interval, Duration::from_millis(50));
     assert_eq!(p.retry.max_interval, Duration::from_secs(2));
     assert_eq!(p.retry.jitter, Jitter::Full);
-    assert_eq!(p.retry.non_retryable, ["permanent", "invalid-input"]);
+    assert_eq!(
+        p.retry.non_retryable,
+        [crate::ErrorKind::Permanent, crate::ErrorKind::InvalidInput]
+    );
     assert_eq!(p.retry.retry_on, Some(vec![crate::ErrorKind::Trap]));
     assert_eq!(
         p.circuit_breaker,
