@@ -36,6 +36,7 @@
 //! A failure is typed: the step's own error, a trap, a limit hit, or a host
 //! failure ([`CallError`], [`ErrorKind`]).
 
+mod bounded_read;
 mod cache;
 mod config;
 mod engine;

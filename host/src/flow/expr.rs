@@ -11,6 +11,8 @@ use cel::objects::{Key, Map};
 use cel::{Context, Env, Program, Value as Cel};
 use serde_json::Value;
 
+use super::expr_limits::{compile_bounded, excerpt};
+
 /// An expression failed to compile or to evaluate. The message names the
 /// expression's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,20 +95,23 @@ impl fmt::Debug for Expr {
 impl Expr {
     pub(crate) fn compile(source: &str) -> Result<Expr, ExprError> {
         let err = |message: String| ExprError {
-            expr: source.to_string(),
+            expr: excerpt(source),
             message,
         };
         if source.trim().is_empty() {
             return Err(err("empty expression".into()));
         }
-        let program = ENV.compile(source).map_err(|e| {
-            let msgs: Vec<String> = e
-                .errors
-                .iter()
-                .map(|e| format!("{} (at column {} of the expression)", e.msg, e.pos.1))
-                .collect();
-            err(msgs.join("; "))
-        })?;
+        let parse = |source: &str| {
+            ENV.compile(source).map_err(|e| {
+                let msgs: Vec<String> = e
+                    .errors
+                    .iter()
+                    .map(|e| format!("{} (at column {} of the expression)", e.msg, e.pos.1))
+                    .collect();
+                msgs.join("; ")
+            })
+        };
+        let program = compile_bounded(source, parse, Program::expression).map_err(err)?;
         let mut refs = Refs::default();
         walk(program.expression(), &mut Vec::new(), &mut refs);
         Ok(Expr {

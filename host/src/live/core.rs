@@ -20,6 +20,8 @@ pub(super) trait Kind: Send + Sync + 'static {
     type Item: Clone + Send + Sync + 'static;
     type Snap: Default + Send + Sync + 'static;
     const WHAT: Watched;
+    /// The largest file read; a larger one fails without being read whole.
+    const MAX_LEN: u64 = u64::MAX;
     fn matches(path: &Path) -> bool;
     fn load(&self, path: PathBuf, bytes: Vec<u8>)
     -> BoxFuture<'static, Result<Self::Item, String>>;

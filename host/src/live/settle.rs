@@ -67,7 +67,7 @@ impl<K: Kind> Core<K> {
             Ok(now) if now == sig => {}
             _ => return Outcome::Retry(later),
         }
-        let bytes = match tokio::fs::read(&sig.path).await {
+        let bytes = match crate::bounded_read::read_capped(&sig.path, K::MAX_LEN).await {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Retry(later),
             Err(e) => {
