@@ -84,16 +84,16 @@ fn anchors_and_aliases_within_the_limit_work() {
     parse(&alias_bomb(4)).unwrap();
 }
 
-/// The copy each anchor keeps counts: 100 nested anchors around a list of
-/// 20,000 items would keep 2,000,000 nodes.
+/// The copy each anchor keeps counts: 50 nested anchors around a list of
+/// 25,000 items would keep 1,250,000 nodes.
 #[test]
 fn nested_anchors_count_the_copies_they_keep() {
     let mut text = String::from("flow: f\nsteps:\n  - id: a\n    plugin: a\n    input: ");
-    for n in 0..100 {
+    for n in 0..50 {
         text.push_str(&format!("&a{n} ["));
     }
-    text.push_str(&vec!["1"; 20_000].join(","));
-    text.push_str(&"]".repeat(100));
+    text.push_str(&vec!["1"; 25_000].join(","));
+    text.push_str(&"]".repeat(50));
     text.push('\n');
     let e = error(&text);
     assert!(
@@ -125,13 +125,13 @@ fn nesting_past_the_limit_is_an_error_at_the_collection_that_crosses_it() {
     let levels = (MAX_DEPTH - 3) / 2 + 1;
     let text = nested_parallels(levels, 0);
     let e = error(&text);
-    // The first level past the limit: the step mapping at depth 129.
-    let line = 2 + 2 * 63 + 1;
+    // The first level past the limit: the step mapping at depth 65.
+    let line = 2 + 2 * levels + 1;
     let col = column_of(&text, line, "id:", 1);
     assert_eq!(
         e,
         format!(
-            "f.yaml:{line}:{col}: lists and mappings are nested deeper than 128 levels, the limit for a flow file"
+            "f.yaml:{line}:{col}: lists and mappings are nested deeper than 64 levels, the limit for a flow file"
         )
     );
     // 800 levels (1.3 MB, which overflowed a server's reload thread) and
@@ -143,21 +143,21 @@ fn nesting_past_the_limit_is_an_error_at_the_collection_that_crosses_it() {
         )),
         "{e}"
     );
-    // The leaf's input lists start at depth 6: the 124th `[` crosses.
+    // The leaf's input lists start at depth 6: the 60th `[` crosses.
     let e = on_small_stack(|| error(&nested_parallels(1, 200)));
-    assert!(e.starts_with("f.yaml:7:139: lists and mappings"), "{e}");
+    assert!(e.starts_with("f.yaml:7:75: lists and mappings"), "{e}");
 }
 
 /// An alias that would put its anchored node past the depth limit.
 #[test]
 fn an_alias_cannot_nest_past_the_limit() {
-    let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+    let deep = format!("{}1{}", "[".repeat(50), "]".repeat(50));
     let text = format!(
         "flow: f\nsteps:\n  - id: a\n    plugin: a\n    config: {{a: &d {deep}, b: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[*d]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}\n"
     );
     let e = error(&text);
     assert!(
-        e.starts_with("f.yaml:5:") && e.contains("nested deeper than 128"),
+        e.starts_with("f.yaml:5:") && e.contains("nested deeper than 64"),
         "{e}"
     );
 }

@@ -21,10 +21,11 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 
 use super::Pos;
 
-/// The deepest nesting of lists and mappings in a flow file. A real flow
-/// needs a few levels per nested step; every later pass over the tree and
-/// the model recurses, and stays well within a 2 MiB stack at this depth.
-pub const MAX_DEPTH: usize = 128;
+/// The deepest nesting of lists and mappings in a flow file: 30 levels of
+/// nested steps. A real flow needs a few; every later pass over the tree and
+/// the model (building, expressions, running) recurses, and stays within a
+/// 2 MiB stack at this depth.
+pub const MAX_DEPTH: usize = 64;
 
 /// The most nodes a flow file's tree may hold, aliases expanded. Far above
 /// any real flow (a step is a handful of nodes); it bounds what a few bytes
