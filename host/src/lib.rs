@@ -53,7 +53,7 @@ pub mod server;
 
 pub use cache::{
     CacheError, CacheInfo, CacheStats, DEFAULT_CACHE_LIMIT, cache_clear, cache_info,
-    default_cache_dir, prepare_cache_dir,
+    cache_key_file, default_cache_dir, prepare_cache_dir, prepare_cache_key,
 };
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
