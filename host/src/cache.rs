@@ -2,19 +2,23 @@
 //! cranelift.
 //!
 //! Loading a cached entry runs `Component::deserialize`, which trusts its
-//! input as native code. So the cache is guarded:
+//! input as native code. So the cache trusts nothing it did not write:
 //!
-//! - the directory belongs to the host's user and has mode 0700: it is created
-//!   so, a wider mode is narrowed (with a warning), and a directory owned by
-//!   another user is refused;
+//! - the directory belongs to the host's user and has mode 0700: it is
+//!   created so, and a directory owned by another user is refused. One with
+//!   a wider mode is narrowed to 0700 and every entry in it deleted (with a
+//!   warning): another user could have written them;
 //! - an entry is `<key>.cwasm`, where the key is a SHA-256 over the
 //!   component's content hash, the engine's compatibility hash (compiler
 //!   flags, tunables, wasm features, wasmtime's module version),
 //!   the wasmtime version and this format's version;
 //! - an entry starts with a header (magic, format version, the key, the
-//!   payload length and the payload's SHA-256), checked before anything is
-//!   deserialized. A corrupt, truncated or foreign entry is deleted and the
-//!   component recompiled;
+//!   payload length and an HMAC-SHA256 of all that and the payload under a
+//!   secret key kept outside the directory, see [`cache_key_file`]), checked
+//!   before anything is deserialized. An entry that is a symlink, not a
+//!   regular file or owned by another user (checked on the opened file), or
+//!   that is corrupt, truncated, foreign or fails its MAC, is deleted with a
+//!   warning naming it, and the component recompiled;
 //! - entries are written to a temporary file and renamed into place, so a
 //!   reader never sees half an entry;
 //! - the total size is bounded: past the limit the least recently used
@@ -22,8 +26,10 @@
 //!
 //! All of it is blocking file I/O: callers run it in `spawn_blocking`.
 
+mod entry;
+mod key;
+
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,12 +39,11 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-const MAGIC: &[u8; 8] = b"FLOWHSTC";
-/// Bumped whenever the entry layout changes.
-const FORMAT: u32 = 1;
+use entry::FORMAT;
+pub use key::cache_key_file;
+use key::{SecretKey, write_private};
+
 const EXT: &str = "cwasm";
-/// magic + format + key + payload length + payload SHA-256.
-const HEADER_LEN: usize = 8 + 4 + 32 + 8 + 32;
 
 /// The wasmtime release this host is built with (pinned with `=` in
 /// `host/Cargo.toml`; keep the two in step). The engine's compatibility hash
@@ -74,6 +79,15 @@ pub enum CacheError {
         /// What failed.
         message: String,
     },
+    /// The secret key file cannot be used: missing and not creatable, or
+    /// refused (a symlink, another owner, readable by others).
+    #[error("compile cache key {}: {message}", .path.display())]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The directory is not owned by the user running the host; loading
     /// compiled code from it would run someone else's code.
     #[error(
@@ -98,7 +112,8 @@ pub struct CacheStats {
     pub hits: u64,
     /// Lookups that found no entry.
     pub misses: u64,
-    /// Entries found corrupt, truncated or foreign, deleted and recompiled.
+    /// Entries found corrupt, truncated, foreign, unauthenticated, symlinked,
+    /// not regular files or not ours: deleted and recompiled.
     pub discarded: u64,
     /// Entries written.
     pub stored: u64,
@@ -118,6 +133,8 @@ pub struct CacheInfo {
     pub total_bytes: u64,
     /// The size limit in bytes.
     pub limit: u64,
+    /// The secret key file (see [`cache_key_file`]), if there is a place for it.
+    pub key_file: Option<PathBuf>,
 }
 
 /// The compile cache of one host.
@@ -126,6 +143,8 @@ pub(crate) struct CompileCache {
     limit: u64,
     /// The engine part of every key.
     engine_key: [u8; 32],
+    /// What entries are authenticated with.
+    secret: SecretKey,
     stats: Arc<Counters>,
 }
 
@@ -162,13 +181,16 @@ pub(crate) fn engine_key(engine: &Engine) -> [u8; 32] {
 }
 
 impl CompileCache {
-    /// Opens (creating it 0700 if needed) the cache at `dir` for `engine`.
+    /// Opens (creating it 0700 if needed) the cache at `dir` for `engine`,
+    /// with its secret key (created on first use).
     pub(crate) fn open(dir: &Path, limit: u64, engine: &Engine) -> Result<Self, CacheError> {
         prepare_cache_dir(dir)?;
+        let secret = key::load_or_create(&key::locate()?, dir)?;
         Ok(CompileCache {
             dir: dir.to_path_buf(),
             limit,
             engine_key: engine_key(engine),
+            secret,
             stats: Arc::default(),
         })
     }
@@ -200,38 +222,36 @@ impl CompileCache {
         self.dir.join(format!("{}.{EXT}", hex(key)))
     }
 
-    /// The cached component for `key`, if there is a sound entry. An unsound
-    /// one is deleted.
+    /// The cached component for `key`, if there is a sound entry that this
+    /// user's flowhost wrote. Any other is deleted.
     pub(crate) fn get(&self, engine: &Engine, key: &[u8; 32]) -> Option<Component> {
         let path = self.entry_path(key);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(_) => {
-                self.stats.misses.fetch_add(1, Ordering::Relaxed);
-                return None;
-            }
-        };
         let discard = |why: &str| {
             tracing::warn!(entry = %path.display(), "compile cache: discarding entry: {why}");
             let _ = fs::remove_file(&path);
             self.stats.discarded.fetch_add(1, Ordering::Relaxed);
             None
         };
-        let payload = match check_entry(&bytes, key) {
+        let bytes = match entry::read(&path, self.limit) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                self.stats.misses.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            Err(why) => return discard(&why),
+        };
+        let payload = match entry::check(&self.secret, &bytes, key) {
             Ok(p) => p,
             Err(why) => return discard(why),
         };
-        // SAFETY: the payload was written by `put` in a directory only this
-        // user can write (checked at open), and its SHA-256 and key match the
-        // header, so it is exactly what `Component::serialize` produced for
-        // this component under a compatible engine.
+        // SAFETY: the entry is a regular file of this user, and its MAC under
+        // this user's secret key (kept outside the directory, readable by no
+        // one else) covers its key and payload: only this user's flowhost can
+        // have written it, from `Component::serialize` of this component
+        // under a compatible engine.
         match unsafe { Component::deserialize(engine, payload) } {
             Ok(c) => {
                 self.stats.hits.fetch_add(1, Ordering::Relaxed);
-                // Refresh the mtime: eviction deletes the least recently used.
-                if let Ok(f) = fs::File::options().write(true).open(&path) {
-                    let _ = f.set_modified(SystemTime::now());
-                }
                 Some(c)
             }
             Err(e) => discard(&format!("wasmtime rejected it: {e:#}")),
@@ -248,13 +268,7 @@ impl CompileCache {
                 return;
             }
         };
-        let mut entry = Vec::with_capacity(HEADER_LEN + payload.len());
-        entry.extend_from_slice(MAGIC);
-        entry.extend_from_slice(&FORMAT.to_le_bytes());
-        entry.extend_from_slice(key);
-        entry.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        entry.extend_from_slice(&Sha256::digest(&payload));
-        entry.extend_from_slice(&payload);
+        let entry = entry::seal(&self.secret, key, &payload);
         let path = self.entry_path(key);
         let tmp = self.dir.join(format!(
             ".{}.{}.{}.tmp",
@@ -278,47 +292,11 @@ impl CompileCache {
     }
 }
 
-/// Checks an entry's header against `key` and its payload against its
-/// SHA-256; returns the payload.
-fn check_entry<'a>(bytes: &'a [u8], key: &[u8; 32]) -> Result<&'a [u8], &'static str> {
-    if bytes.len() < HEADER_LEN {
-        return Err("truncated header");
-    }
-    let (header, payload) = bytes.split_at(HEADER_LEN);
-    if &header[..8] != MAGIC {
-        return Err("not a flowhost cache entry (bad magic)");
-    }
-    if header[8..12] != FORMAT.to_le_bytes() {
-        return Err("another cache format version");
-    }
-    if &header[12..44] != key {
-        return Err("its key does not match its name (a foreign entry)");
-    }
-    let mut len = [0u8; 8];
-    len.copy_from_slice(&header[44..52]);
-    if u64::from_le_bytes(len) != payload.len() as u64 {
-        return Err("truncated or padded payload (length mismatch)");
-    }
-    if Sha256::digest(payload).as_slice() != &header[52..84] {
-        return Err("checksum mismatch (corrupt)");
-    }
-    Ok(payload)
-}
-
-/// Writes a file readable only by its owner.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut options = fs::File::options();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options.open(path)?;
-    f.write_all(bytes)?;
-    f.sync_data()
-}
-
 /// Creates a compile cache directory with mode 0700, or checks an existing
-/// one: it must be a real directory belonging to this user, and a wider mode
-/// is narrowed to 0700 (with a warning). Blocking file I/O.
+/// one: it must be a real directory belonging to this user. Another mode is
+/// set to 0700; when it let group or others in, every entry is deleted too
+/// (with a warning), since another user could have written them. Blocking
+/// file I/O.
 pub fn prepare_cache_dir(dir: &Path) -> Result<(), CacheError> {
     let io = |message: String| CacheError::Io {
         dir: dir.to_path_buf(),
@@ -351,13 +329,49 @@ pub fn prepare_cache_dir(dir: &Path) -> Result<(), CacheError> {
         if mode != 0o700 {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
                 .map_err(|e| io(format!("mode is {mode:o} and cannot be set to 700: {e}")))?;
-            tracing::warn!(
-                dir = %dir.display(),
-                "compile cache: the directory had mode {mode:o}; set it to 700 (only this user may write compiled code the host will load)"
-            );
+            if mode & 0o077 == 0 {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    "compile cache: the directory had mode {mode:o}; set it to 700"
+                );
+            } else {
+                // Now that no one else can add to it, drop what others could
+                // have written: their entries are never loaded.
+                let deleted = purge(dir);
+                tracing::warn!(
+                    dir = %dir.display(),
+                    "compile cache: the directory had mode {mode:o}, so other users could write it; set it to 700 and deleted its {deleted} entries"
+                );
+            }
         }
     }
     Ok(())
+}
+
+/// Deletes every entry and temporary file in `dir` that can be deleted;
+/// returns how many entries were.
+fn purge(dir: &Path) -> u64 {
+    let Ok(read) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut n = 0;
+    for path in read.flatten().map(|e| e.path()) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let is_entry = name.ends_with(&format!(".{EXT}"));
+        let is_tmp = name.starts_with('.') && name.ends_with(".tmp");
+        if (is_entry || is_tmp) && fs::remove_file(&path).is_ok() {
+            n += u64::from(is_entry);
+        }
+    }
+    n
+}
+
+/// The cache's secret key for the cache at `dir`: checked, or created (mode
+/// 0600) on first use; returns where it is. Blocking file I/O.
+pub fn prepare_cache_key(dir: &Path) -> Result<PathBuf, CacheError> {
+    let path = key::locate()?;
+    key::load_or_create(&path, dir)?;
+    Ok(path)
 }
 
 /// The cache entries in `dir`: (path, size, mtime).
@@ -417,6 +431,7 @@ pub fn cache_info(dir: &Path, limit: u64) -> Result<CacheInfo, CacheError> {
         entries: all.len() as u64,
         total_bytes: all.iter().map(|e| e.1).sum(),
         limit,
+        key_file: cache_key_file(),
     })
 }
 
@@ -453,29 +468,6 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn entries_are_checked() {
-        let key = [7u8; 32];
-        let payload = b"compiled code";
-        let mut entry = Vec::new();
-        entry.extend_from_slice(MAGIC);
-        entry.extend_from_slice(&FORMAT.to_le_bytes());
-        entry.extend_from_slice(&key);
-        entry.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        entry.extend_from_slice(&Sha256::digest(payload));
-        entry.extend_from_slice(payload);
-        assert_eq!(check_entry(&entry, &key), Ok(&payload[..]));
-        assert!(check_entry(&entry, &[8u8; 32]).is_err(), "foreign key");
-        assert!(check_entry(&entry[..entry.len() - 1], &key).is_err());
-        assert!(check_entry(&entry[..10], &key).is_err());
-        let mut flipped = entry.clone();
-        *flipped.last_mut().unwrap() ^= 1;
-        assert_eq!(
-            check_entry(&flipped, &key),
-            Err("checksum mismatch (corrupt)")
-        );
-    }
 
     /// Code compiled by an engine with other settings (here, no fuel
     /// counting) never loads: it lives under another key.

@@ -36,6 +36,7 @@
 //! A failure is typed: the step's own error, a trap, a limit hit, or a host
 //! failure ([`CallError`], [`ErrorKind`]).
 
+mod bounded_read;
 mod cache;
 mod config;
 mod engine;
@@ -53,7 +54,7 @@ mod walk;
 
 pub use cache::{
     CacheError, CacheInfo, CacheStats, DEFAULT_CACHE_LIMIT, cache_clear, cache_info,
-    default_cache_dir, prepare_cache_dir,
+    cache_key_file, default_cache_dir, prepare_cache_dir, prepare_cache_key,
 };
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]

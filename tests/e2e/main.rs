@@ -12,6 +12,7 @@ mod examples;
 mod flows;
 mod grants;
 mod hostile;
+mod hostile_files;
 mod languages;
 mod malformed;
 mod newcomer;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use flowhost::{
     Config, DEFAULT_CACHE_LIMIT, cache_clear, cache_info, default_cache_dir, prepare_cache_dir,
+    prepare_cache_key,
 };
 
 use super::{Failure, args};
@@ -13,7 +14,9 @@ use super::{Failure, args};
 #[derive(clap::Args)]
 pub(crate) struct CacheFlags {
     /// The compile cache directory. Default: $FLOWHOST_CACHE_DIR, else
-    /// $XDG_CACHE_HOME/flowhost, else ~/.cache/flowhost.
+    /// $XDG_CACHE_HOME/flowhost, else ~/.cache/flowhost. Its secret key is
+    /// $FLOWHOST_CACHE_KEY, else $XDG_CONFIG_HOME/flowhost/cache.key, else
+    /// ~/.config/flowhost/cache.key.
     #[arg(long, global = true)]
     cache_dir: Option<PathBuf>,
     /// Compile every plugin; neither read nor write the compile cache.
@@ -49,10 +52,10 @@ impl CacheFlags {
             tracing::warn!("no compile cache: set FLOWHOST_CACHE_DIR, XDG_CACHE_HOME or HOME");
             return config;
         };
-        // Host::new checks the directory too; check it here first so a bad
-        // one means "no cache" rather than "no host".
-        match prepare_cache_dir(&dir) {
-            Ok(()) => config.cache(Some(dir)),
+        // Host::new checks the directory and the key too; check them here
+        // first so a bad one means "no cache" rather than "no host".
+        match prepare_cache_dir(&dir).and_then(|()| prepare_cache_key(&dir)) {
+            Ok(_) => config.cache(Some(dir)),
             Err(e) => {
                 tracing::warn!("running without the compile cache: {e}");
                 config
@@ -72,7 +75,7 @@ pub(crate) struct CacheArgs {
 
 #[derive(clap::Subcommand)]
 enum CacheCommand {
-    /// Print the cache's location, entries, total size and limit.
+    /// Print the cache's location, entries, total size, limit and key file.
     Info {
         /// Print JSON.
         #[arg(long)]
@@ -102,6 +105,10 @@ pub(crate) async fn run(args: CacheArgs) -> Result<(), Failure> {
                 println!("entries:  {}", info.entries);
                 println!("size:     {}", size(info.total_bytes));
                 println!("limit:    {}", size(info.limit));
+                match &info.key_file {
+                    Some(key) => println!("key:      {}", key.display()),
+                    None => println!("key:      none (set FLOWHOST_CACHE_KEY or HOME)"),
+                }
             }
         }
         CacheCommand::Clear => {

@@ -9,6 +9,10 @@
 //! to steps that are unknown or have not run yet, and an invalid
 //! `input_schema`.
 //!
+//! A flow file holds at most [`MAX_FLOW_FILE_BYTES`] bytes,
+//! [`MAX_DEPTH`] levels of nested lists and mappings and [`MAX_NODES`]
+//! nodes with YAML aliases expanded; past any of these it is refused.
+//!
 //! ```yaml
 //! flow: orders
 //! timeout: 30s
@@ -95,11 +99,17 @@ mod yaml;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use expr::MAX_EXPR_DEPTH;
 pub(crate) use expr::{Bindings, describe_json};
 pub use model::Flow;
 pub(crate) use model::{
     CircuitBreaker, ForEach, Parallel, PluginCall, PluginStep, Step, StepKind, Switch,
 };
+pub use yaml::{MAX_DEPTH, MAX_NODES};
+
+/// The largest flow file read: 4 MiB, hundreds of times a real flow. A
+/// larger file is refused without being read whole.
+pub const MAX_FLOW_FILE_BYTES: u64 = 4 << 20;
 
 /// A position in a flow file: line and column, both from 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -168,6 +178,9 @@ pub fn parse_flow(
         column: pos.column,
         message,
     };
+    if text.len() as u64 > MAX_FLOW_FILE_BYTES {
+        return Err(vec![error(Pos::default(), too_large())]);
+    }
 
     let json_ext = path
         .extension()
@@ -206,23 +219,40 @@ pub fn parse_flow(
     }
 }
 
-/// Reads a flow file with tokio and parses it ([`parse_flow`]).
+/// Reads a flow file with tokio, at most [`MAX_FLOW_FILE_BYTES`] of it, and
+/// parses it ([`parse_flow`]).
 ///
 /// # Errors
 /// As [`parse_flow`], or one error without a position when the file cannot
-/// be read.
+/// be read or is too large.
 pub async fn load_flow(
     path: impl AsRef<Path>,
     plugins: Option<&(dyn Fn(&str) -> bool + Sync)>,
 ) -> Result<Flow, Vec<FlowError>> {
     let path = path.as_ref();
-    let text = tokio::fs::read_to_string(path).await.map_err(|e| {
+    let unreadable = |message: String| {
         vec![FlowError {
             file: path.to_path_buf(),
             line: 0,
             column: 0,
-            message: format!("cannot read the flow file: {e}"),
+            message,
         }]
-    })?;
+    };
+    let bytes = match crate::bounded_read::read_capped(path, MAX_FLOW_FILE_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+            return Err(unreadable(too_large()));
+        }
+        Err(e) => return Err(unreadable(format!("cannot read the flow file: {e}"))),
+    };
+    let text = String::from_utf8(bytes)
+        .map_err(|_| unreadable("cannot read the flow file: not UTF-8 text".into()))?;
     parse_flow(path, &text, plugins.map(|p| p as &dyn Fn(&str) -> bool))
+}
+
+fn too_large() -> String {
+    format!(
+        "the flow file is larger than {}, the limit for a flow file",
+        bytesize::ByteSize(MAX_FLOW_FILE_BYTES).display().iec()
+    )
 }

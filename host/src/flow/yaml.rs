@@ -5,6 +5,13 @@
 //! caught and nothing is silently dropped. Scalars are resolved with the YAML
 //! 1.2 core schema (`true`, `12`, `1.5`, `null`, `~`; quoted scalars are
 //! always strings).
+//!
+//! The tree is bounded so that a small hostile file cannot exhaust memory or
+//! the stack of every later pass over it: at most [`MAX_DEPTH`] levels of
+//! lists and mappings, and at most [`MAX_NODES`] nodes, every `*alias`
+//! counted as the copy of its anchored node it becomes (eight levels of
+//! `&a [*b, *b, ...]` fit in 524 bytes and would expand to 10^8 nodes), and
+//! the copy kept for each `&anchor` counted too.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -13,6 +20,17 @@ use saphyr::Scalar;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 
 use super::Pos;
+
+/// The deepest nesting of lists and mappings in a flow file: 30 levels of
+/// nested steps. A real flow needs a few; every later pass over the tree and
+/// the model (building, expressions, running) recurses, and stays within a
+/// 2 MiB stack at this depth.
+pub const MAX_DEPTH: usize = 64;
+
+/// The most nodes a flow file's tree may hold, aliases expanded. Far above
+/// any real flow (a step is a handful of nodes); it bounds what a few bytes
+/// of aliases can make the host allocate.
+pub const MAX_NODES: usize = 1_000_000;
 
 /// A node with its position.
 #[derive(Debug, Clone)]
@@ -125,28 +143,87 @@ fn pos_of(span: &Span) -> Pos {
     }
 }
 
-enum Frame {
-    Seq {
-        pos: Pos,
-        anchor: usize,
-        items: Vec<Node>,
-    },
+/// Nodes allocated so far, bounded by [`MAX_NODES`].
+#[derive(Default)]
+struct Budget {
+    /// In the tree, every alias counted as the nodes it copies.
+    tree: usize,
+    /// In the copies kept for anchors.
+    kept: usize,
+}
+
+impl Budget {
+    fn add(&mut self, tree: usize, kept: usize, pos: Pos, alias: bool) -> Result<(), SyntaxError> {
+        self.tree = self.tree.saturating_add(tree);
+        self.kept = self.kept.saturating_add(kept);
+        if self.tree.saturating_add(self.kept) > MAX_NODES {
+            return Err(too_many_nodes(pos, alias));
+        }
+        Ok(())
+    }
+}
+
+/// A list or mapping being built.
+struct Frame {
+    pos: Pos,
+    anchor: usize,
+    /// `Budget::tree` when it started, to size it for its anchor.
+    nodes_before: usize,
+    /// The height of its deepest child.
+    height: usize,
+    body: Body,
+}
+
+enum Body {
+    Seq(Vec<Node>),
     Map {
-        pos: Pos,
-        anchor: usize,
         entries: Vec<Entry>,
         key: Option<(String, Pos)>,
     },
 }
 
+/// An anchored node, with what an alias to it adds to the tree.
+struct Anchored {
+    node: Node,
+    /// Its nodes, itself included.
+    nodes: usize,
+    /// Its levels of lists and mappings (0 for a scalar).
+    height: usize,
+}
+
+fn too_deep(pos: Pos) -> SyntaxError {
+    SyntaxError {
+        pos,
+        message: format!(
+            "lists and mappings are nested deeper than {MAX_DEPTH} levels, the limit for a flow file"
+        ),
+    }
+}
+
+fn too_many_nodes(pos: Pos, alias: bool) -> SyntaxError {
+    let what = if alias {
+        "this YAML alias expands the flow file"
+    } else {
+        "the flow file grows"
+    };
+    SyntaxError {
+        pos,
+        message: format!(
+            "{what} past {MAX_NODES} nodes, the limit for a flow file (aliases count as the nodes they copy)"
+        ),
+    }
+}
+
 /// Parses the first document of `text`. Duplicate keys and non-scalar keys
-/// are reported as errors alongside the tree.
+/// are reported as errors alongside the tree; nesting past [`MAX_DEPTH`] or
+/// a tree past [`MAX_NODES`] stops the parse.
 pub(crate) fn parse(text: &str) -> Result<(Node, Vec<SyntaxError>), SyntaxError> {
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut anchors: HashMap<usize, Anchored> = HashMap::new();
     let mut root: Option<Node> = None;
     let mut problems = Vec::new();
     let mut documents = 0;
+    let mut budget = Budget::default();
 
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| SyntaxError {
@@ -157,7 +234,8 @@ pub(crate) fn parse(text: &str) -> Result<(Node, Vec<SyntaxError>), SyntaxError>
             message: format!("YAML syntax error: {}", e.info()),
         })?;
         let pos = pos_of(&span);
-        let (node, anchor) = match event {
+        // A finished node, its anchor, and its size and height for the anchor.
+        let (node, anchor, size, height) = match event {
             Event::DocumentStart(_) => {
                 documents += 1;
                 if documents > 1 {
@@ -170,67 +248,59 @@ pub(crate) fn parse(text: &str) -> Result<(Node, Vec<SyntaxError>), SyntaxError>
             }
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => continue,
             Event::SequenceStart(anchor, _) => {
-                stack.push(Frame::Seq {
-                    pos,
-                    anchor,
-                    items: Vec::new(),
-                });
+                open(&mut stack, &mut budget, pos, anchor, Body::Seq(Vec::new()))?;
                 continue;
             }
             Event::MappingStart(anchor, _) => {
-                stack.push(Frame::Map {
-                    pos,
-                    anchor,
+                let body = Body::Map {
                     entries: Vec::new(),
                     key: None,
-                });
+                };
+                open(&mut stack, &mut budget, pos, anchor, body)?;
                 continue;
             }
-            Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq { pos, anchor, items }) => (
-                    Node {
-                        pos,
-                        kind: Kind::Seq(items),
-                    },
-                    anchor,
-                ),
-                _ => unreachable!("the parser balances sequences"),
-            },
-            Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map {
-                    pos,
-                    anchor,
-                    entries,
-                    ..
-                }) => (
-                    Node {
-                        pos,
-                        kind: Kind::Map(entries),
-                    },
-                    anchor,
-                ),
-                _ => unreachable!("the parser balances mappings"),
-            },
-            Event::Alias(id) => match anchors.get(&id) {
-                Some(node) => (
-                    Node {
-                        pos,
-                        kind: node.kind.clone(),
-                    },
-                    0,
-                ),
-                None => {
+            Event::SequenceEnd | Event::MappingEnd => {
+                let frame = stack.pop().expect("the parser balances collections");
+                let kind = match frame.body {
+                    Body::Seq(items) => Kind::Seq(items),
+                    Body::Map { entries, .. } => Kind::Map(entries),
+                };
+                let node = Node {
+                    pos: frame.pos,
+                    kind,
+                };
+                (
+                    node,
+                    frame.anchor,
+                    budget.tree - frame.nodes_before,
+                    frame.height + 1,
+                )
+            }
+            Event::Alias(id) => {
+                let Some(target) = anchors.get(&id) else {
                     return Err(SyntaxError {
                         pos,
                         message: "YAML alias to an unknown anchor".into(),
                     });
+                };
+                if stack.len() + target.height > MAX_DEPTH {
+                    return Err(too_deep(pos));
                 }
-            },
+                budget.add(target.nodes, 0, pos, true)?;
+                let node = Node {
+                    pos,
+                    kind: target.node.kind.clone(),
+                };
+                (node, 0, target.nodes, target.height)
+            }
             Event::Scalar(value, style, anchor, tag) => {
                 // A mapping key is kept as its text.
-                if let Some(Frame::Map {
-                    key: key @ None,
-                    entries,
+                if let Some(Frame {
+                    body:
+                        Body::Map {
+                            key: key @ None,
+                            entries,
+                        },
                     ..
                 }) = stack.last_mut()
                 {
@@ -247,16 +317,32 @@ pub(crate) fn parse(text: &str) -> Result<(Node, Vec<SyntaxError>), SyntaxError>
                     *key = Some((text, pos));
                     continue;
                 }
-                (scalar(value, style, tag.as_ref(), pos)?, anchor)
+                budget.add(1, 0, pos, false)?;
+                (scalar(value, style, tag.as_ref(), pos)?, anchor, 1, 0)
             }
         };
         if anchor > 0 {
-            anchors.insert(anchor, node.clone());
+            // The copy kept for aliases counts too: nested anchors around a
+            // long list would otherwise each keep a copy of it.
+            budget.add(0, size, node.pos, false)?;
+            let node = node.clone();
+            anchors.insert(
+                anchor,
+                Anchored {
+                    node,
+                    nodes: size,
+                    height,
+                },
+            );
         }
-        match stack.last_mut() {
-            None => root = Some(node),
-            Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
+        let Some(parent) = stack.last_mut() else {
+            root = Some(node);
+            continue;
+        };
+        parent.height = parent.height.max(height);
+        match &mut parent.body {
+            Body::Seq(items) => items.push(node),
+            Body::Map { entries, key } => match key.take() {
                 Some((key, key_pos)) => entries.push(Entry {
                     key,
                     key_pos,
@@ -280,6 +366,29 @@ pub(crate) fn parse(text: &str) -> Result<(Node, Vec<SyntaxError>), SyntaxError>
             message: "the flow file is empty".into(),
         }),
     }
+}
+
+/// Starts a list or mapping at `pos`, within the depth and node limits.
+fn open(
+    stack: &mut Vec<Frame>,
+    budget: &mut Budget,
+    pos: Pos,
+    anchor: usize,
+    body: Body,
+) -> Result<(), SyntaxError> {
+    if stack.len() >= MAX_DEPTH {
+        return Err(too_deep(pos));
+    }
+    let nodes_before = budget.tree;
+    budget.add(1, 0, pos, false)?;
+    stack.push(Frame {
+        pos,
+        anchor,
+        nodes_before,
+        height: 0,
+        body,
+    });
+    Ok(())
 }
 
 fn scalar(

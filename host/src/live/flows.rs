@@ -71,6 +71,7 @@ impl Kind for FlowKind {
     type Item = Arc<Flow>;
     type Snap = FlowSnap;
     const WHAT: Watched = Watched::Flow;
+    const MAX_LEN: u64 = crate::flow::MAX_FLOW_FILE_BYTES;
 
     fn matches(path: &Path) -> bool {
         path.extension()

@@ -15,6 +15,8 @@ pub(super) trait Kind: Send + Sync + 'static {
     /// What new calls and runs read: swapped in whole.
     type Snap: Default + Send + Sync + 'static;
     const WHAT: Watched;
+    /// The largest file read; a larger one fails without being read whole.
+    const MAX_LEN: u64 = u64::MAX;
     /// Whether the file at `path` is one of ours.
     fn matches(path: &Path) -> bool;
     /// Loads a file's content: a compile for a plugin, a parse for a flow.

@@ -50,12 +50,12 @@ async fn stat(sig: &Sig) -> std::io::Result<Sig> {
     Ok(Sig::of(&sig.path, &meta))
 }
 
-/// The file's content and its SHA-256 in hex, off the async runtime: hashing
-/// a large component takes a while.
-async fn read_hashed(path: &Path) -> std::io::Result<(Vec<u8>, String)> {
+/// The file's content (at most `cap` bytes, a regular file) and its SHA-256
+/// in hex, off the async runtime: hashing a large component takes a while.
+async fn read_hashed(path: &Path, cap: u64) -> std::io::Result<(Vec<u8>, String)> {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        let bytes = std::fs::read(path)?;
+        let bytes = crate::bounded_read::read_regular(&path, cap)?;
         let hash = hex(&Sha256::digest(&bytes));
         Ok((bytes, hash))
     })
@@ -78,7 +78,7 @@ pub(super) async fn examine<K: Kind>(
         Ok(now) if now == sig => {}
         _ => return Outcome::Retry(later),
     }
-    let (bytes, hash) = match read_hashed(&sig.path).await {
+    let (bytes, hash) = match read_hashed(&sig.path, K::MAX_LEN).await {
         Ok(read) => read,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Retry(later),
         Err(e) => {

@@ -7,6 +7,7 @@
 //! between JSON and CEL.
 
 mod json;
+mod limits;
 mod refs;
 mod template;
 
@@ -21,6 +22,8 @@ use serde_json::Value;
 
 pub(crate) use json::describe_json;
 use json::{to_cel, to_json};
+pub use limits::MAX_EXPR_DEPTH;
+use limits::{compile_bounded, excerpt};
 pub(crate) use refs::Refs;
 #[cfg(test)]
 pub(crate) use refs::referenced_steps;
@@ -72,20 +75,23 @@ impl fmt::Debug for Expr {
 impl Expr {
     pub(crate) fn compile(source: &str) -> Result<Expr, ExprError> {
         let err = |message: String| ExprError {
-            expr: source.to_string(),
+            expr: excerpt(source),
             message,
         };
         if source.trim().is_empty() {
             return Err(err("empty expression".into()));
         }
-        let program = ENV.compile(source).map_err(|e| {
-            let msgs: Vec<String> = e
-                .errors
-                .iter()
-                .map(|e| format!("{} (at column {} of the expression)", e.msg, e.pos.1))
-                .collect();
-            err(msgs.join("; "))
-        })?;
+        let parse = |source: &str| {
+            ENV.compile(source).map_err(|e| {
+                let msgs: Vec<String> = e
+                    .errors
+                    .iter()
+                    .map(|e| format!("{} (at column {} of the expression)", e.msg, e.pos.1))
+                    .collect();
+                msgs.join("; ")
+            })
+        };
+        let program = compile_bounded(source, parse, Program::expression).map_err(err)?;
         let refs = Refs::of(program.expression());
         Ok(Expr {
             source: source.to_string(),

@@ -4,6 +4,7 @@
 
 mod exprs;
 mod fixtures;
+mod limits;
 mod model;
 mod retry;
 
