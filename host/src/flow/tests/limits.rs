@@ -217,15 +217,28 @@ fn a_flow_file_past_the_size_limit_is_refused() {
 #[tokio::test]
 async fn load_flow_reads_no_further_than_the_size_limit() {
     let tmp = tempfile::tempdir().unwrap();
-    let zero = tmp.path().join("zero.yaml");
-    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
-    let errors = load_flow(&zero, None).await.unwrap_err();
+    // A regular file past the cap (sparse: it costs no disk).
+    let big = tmp.path().join("big.yaml");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(MAX_FLOW_FILE_BYTES + 1)
+        .unwrap();
+    let errors = load_flow(&big, None).await.unwrap_err();
     assert_eq!(
         errors[0].to_string(),
         format!(
             "{}: the flow file is larger than 4.0 MiB, the limit for a flow file",
-            zero.display()
+            big.display()
         )
+    );
+    // A device (or a FIFO) is not read at all.
+    let zero = tmp.path().join("zero.yaml");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let errors = load_flow(&zero, None).await.unwrap_err();
+    assert!(
+        errors[0].to_string().contains("not a regular file"),
+        "{}",
+        errors[0]
     );
 }
 
