@@ -128,7 +128,7 @@ impl CallError {
 ///
 /// A call fails with one of the first nine ([`CallError::kind`]); a run can
 /// also fail for reasons of the flow around the calls (`circuit-open`,
-/// `expression`, `plugin-not-found`, `cancelled`).
+/// `expression`, `plugin-not-found`, `too-many-steps`, `cancelled`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
@@ -158,6 +158,8 @@ pub enum ErrorKind {
     Expression,
     /// The plugin is not in the set the run was given.
     PluginNotFound,
+    /// The run would start more steps than its cap allows (`max_steps`).
+    TooManySteps,
     /// The run was cancelled.
     Cancelled,
 }
@@ -176,7 +178,7 @@ pub enum ErrorClass {
     /// A failure of the host.
     Host,
     /// A failure of the flow around the calls: a breaker, an expression, a
-    /// missing plugin, a cancel.
+    /// missing plugin, the step cap, a cancel.
     Flow,
 }
 
@@ -201,7 +203,7 @@ impl fmt::Display for ErrorClass {
 
 impl ErrorKind {
     /// Every kind, in a fixed order: the kinds of a call first.
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::Transient,
         ErrorKind::Permanent,
         ErrorKind::InvalidInput,
@@ -214,6 +216,7 @@ impl ErrorKind {
         ErrorKind::CircuitOpen,
         ErrorKind::Expression,
         ErrorKind::PluginNotFound,
+        ErrorKind::TooManySteps,
         ErrorKind::Cancelled,
     ];
 
@@ -232,6 +235,7 @@ impl ErrorKind {
             ErrorKind::CircuitOpen => "circuit-open",
             ErrorKind::Expression => "expression",
             ErrorKind::PluginNotFound => "plugin-not-found",
+            ErrorKind::TooManySteps => "too-many-steps",
             ErrorKind::Cancelled => "cancelled",
         }
     }
@@ -251,6 +255,7 @@ impl ErrorKind {
             ErrorKind::CircuitOpen
             | ErrorKind::Expression
             | ErrorKind::PluginNotFound
+            | ErrorKind::TooManySteps
             | ErrorKind::Cancelled => ErrorClass::Flow,
         }
     }
@@ -393,6 +398,7 @@ mod tests {
                 "circuit-open",
                 "expression",
                 "plugin-not-found",
+                "too-many-steps",
                 "cancelled"
             ]
         );

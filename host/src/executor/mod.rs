@@ -59,7 +59,7 @@ struct Inner {
 }
 
 /// Options of one run.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// The run id; a fresh one when `None`.
     pub run_id: Option<String>,
@@ -67,6 +67,28 @@ pub struct RunOptions {
     pub cancel: Option<CancellationToken>,
     /// Where steps' `emit`ted events go.
     pub events: Option<Arc<dyn EventSink>>,
+    /// The most steps the run may start: plugin steps, composite steps,
+    /// branches, the steps of a switch case and of every for_each item
+    /// (`on_error` aside). Past it the run fails with `too-many-steps`; a
+    /// for_each whose items would pass it fails before any item runs.
+    /// Default: [`RunOptions::DEFAULT_MAX_STEPS`].
+    pub max_steps: usize,
+}
+
+impl RunOptions {
+    /// The default cap on the steps of one run: 10,000.
+    pub const DEFAULT_MAX_STEPS: usize = 10_000;
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            run_id: None,
+            cancel: None,
+            events: None,
+            max_steps: Self::DEFAULT_MAX_STEPS,
+        }
+    }
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -75,6 +97,7 @@ impl std::fmt::Debug for RunOptions {
             .field("run_id", &self.run_id)
             .field("cancel", &self.cancel)
             .field("events", &self.events.is_some())
+            .field("max_steps", &self.max_steps)
             .finish()
     }
 }

@@ -226,6 +226,7 @@ impl State {
             run_id: Some(run_id.clone()),
             cancel: Some(cancel),
             events: Some(Arc::new(RunEvents::new(&self, hop))),
+            max_steps: RunOptions::DEFAULT_MAX_STEPS,
         };
         let plugins = self.plugins.snapshot();
         let record = self.exec.run_input(&flow, &plugins, input, options).await;
