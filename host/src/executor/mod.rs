@@ -30,8 +30,8 @@ use tracing::Instrument;
 pub use breaker::BreakerState;
 pub use input::{InputError, RunInput};
 pub use record::{
-    Attempt, ErrorRecord, FallbackRecord, RunError, RunRecord, RunStatus, StepRecord, StepStatus,
-    StepType,
+    Attempt, ErrorRecord, FallbackRecord, OutputTrimmed, RunError, RunRecord, RunStatus,
+    StepRecord, StepStatus, StepType,
 };
 
 use crate::flow::Flow;
@@ -184,6 +184,7 @@ impl Executor {
             started_at,
             duration_ms: started.elapsed().as_secs_f64() * 1e3,
             output,
+            output_trimmed: None,
             error,
             steps: ctx.into_records(),
         }
