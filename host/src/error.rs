@@ -128,7 +128,7 @@ impl CallError {
 ///
 /// A call fails with one of the first nine ([`CallError::kind`]); a run can
 /// also fail for reasons of the flow around the calls (`circuit-open`,
-/// `expression`, `plugin-not-found`, `cancelled`).
+/// `expression`, `plugin-not-found`, `too-many-steps`, `cancelled`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
@@ -158,6 +158,8 @@ pub enum ErrorKind {
     Expression,
     /// The plugin is not in the set the run was given.
     PluginNotFound,
+    /// The run would start more steps than its cap allows (`max_steps`).
+    TooManySteps,
     /// The run was cancelled.
     Cancelled,
 }
@@ -176,7 +178,7 @@ pub enum ErrorClass {
     /// A failure of the host.
     Host,
     /// A failure of the flow around the calls: a breaker, an expression, a
-    /// missing plugin, a cancel.
+    /// missing plugin, the step cap, a cancel.
     Flow,
 }
 
@@ -201,7 +203,7 @@ impl fmt::Display for ErrorClass {
 
 impl ErrorKind {
     /// Every kind, in a fixed order: the kinds of a call first.
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: &'static [ErrorKind] = &[
         ErrorKind::Transient,
         ErrorKind::Permanent,
         ErrorKind::InvalidInput,
@@ -214,6 +216,7 @@ impl ErrorKind {
         ErrorKind::CircuitOpen,
         ErrorKind::Expression,
         ErrorKind::PluginNotFound,
+        ErrorKind::TooManySteps,
         ErrorKind::Cancelled,
     ];
 
@@ -232,6 +235,7 @@ impl ErrorKind {
             ErrorKind::CircuitOpen => "circuit-open",
             ErrorKind::Expression => "expression",
             ErrorKind::PluginNotFound => "plugin-not-found",
+            ErrorKind::TooManySteps => "too-many-steps",
             ErrorKind::Cancelled => "cancelled",
         }
     }
@@ -251,6 +255,7 @@ impl ErrorKind {
             ErrorKind::CircuitOpen
             | ErrorKind::Expression
             | ErrorKind::PluginNotFound
+            | ErrorKind::TooManySteps
             | ErrorKind::Cancelled => ErrorClass::Flow,
         }
     }
@@ -267,19 +272,13 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// A kind compares equal to its word, as records and flow files write it.
-impl PartialEq<str> for ErrorKind {
-    fn eq(&self, word: &str) -> bool {
-        self.as_str() == word
-    }
-}
-
 impl FromStr for ErrorKind {
     type Err = UnknownErrorKind;
 
     fn from_str(s: &str) -> Result<Self, UnknownErrorKind> {
         ErrorKind::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| UnknownErrorKind(s.to_string()))
     }
@@ -287,7 +286,7 @@ impl FromStr for ErrorKind {
 
 /// A word that names no [`ErrorKind`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown error kind `{0}` (expected one of: {all})", all = words(&ErrorKind::ALL))]
+#[error("unknown error kind `{0}` (expected one of: {all})", all = words(ErrorKind::ALL))]
 pub struct UnknownErrorKind(String);
 
 /// Kinds as their words, comma-separated: `transient, permanent, ...`.
@@ -346,7 +345,7 @@ mod tests {
 
     #[test]
     fn kinds_keep_their_words_everywhere() {
-        for kind in ErrorKind::ALL {
+        for &kind in ErrorKind::ALL {
             let word = kind.as_str();
             assert_eq!(kind.to_string(), word);
             assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{word}\""));
@@ -383,7 +382,8 @@ mod tests {
             ]
         );
         let flow: Vec<_> = ErrorKind::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|k| !k.is_call_kind())
             .map(ErrorKind::as_str)
             .collect();
@@ -393,6 +393,7 @@ mod tests {
                 "circuit-open",
                 "expression",
                 "plugin-not-found",
+                "too-many-steps",
                 "cancelled"
             ]
         );

@@ -1,5 +1,5 @@
 //! Prometheus metrics: runs, steps, retries, breakers, fuel, the queue,
-//! instances, plugin reloads and compile time.
+//! instances, the run history, plugin reloads and compile time.
 //!
 //! Run and step figures are taken from each finished [`RunRecord`], so the
 //! executor stays free of metrics code; gauges are set when scraped.
@@ -83,6 +83,8 @@ pub(crate) struct Metrics {
     queue_depth: Gauge,
     in_flight: Gauge,
     instances: Gauge,
+    history_runs: Gauge,
+    history_bytes: Gauge,
     reloads: Family<PluginLabel, Counter>,
     load_errors: Family<PluginLabel, Counter>,
     compile: Family<PluginLabel, Histogram, fn() -> Histogram>,
@@ -116,6 +118,8 @@ impl Metrics {
             queue_depth: Gauge::default(),
             in_flight: Gauge::default(),
             instances: Gauge::default(),
+            history_runs: Gauge::default(),
+            history_bytes: Gauge::default(),
             reloads: Family::default(),
             load_errors: Family::default(),
             compile: Family::new_with_constructor(seconds),
@@ -172,6 +176,16 @@ impl Metrics {
             "instances_alive",
             "Guest instances alive",
             m.instances.clone(),
+        );
+        r.register(
+            "run_history_runs",
+            "Finished runs kept for GET /runs/{id}",
+            m.history_runs.clone(),
+        );
+        r.register(
+            "run_history_bytes",
+            "Estimated bytes of the finished runs kept (bounded by run_history_bytes)",
+            m.history_bytes.clone(),
         );
         r.register(
             "plugin_reloads",
@@ -268,6 +282,12 @@ impl Metrics {
                 plugin: plugin.into(),
             })
             .inc();
+    }
+
+    /// Sets the run history gauges: runs kept and their estimated bytes.
+    pub(crate) fn set_history(&self, runs: usize, bytes: usize) {
+        self.history_runs.set(runs as i64);
+        self.history_bytes.set(bytes as i64);
     }
 
     /// Sets the gauges read at scrape time.

@@ -123,7 +123,7 @@ async fn json_text_is_checked_against_the_input_schema_once_where_it_enters() {
     let flow = parse(
         "flow: t\ninput_schema: {type: object, required: [n]}\nsteps:\n  - {id: a, plugin: echo}\n",
     );
-    let bad = RunInput::parse(r#"{"m": 1}"#.into(), "--input").unwrap();
+    let mut bad = RunInput::parse(r#"{"m": 1}"#.into(), "--input").unwrap();
     let err = bad.check(&flow).unwrap_err();
     assert!(
         matches!(&err, InputError::Schema { violations } if violations.contains("\"n\" is a required property")),
@@ -149,6 +149,16 @@ async fn json_text_is_checked_against_the_input_schema_once_where_it_enters() {
         (error.step.as_str(), error.kind),
         ("input", ErrorKind::InvalidInput)
     );
+    assert!(record.steps.is_empty(), "no step ran");
+
+    // An input nobody checked is checked by the executor: the schema holds
+    // whoever forgets it.
+    let unchecked = RunInput::parse(r#"{"m": 1}"#.into(), "--input").unwrap();
+    let record = executor()
+        .run_input(&flow, &plugins, unchecked, RunOptions::default())
+        .await;
+    assert_eq!(record.status, RunStatus::Failed);
+    assert_eq!(record.error.unwrap().kind, ErrorKind::InvalidInput);
     assert!(record.steps.is_empty(), "no step ran");
 }
 

@@ -11,6 +11,7 @@ mod embed;
 mod examples;
 mod flows;
 mod grants;
+mod history;
 mod hostile;
 mod hostile_files;
 mod languages;

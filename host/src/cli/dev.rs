@@ -115,7 +115,8 @@ impl Session {
             return;
         };
         // The flow may have changed, its input_schema with it.
-        if let Err(e) = self.input.check(&flow) {
+        let mut input = self.input.clone();
+        if let Err(e) = input.check(&flow) {
             eprintln!("[dev] --input: {e}");
             return;
         }
@@ -123,7 +124,7 @@ impl Session {
         eprintln!("[dev] running flow `{}`", flow.name());
         let record = self
             .executor
-            .run_input(&flow, &snapshot, self.input.clone(), RunOptions::default())
+            .run_input(&flow, &snapshot, input, RunOptions::default())
             .await;
         if self.trace {
             eprint!("{}", trace::timeline(&record));

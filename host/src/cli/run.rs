@@ -85,7 +85,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
         run: flow_args,
         record: record_path,
     } = args;
-    let input = flow_args.input().await?;
+    let mut input = flow_args.input().await?;
     let files = scan(&flow_args.plugins).await?;
     let flow = parse(&flow_args.flow, Some(&files)).await?;
     input

@@ -10,18 +10,23 @@ use serde_json::value::RawValue;
 use super::data::{Data, Doc};
 use super::record::RunError;
 use crate::error::ErrorKind;
-use crate::flow::Flow;
+use crate::flow::{Flow, SchemaId};
 
 /// A run's input: JSON text, checked to be JSON once where it enters, and
 /// kept as written. The first step gets these very bytes, and this text is
 /// what a record or a store keeps (it serialises as the JSON itself).
 ///
 /// The flow's `input_schema` is checked once too, by [`RunInput::check`]
-/// where the input enters; the executor neither checks, parses nor
-/// serialises it again. Cheap to clone: one event's payload can start
-/// several flows.
+/// where the input enters (or by the executor, when nobody did); the executor
+/// neither re-checks, parses nor serialises it again. Cheap to clone: one
+/// event's payload can start several flows.
 #[derive(Clone)]
-pub struct RunInput(Doc);
+pub struct RunInput {
+    doc: Doc,
+    /// The schema that accepted it, so a second check (the executor's, of an
+    /// input the server already checked) costs nothing.
+    checked: Option<SchemaId>,
+}
 
 impl RunInput {
     /// JSON text from `origin` (which the error names: `--input`, `the
@@ -40,42 +45,57 @@ impl RunInput {
 
     /// JSON text already checked to be JSON (a step's emitted payload).
     pub fn from_raw(raw: Box<RawValue>) -> RunInput {
-        RunInput(Data::from_raw(raw))
+        RunInput {
+            doc: Data::from_raw(raw),
+            checked: None,
+        }
     }
 
     /// A value: its text is written once, when first needed; expressions
     /// read the value as it is.
     pub fn from_value(value: Value) -> RunInput {
-        RunInput(Data::from_value(value))
+        RunInput {
+            doc: Data::from_value(value),
+            checked: None,
+        }
     }
 
     /// The JSON text, as written.
     pub fn get(&self) -> &str {
-        self.0.text()
+        self.doc.text()
     }
 
     /// Checks the input against the flow's `input_schema`; without one there
     /// is nothing to check. The input is parsed for it once, however many
-    /// flows check it, and expressions reuse that parse.
+    /// flows check it, and expressions reuse that parse. Checking again
+    /// against the same schema is free: [`Executor::run_input`] checks every
+    /// input, so one a caller checked where it entered is checked once.
+    ///
+    /// [`Executor::run_input`]: crate::Executor::run_input
     ///
     /// # Errors
     /// [`InputError::Schema`] naming each failing field, or
     /// [`InputError::Unreadable`].
-    pub fn check(&self, flow: &Flow) -> Result<(), InputError> {
+    pub fn check(&mut self, flow: &Flow) -> Result<(), InputError> {
         let Some(schema) = &flow.input_schema else {
             return Ok(());
         };
+        if self.checked.as_ref().is_some_and(|id| schema.is(id)) {
+            return Ok(());
+        }
         let value = self
-            .0
+            .doc
             .value()
             .map_err(|reason| InputError::Unreadable { reason })?;
         schema
             .check(value)
-            .map_err(|violations| InputError::Schema { violations })
+            .map_err(|violations| InputError::Schema { violations })?;
+        self.checked = Some(schema.id());
+        Ok(())
     }
 
     pub(crate) fn into_doc(self) -> Doc {
-        self.0
+        self.doc
     }
 }
 
@@ -87,7 +107,7 @@ impl fmt::Debug for RunInput {
 
 impl Serialize for RunInput {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.raw().serialize(serializer)
+        self.doc.raw().serialize(serializer)
     }
 }
 

@@ -30,8 +30,8 @@ use tracing::Instrument;
 pub use breaker::BreakerState;
 pub use input::{InputError, RunInput};
 pub use record::{
-    Attempt, ErrorRecord, FallbackRecord, RunError, RunRecord, RunStatus, StepRecord, StepStatus,
-    StepType,
+    Attempt, ErrorRecord, FallbackRecord, OutputTrimmed, RunError, RunRecord, RunStatus,
+    StepRecord, StepStatus, StepType,
 };
 
 use crate::flow::Flow;
@@ -59,7 +59,7 @@ struct Inner {
 }
 
 /// Options of one run.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// The run id; a fresh one when `None`.
     pub run_id: Option<String>,
@@ -67,6 +67,28 @@ pub struct RunOptions {
     pub cancel: Option<CancellationToken>,
     /// Where steps' `emit`ted events go.
     pub events: Option<Arc<dyn EventSink>>,
+    /// The most steps the run may start: plugin steps, composite steps,
+    /// branches, the steps of a switch case and of every for_each item
+    /// (`on_error` aside). Past it the run fails with `too-many-steps`; a
+    /// for_each whose items would pass it fails before any item runs.
+    /// Default: [`RunOptions::DEFAULT_MAX_STEPS`].
+    pub max_steps: usize,
+}
+
+impl RunOptions {
+    /// The default cap on the steps of one run: 10,000.
+    pub const DEFAULT_MAX_STEPS: usize = 10_000;
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            run_id: None,
+            cancel: None,
+            events: None,
+            max_steps: Self::DEFAULT_MAX_STEPS,
+        }
+    }
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -75,6 +97,7 @@ impl std::fmt::Debug for RunOptions {
             .field("run_id", &self.run_id)
             .field("cancel", &self.cancel)
             .field("events", &self.events.is_some())
+            .field("max_steps", &self.max_steps)
             .finish()
     }
 }
@@ -111,26 +134,26 @@ impl Executor {
         input: Value,
         options: RunOptions,
     ) -> RunRecord {
-        let input = RunInput::from_value(input);
-        if let Err(e) = input.check(flow) {
-            let run_id = options.run_id.unwrap_or_else(new_run_id);
-            return RunRecord::not_run(run_id, flow, RunStatus::Failed, e.to_run_error());
-        }
-        self.run_input(flow, plugins, input, options).await
+        self.run_input(flow, plugins, RunInput::from_value(input), options)
+            .await
     }
 
-    /// Runs `flow` on an input read where it entered, and checked there
-    /// against the flow ([`RunInput::check`]): it is not parsed, checked or
-    /// serialised again, and the first step gets its text as it is. Never
-    /// panics on user input: every failure is in the record.
+    /// Runs `flow` on an input read where it entered. The input is checked
+    /// against the flow's `input_schema` ([`RunInput::check`]; free when the
+    /// caller already did, as the server does to answer 422) and then not
+    /// parsed, checked or serialised again: the first step gets its text as it
+    /// is. Never panics on user input: every failure is in the record.
     pub async fn run_input(
         &self,
         flow: &Flow,
         plugins: &PluginSet,
-        input: RunInput,
+        mut input: RunInput,
         options: RunOptions,
     ) -> RunRecord {
         let run_id = options.run_id.clone().unwrap_or_else(new_run_id);
+        if let Err(e) = input.check(flow) {
+            return RunRecord::not_run(run_id, flow, RunStatus::Failed, e.to_run_error());
+        }
         let started = Instant::now();
         let started_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
         let run_id_ref = run_id.clone();
@@ -161,6 +184,7 @@ impl Executor {
             started_at,
             duration_ms: started.elapsed().as_secs_f64() * 1e3,
             output,
+            output_trimmed: None,
             error,
             steps: ctx.into_records(),
         }

@@ -64,6 +64,11 @@ pub struct RunRecord {
     /// it, never parsed on the way. [`RunRecord::output_value`] parses it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<Box<RawValue>>,
+    /// Set when a copy of the record kept for later (the server's run
+    /// history) left out an output too large to keep: `output` is absent,
+    /// and this says how large it was.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub output_trimmed: Option<OutputTrimmed>,
     /// Why it failed, when it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<RunError>,
@@ -82,6 +87,7 @@ impl RunRecord {
             started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
             duration_ms: 0.0,
             output: None,
+            output_trimmed: None,
             error: Some(error),
             steps: Vec::new(),
         }
@@ -92,6 +98,20 @@ impl RunRecord {
     /// 128 levels, or with a number beyond a double.
     pub fn output_value(&self) -> Option<Value> {
         serde_json::from_str(self.output.as_ref()?.get()).ok()
+    }
+}
+
+/// An output left out of a kept record: `{"bytes": 1900000}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OutputTrimmed {
+    /// The size of the output, in bytes of JSON text.
+    pub bytes: u64,
+}
+
+impl OutputTrimmed {
+    pub(crate) fn new(bytes: u64) -> Self {
+        OutputTrimmed { bytes }
     }
 }
 

@@ -103,7 +103,7 @@ pub use expr::MAX_EXPR_DEPTH;
 pub(crate) use expr::{Bindings, describe_json};
 pub use model::Flow;
 pub(crate) use model::{
-    CircuitBreaker, ForEach, Parallel, PluginCall, PluginStep, Step, StepKind, Switch,
+    CircuitBreaker, ForEach, Parallel, PluginCall, PluginStep, SchemaId, Step, StepKind, Switch,
 };
 pub use yaml::{MAX_DEPTH, MAX_NODES};
 

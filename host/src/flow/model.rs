@@ -118,7 +118,22 @@ impl std::fmt::Debug for InputSchema {
     }
 }
 
+/// Which compiled schema accepted an input (the same `Arc`), without holding
+/// the flow.
+#[derive(Clone)]
+pub(crate) struct SchemaId(Arc<jsonschema::Validator>);
+
 impl InputSchema {
+    /// This schema's identity.
+    pub(crate) fn id(&self) -> SchemaId {
+        SchemaId(self.validator.clone())
+    }
+
+    /// Whether `id` is this schema.
+    pub(crate) fn is(&self, id: &SchemaId) -> bool {
+        Arc::ptr_eq(&self.validator, &id.0)
+    }
+
     #[cfg(test)]
     /// Compiles a schema.
     ///

@@ -79,7 +79,7 @@ async fn start_run(
     Extract(state): S,
     NamedFlow(flow): NamedFlow,
     Query(q): Query<RunQuery>,
-    Input(input): Input,
+    Input(mut input): Input,
 ) -> Answer {
     input.check(&flow)?;
     let (run_id, mut done) = match state.admit(vec![(flow, Ok(input))], 0) {

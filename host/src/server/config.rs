@@ -14,6 +14,10 @@ use crate::config::Limits;
 /// workers = 8
 /// queue_capacity = 64
 /// drain_timeout = "10s"
+/// max_steps_per_run = 10000
+/// run_history = 1000
+/// run_history_bytes = 67108864      # 64 MiB
+/// run_history_max_output = 65536    # 64 KiB
 ///
 /// [limits]          # default limits of every guest call
 /// timeout = "10s"
@@ -35,6 +39,17 @@ pub struct ServerConfig {
     /// Finished runs kept for `GET /runs/{id}`; the oldest are forgotten first.
     /// Default: 1,000.
     pub run_history: usize,
+    /// Bytes (estimated from what the records hold) the finished runs kept
+    /// for `GET /runs/{id}` may take; past it, the oldest are forgotten
+    /// first, as past `run_history`. Default: 64 MiB.
+    pub run_history_bytes: u64,
+    /// The largest output kept whole in a finished run's record; a larger
+    /// one is left out of it (`output_trimmed` gives its size). The client
+    /// that waited for the run gets it whole. Default: 64 KiB.
+    pub run_history_max_output: u64,
+    /// Steps one run may start (branches and for_each items' steps
+    /// included); past it the run fails with `too-many-steps`. Default: 10,000.
+    pub max_steps_per_run: usize,
     /// How long a shutdown lets in-flight runs finish before cancelling them.
     /// Default: 10 s.
     #[serde(with = "humantime_serde")]
@@ -61,6 +76,9 @@ impl Default for ServerConfig {
             queue_capacity: 64,
             retry_after_secs: 1,
             run_history: 1000,
+            run_history_bytes: 64 << 20,
+            run_history_max_output: 64 << 10,
+            max_steps_per_run: crate::executor::RunOptions::DEFAULT_MAX_STEPS,
             drain_timeout: Duration::from_secs(10),
             max_event_hops: 8,
             max_emits_per_run: 100,
@@ -100,6 +118,27 @@ mod tests {
         );
         let none = ServerConfig::from_toml("[limits]\ntimeout = \"1s\"\n").unwrap();
         assert_eq!(none.limits.fuel, None, "no fuel cap unless one is set");
+        let d = ServerConfig::default();
+        assert_eq!(
+            (
+                d.run_history_bytes,
+                d.run_history_max_output,
+                d.max_steps_per_run
+            ),
+            (64 << 20, 64 << 10, 10_000)
+        );
+        let c = ServerConfig::from_toml(
+            "run_history_bytes = 1000\nrun_history_max_output = 10\nmax_steps_per_run = 5\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.run_history_bytes,
+                c.run_history_max_output,
+                c.max_steps_per_run
+            ),
+            (1000, 10, 5)
+        );
         let e = ServerConfig::from_toml("wrokers = 2").unwrap_err();
         assert!(e.contains("wrokers"), "{e}");
     }

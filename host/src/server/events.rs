@@ -32,8 +32,9 @@ pub(crate) fn publish(
     let runs = flows
         .into_iter()
         .map(|flow| {
-            let input = payload.check(&flow).map(|()| payload.clone());
-            (flow, input)
+            let mut input = payload.clone();
+            let checked = input.check(&flow).map(|()| input);
+            (flow, checked)
         })
         .collect();
     let runs = state.admit(runs, hop)?;

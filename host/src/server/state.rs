@@ -1,7 +1,7 @@
 //! The server's state: admission into the bounded queue, the worker pool,
 //! per-flow concurrency, the store of recent runs, and shutdown.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use super::ServerConfig;
 use super::events::RunEvents;
+use super::history::{self, Bounds, History};
 use crate::error::ErrorKind;
 use crate::executor::{
     Executor, InputError, RunError, RunInput, RunOptions, RunRecord, RunStatus, new_run_id,
@@ -53,7 +54,9 @@ pub(crate) struct RunEntry {
     /// in the queue.
     pub(crate) started: bool,
     pub(crate) cancel: CancellationToken,
-    pub(crate) done: Done,
+    /// When finished, the record as kept (trimmed); the full one went to
+    /// whoever waited for the run.
+    pub(crate) record: Option<Arc<RunRecord>>,
 }
 
 pub(crate) struct State {
@@ -78,7 +81,7 @@ pub(crate) struct State {
 #[derive(Default)]
 struct Runs {
     by_id: HashMap<String, RunEntry>,
-    finished: VecDeque<String>,
+    finished: History,
 }
 
 impl State {
@@ -157,7 +160,7 @@ impl State {
                     status: RunStatus::Queued,
                     started: false,
                     cancel: cancel.clone(),
-                    done: rx.clone(),
+                    record: None,
                 },
             );
             let task = self
@@ -226,6 +229,7 @@ impl State {
             run_id: Some(run_id.clone()),
             cancel: Some(cancel),
             events: Some(Arc::new(RunEvents::new(&self, hop))),
+            max_steps: self.config.max_steps_per_run,
         };
         let plugins = self.plugins.snapshot();
         let record = self.exec.run_input(&flow, &plugins, input, options).await;
@@ -248,17 +252,27 @@ impl State {
         done: &watch::Sender<Option<Arc<RunRecord>>>,
     ) {
         let status = record.status;
-        done.send_replace(Some(Arc::new(record)));
-        let mut runs = self.runs();
-        if let Some(e) = runs.by_id.get_mut(run_id) {
-            e.status = status;
-        }
-        runs.finished.push_back(run_id.to_string());
-        while runs.finished.len() > self.config.run_history {
-            if let Some(old) = runs.finished.pop_front() {
+        let record = Arc::new(record);
+        // Trimmed and sized outside the lock; only the waiting client's
+        // receiver holds the full record, until it has answered.
+        let kept = history::kept(&record, self.config.run_history_max_output);
+        let size = history::size(&kept);
+        let bounds = Bounds {
+            records: self.config.run_history,
+            bytes: self.config.run_history_bytes,
+        };
+        {
+            let mut runs = self.runs();
+            if let Some(e) = runs.by_id.get_mut(run_id) {
+                e.status = status;
+                e.record = Some(kept);
+            }
+            for old in runs.finished.push(run_id.to_string(), size, &bounds) {
                 runs.by_id.remove(&old);
             }
         }
+        // Kept first: a client answered with the record finds it at `GET /runs/{id}`.
+        done.send_replace(Some(record));
     }
 
     /// A run's status and, when finished, its record.
@@ -268,7 +282,7 @@ impl State {
     ) -> Option<(String, RunStatus, Option<Arc<RunRecord>>)> {
         let runs = self.runs();
         let e = runs.by_id.get(run_id)?;
-        Some((e.flow.clone(), e.status, e.done.borrow().clone()))
+        Some((e.flow.clone(), e.status, e.record.clone()))
     }
 
     /// Asks a run to stop; its record says `cancelled`. `None`: unknown run.
@@ -376,6 +390,11 @@ impl State {
 
     /// The metrics text, with gauges read now.
     pub(crate) fn metrics_text(&self) -> String {
+        let (kept, bytes) = {
+            let runs = self.runs();
+            (runs.finished.len(), runs.finished.bytes())
+        };
+        self.metrics.set_history(kept, bytes);
         self.metrics.set_gauges(
             self.queued(),
             self.in_flight(),

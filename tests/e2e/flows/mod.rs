@@ -1,6 +1,7 @@
 //! Flow patterns through the executor: data passing, parallel, switch,
 //! for_each, retries, circuit breakers, fallbacks, deadlines, cancellation,
-//! on_error, continue_on_error, `if`, step timeouts and the input schema.
+//! on_error, continue_on_error, `if`, step timeouts, the input schema and
+//! the cap on steps.
 //! Each test asserts on the output and on the run record. One module per
 //! concern.
 
@@ -13,6 +14,7 @@ mod documents;
 mod on_error;
 mod patterns;
 mod recovery;
+mod step_cap;
 
 /// The output of a run that must have succeeded.
 fn output(record: &flowhost::RunRecord) -> Value {

@@ -50,7 +50,7 @@ impl<'a> RunCtx<'a> {
                 .map(Path::to_path_buf)
                 .unwrap_or_default(),
             // One record a top-level step: no regrowth for a plain sequence.
-            records: Records::new(started, flow.steps.len()),
+            records: Records::new(started, flow.steps.len(), options.max_steps),
             top: Mutex::new(None),
         }
     }

@@ -1,22 +1,75 @@
-//! Step records: where they go, and the record of a step in progress.
+//! Step records: where they go, how many a run may start, and the record
+//! of a step in progress.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use crate::error::ErrorKind;
 use crate::executor::record::{RunError, StepRecord, StepStatus, StepType};
 
 /// The records of a run's steps, as they finish.
 pub(crate) struct Records {
     started: Instant,
     list: Mutex<Vec<StepRecord>>,
+    /// Steps started so far; never past `max_steps`, so neither is the record.
+    count: AtomicUsize,
+    max_steps: usize,
 }
 
 impl Records {
-    pub(super) fn new(started: Instant, capacity: usize) -> Self {
+    pub(super) fn new(started: Instant, capacity: usize, max_steps: usize) -> Self {
         Records {
             started,
-            list: Mutex::new(Vec::with_capacity(capacity)),
+            list: Mutex::new(Vec::with_capacity(capacity.min(max_steps))),
+            count: AtomicUsize::new(0),
+            max_steps,
         }
+    }
+
+    /// Fails at `path`, before any item runs, when a for_each of `items`
+    /// items of `per_item` steps each would take the run past its cap.
+    pub(super) fn room_for_items(
+        &self,
+        path: &str,
+        items: usize,
+        per_item: usize,
+    ) -> Result<(), RunError> {
+        let used = self.count.load(Ordering::SeqCst);
+        let need = items.saturating_mul(per_item);
+        if used.saturating_add(need) <= self.max_steps {
+            return Ok(());
+        }
+        Err(RunError::new(
+            path,
+            ErrorKind::TooManySteps,
+            format!(
+                "for_each over {items} items would start {need} steps ({per_item} per item), \
+                 past the cap of {max} steps a run may start ({used} started already)",
+                max = self.max_steps
+            ),
+        ))
+    }
+
+    /// Counts one more step at `path`, or fails when the run has started
+    /// as many as it may.
+    fn take_one(&self, path: &str) -> Result<(), RunError> {
+        let max = self.max_steps;
+        self.count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map(drop)
+            .map_err(|_| {
+                RunError::new(
+                    path,
+                    ErrorKind::TooManySteps,
+                    format!(
+                        "the run has started {max} steps, the cap of steps a run may start; \
+                         this step would pass it"
+                    ),
+                )
+            })
     }
 
     /// Milliseconds from the start of the run to `at`.
@@ -48,6 +101,19 @@ pub(super) struct Guard<'a> {
 }
 
 impl<'a> Guard<'a> {
+    /// The record of a step that starts now, counted against the run's cap
+    /// on steps: refused, the step does not start and has no record.
+    pub(super) fn start(
+        records: &'a Records,
+        path: &str,
+        kind: StepType,
+    ) -> Result<Self, RunError> {
+        records.take_one(path)?;
+        Ok(Guard::new(records, path, kind))
+    }
+
+    /// The record of a step that starts now, not counted: `on_error` only,
+    /// which runs (and is recorded) even when the cap stopped the run.
     pub(super) fn new(records: &'a Records, path: &str, kind: StepType) -> Self {
         let start = Instant::now();
         Guard {

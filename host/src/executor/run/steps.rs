@@ -63,7 +63,7 @@ impl RunCtx<'_> {
         path: &str,
         spread: Spread,
     ) -> Result<Option<Doc>, RunError> {
-        let mut rec = Guard::new(&self.records, path, StepType::of(&step.kind));
+        let mut rec = Guard::start(&self.records, path, StepType::of(&step.kind))?;
         let input = match self.step_input(step, scope, default, path) {
             Ok(Some(input)) => input,
             Ok(None) => {
@@ -98,7 +98,8 @@ impl RunCtx<'_> {
                 rec.finish(status, None);
                 Ok(Some(out))
             }
-            Err(f) if step.continue_on_error => {
+            // The step cap ends the run: going on would only be refused again.
+            Err(f) if step.continue_on_error && f.kind != ErrorKind::TooManySteps => {
                 tracing::warn!(run = %self.run_id, step = %path, error = %f, "step failed; continue_on_error lets the flow go on");
                 rec.finish(StepStatus::Continued, Some(&f));
                 Ok(None)
@@ -244,6 +245,8 @@ impl RunCtx<'_> {
                 format!("`for_each` must give a list, got {}", describe_json(&items)),
             ));
         };
+        self.records
+            .room_for_items(path, items.len(), f.steps.len())?;
         let outputs: Vec<Doc> = futures::stream::iter(items.into_iter().enumerate())
             .map(|(i, item)| {
                 let item = Data::from_value(item);

@@ -136,7 +136,8 @@ impl Cx<'_> {
                             .scalar_text()
                             .unwrap_or_else(|| item.describe().to_string());
                         let accepted: Vec<_> = ErrorKind::ALL
-                            .into_iter()
+                            .iter()
+                            .copied()
                             .filter(|k| RetryPolicy::accepts(*k))
                             .collect();
                         self.err(

@@ -69,7 +69,8 @@ fn which_errors_are_retried() {
     assert!(!p.should_retry(Host));
     // Every kind a call fails with is a valid retry kind; of the flow's, only circuit-open.
     let accepted: Vec<_> = ErrorKind::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|k| RetryPolicy::accepts(*k))
         .collect();
     assert_eq!(accepted[..9], ErrorKind::ALL[..9]);
