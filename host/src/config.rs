@@ -96,6 +96,7 @@ impl DirGrant {
 /// Access to a mounted directory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum DirMode {
     /// Read only (the default).
     #[default]

@@ -298,6 +298,7 @@ pub(crate) fn words(kinds: &[ErrorKind]) -> String {
 /// A plugin file could not be loaded. The message names the file.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {reason}", .path.display())]
+#[non_exhaustive]
 pub struct LoadError {
     /// The file (or name) that failed to load.
     pub path: PathBuf,

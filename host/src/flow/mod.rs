@@ -130,6 +130,7 @@ impl fmt::Display for Pos {
 /// `file: message` when it has no position, `line` 0, as when the file
 /// cannot be read).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FlowError {
     /// The flow file.
     pub file: PathBuf,
