@@ -38,6 +38,7 @@
 
 mod cache;
 mod config;
+mod duration;
 mod engine;
 mod error;
 pub mod executor;
@@ -59,6 +60,7 @@ pub use cache::{
 #[doc(hidden)]
 pub use config::Metering;
 pub use config::{Config, DirGrant, DirMode, Grants, HttpGrant, HttpGrantError, Limits};
+pub use duration::MAX_DURATION;
 pub use error::{
     CallError, ErrorClass, ErrorKind, Limit, LoadError, LoadErrorReason, SetupError, StepError,
     UnknownErrorKind,

@@ -1050,3 +1050,42 @@ async fn the_serve_binary_serves_and_stops_on_sigterm() {
     );
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_timeout_past_a_year_does_not_load_and_no_limit_overflows() {
+    let forever =
+        "flow: forever\ntimeout: 18446744073709551615s\nsteps:\n  - id: a\n    plugin: echo\n";
+    // Limits set in code are not checked like a file's: they must not
+    // overflow a deadline either.
+    let limits = flowhost::Limits {
+        timeout: Duration::MAX,
+        ..flowhost::Limits::default()
+    };
+    let s = Served::start(
+        &["testing/echo"],
+        &[("greet", GREET), ("forever", forever)],
+        ServerConfig { limits, ..config() },
+    )
+    .await;
+    let flows = s.get("/flows").await.json();
+    let entry = flows["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "forever")
+        .unwrap_or_else(|| panic!("{flows}"))
+        .clone();
+    let error = entry["error"].to_string();
+    assert!(
+        error.contains("forever.yaml:2:10: invalid duration `18446744073709551615s` for `timeout`: it is longer than the maximum of 1year"),
+        "{entry}"
+    );
+    let r = s.post("/flows/forever/runs?wait=false", "{}").await;
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    let r = s.post("/flows/greet/runs", r#"{"name": "Ada"}"#).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["status"], "succeeded");
+    assert_eq!(sample(&s.metrics().await, "flowhost_runs_in_flight"), 0.0);
+    s.shutdown().await;
+}
