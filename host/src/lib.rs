@@ -47,6 +47,7 @@ mod host;
 mod live;
 mod metrics;
 mod plugin;
+mod printable;
 mod registry;
 mod runtime;
 pub mod server;

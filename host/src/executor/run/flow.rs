@@ -83,7 +83,7 @@ impl RunCtx<'_> {
         match result {
             Ok(_) => rec.finish(StepStatus::Succeeded, None),
             Err(f) => {
-                tracing::warn!(run = %self.run_id, error = %f, "on_error handler failed");
+                tracing::warn!(run = %self.run_id, error = %crate::printable::printable(&f.to_string()), "on_error handler failed");
                 rec.finish(StepStatus::Failed, Some(&f));
             }
         }

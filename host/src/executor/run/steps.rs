@@ -99,7 +99,7 @@ impl RunCtx<'_> {
                 Ok(Some(out))
             }
             Err(f) if step.continue_on_error => {
-                tracing::warn!(run = %self.run_id, step = %path, error = %f, "step failed; continue_on_error lets the flow go on");
+                tracing::warn!(run = %self.run_id, step = %path, error = %crate::printable::printable(&f.to_string()), "step failed; continue_on_error lets the flow go on");
                 rec.finish(StepStatus::Continued, Some(&f));
                 Ok(None)
             }
