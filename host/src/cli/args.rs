@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use flowhost::{DirGrant, DirMode, MAX_DURATION};
+use flowhost::{DirGrant, DirMode, HttpGrant, MAX_DURATION};
 
 use super::Failure;
 
@@ -52,6 +52,13 @@ pub(crate) fn size(s: &str) -> Result<u64, String> {
     s.parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
         .map_err(|e| format!("`{s}` is not a size like 64MiB: {e}"))
+}
+
+/// Warns about each `--allow-http` grant that opens every loopback service.
+pub(crate) fn warn_open_grants(grants: &[HttpGrant]) {
+    for warning in grants.iter().filter_map(HttpGrant::loopback_warning) {
+        tracing::warn!("--allow-http: {warning}");
+    }
 }
 
 /// `HOST[:GUEST[:ro|rw]]`; the host directory must exist.

@@ -106,6 +106,11 @@ impl<'a> Cx<'a> {
         });
     }
 
+    /// A warning about the file, which still loads: logged with its position.
+    fn warn(&self, pos: Pos, message: &str) {
+        tracing::warn!("{}:{pos}: {message}", self.file.display());
+    }
+
     /// Checks that `node` is a mapping with only `allowed` fields.
     fn fields<'n>(&mut self, node: &'n Node, what: &str, allowed: &[&str]) -> Option<Fields<'n>> {
         let Kind::Map(entries) = &node.kind else {

@@ -204,7 +204,12 @@ impl Cx<'_> {
                     continue;
                 };
                 match text.parse::<HttpGrant>() {
-                    Ok(grant) => grants.http.push(grant),
+                    Ok(grant) => {
+                        if let Some(warning) = grant.loopback_warning() {
+                            self.warn(item.pos, &warning);
+                        }
+                        grants.http.push(grant);
+                    }
                     Err(e) => self.err(item.pos, e.to_string()),
                 }
             }
