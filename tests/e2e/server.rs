@@ -1090,6 +1090,39 @@ async fn a_flow_timeout_past_a_year_does_not_load_and_no_limit_overflows() {
     s.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_for_more_flows_than_the_queue_holds_is_accepted_on_an_empty_queue() {
+    let subscribed = |name: &str| {
+        format!(
+            "flow: {name}\ntriggers: [{{event: fan.out}}]\nsteps:\n  - id: take\n    plugin: echo\n"
+        )
+    };
+    let s = Served::start(
+        &["testing/echo"],
+        &[
+            ("one", &subscribed("one")),
+            ("two", &subscribed("two")),
+            ("three", &subscribed("three")),
+        ],
+        ServerConfig {
+            workers: 1,
+            queue_capacity: 2,
+            ..config()
+        },
+    )
+    .await;
+    // Three runs, a queue of two: accepted whole, as the queue is empty.
+    let r = s.post("/events/fan.out", r#"{"n": 1}"#).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let runs = r.json()["runs"].as_array().unwrap().clone();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    for id in &runs {
+        let record = s.wait_finished(id.as_str().unwrap()).await;
+        assert_eq!(record["status"], "succeeded", "{record}");
+    }
+    s.shutdown().await;
+}
+
 /// `flowhost serve` on `flows_dir`, without colours; its address and its
 /// stderr lines.
 fn serve_binary(

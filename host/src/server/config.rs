@@ -28,7 +28,8 @@ pub struct ServerConfig {
     /// Runs executing at once. Default: 8.
     pub workers: usize,
     /// Runs accepted but not started; past it, new runs and events get `429`.
-    /// Default: 64.
+    /// An event that starts more flows than this is accepted whole when the
+    /// queue is empty. Default: 64.
     pub queue_capacity: usize,
     /// Seconds a client is told to wait (`Retry-After`) when the queue is full.
     /// Default: 1.
