@@ -60,9 +60,10 @@ impl HttpPolicy {
         if !self.allowed.iter().any(|g| g.allows(&host, Some(port))) {
             return Err("host not in the step's `http` grant");
         }
-        let text = match host.contains(':') {
-            true => format!("[{host}]:{port}"),
-            false => format!("{host}:{port}"),
+        let text = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
         };
         text.parse().map_err(|_| "the URL's host cannot be dialed")
     }

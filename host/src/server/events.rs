@@ -11,8 +11,8 @@ use crate::executor::RunInput;
 use crate::printable::{has_control, printable};
 use crate::runtime::events::{Event, EventSink};
 
-/// Whether `topic` may be published: one with control characters (a line
-/// break, a terminal escape) is refused, from a client and from a step alike.
+/// Refuses a topic with control characters (a line break, a terminal
+/// escape), from a client and from a step alike.
 pub(crate) fn check_topic(topic: &str) -> Result<(), String> {
     if has_control(topic) {
         return Err(format!(
