@@ -39,6 +39,7 @@
 mod bounded_read;
 mod cache;
 mod config;
+mod duration;
 mod engine;
 mod error;
 pub mod executor;
@@ -47,6 +48,7 @@ mod host;
 mod live;
 mod metrics;
 mod plugin;
+mod printable;
 mod registry;
 mod runtime;
 pub mod server;
@@ -60,6 +62,7 @@ pub use cache::{
 #[doc(hidden)]
 pub use config::Metering;
 pub use config::{Config, DirGrant, DirMode, Grants, HttpGrant, HttpGrantError, Limits};
+pub use duration::MAX_DURATION;
 pub use error::{
     CallError, ErrorClass, ErrorKind, Limit, LoadError, LoadErrorReason, SetupError, StepError,
     UnknownErrorKind,

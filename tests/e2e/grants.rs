@@ -331,3 +331,115 @@ async fn net_escape_reaches_no_listener() {
         "a connection reached the listener: {out}"
     );
 }
+
+/// Calls the http-get step on `url` with `grants`; the error, if it failed.
+async fn get_err(url: &str, grants: &[&str]) -> Option<flowhost::CallError> {
+    let config = json!({ "url": url }).to_string();
+    call("testing/http-get", "{}", &config, http_grant(grants))
+        .await
+        .result
+        .err()
+}
+
+#[tokio::test]
+async fn user_info_in_a_url_is_denied_and_nothing_is_dialed() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // The grant names `localhost`; the text before `@` names the listener.
+    for url in [
+        format!("http://127.0.0.1:{port}@localhost/"),
+        format!("http://user:pw@localhost:{port}/"),
+        format!("http://127.0.0.1:{port}@localhost:{port}/"),
+    ] {
+        let err = get_err(&url, &["localhost"])
+            .await
+            .unwrap_or_else(|| panic!("{url} was allowed"));
+        assert_eq!(err.kind(), ErrorKind::Transient, "{url}: {err}");
+        assert!(err.message().contains("HttpRequestDenied"), "{url}: {err}");
+    }
+    assert!(
+        listener.accept().is_err(),
+        "a connection reached the listener"
+    );
+}
+
+#[tokio::test]
+async fn a_url_without_a_port_is_matched_as_its_schemes_default_port() {
+    // Port 80 is granted: `http://127.0.0.1/` goes there (whether anything
+    // listens there or not, it is not denied), `https://` does not.
+    let not_denied = |e: Option<flowhost::CallError>| {
+        e.is_none_or(|e| !e.message().contains("HttpRequestDenied"))
+    };
+    assert!(not_denied(
+        get_err("http://127.0.0.1/", &["127.0.0.1:80"]).await
+    ));
+    let err = get_err("https://127.0.0.1/", &["127.0.0.1:80"])
+        .await
+        .unwrap();
+    assert!(err.message().contains("HttpRequestDenied"), "{err}");
+    let err = get_err("http://127.0.0.1/", &["127.0.0.1:8080"])
+        .await
+        .unwrap();
+    assert!(err.message().contains("HttpRequestDenied"), "{err}");
+}
+
+#[tokio::test]
+async fn a_granted_name_is_dialed_as_checked_and_reached() {
+    let (addr, server) = http_server("127.0.0.1").await;
+    let port = addr.port();
+    let head = get(
+        format!("http://LOCALHOST:{port}/checked"),
+        http_grant(&[&format!("localhost:{port}")]),
+        server,
+    )
+    .await;
+    assert!(head.starts_with("GET /checked HTTP/1.1\r\n"), "{head}");
+}
+
+const LOOPBACK_WARNING: &str =
+    "opens every loopback service of this machine, flowhost's own API included; name the port";
+
+#[test]
+fn a_loopback_grant_without_a_port_is_warned_about_at_load() {
+    // A flag.
+    let (_, _, err) = run(flowhost().env("NO_COLOR", "1").args([
+        "call",
+        wasm("testing/echo").to_str().unwrap(),
+        "--allow-http",
+        "localhost",
+        "--allow-http",
+        "127.0.0.1:8080",
+    ]));
+    assert!(
+        err.contains(&format!(
+            "--allow-http: HTTP grant `localhost` {LOOPBACK_WARNING}, like `localhost:8080`"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("`127.0.0.1:8080` opens"), "{err}");
+
+    // A flow file: the grant with its position; the flow still loads.
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("fetch.yaml");
+    std::fs::write(
+        &flow,
+        "flow: fetch\nsteps:\n  - id: get\n    plugin: http-get\n    allow:\n      http:\n        - \"[::1]\"\n        - \"[::1]:8080\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(flowhost().env("NO_COLOR", "1").args([
+        "check",
+        flow.to_str().unwrap(),
+        "--plugins",
+        dist().to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:7:11: HTTP grant `[::1]` {LOOPBACK_WARNING}",
+            flow.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(err.matches(LOOPBACK_WARNING).count(), 1, "{err}");
+}

@@ -184,3 +184,102 @@ fn a_bad_input_is_refused_before_the_run_naming_where_it_came_from() {
     );
     assert!(out.is_empty());
 }
+
+/// A duration past one year: it would overflow the clock.
+const HUGE: &str = "18446744073709551615s";
+const TOO_LONG: &str = "it is longer than the maximum of 1year (365.25 days)";
+
+#[test]
+fn a_duration_past_a_year_is_a_load_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("forever.yaml");
+    std::fs::write(
+        &flow,
+        format!(
+            "flow: forever\ntimeout: {HUGE}\nsteps:\n  - id: a\n    plugin: echo\n    circuit_breaker: {{reset_timeout: {HUGE}}}\n"
+        ),
+    )
+    .unwrap();
+    let file = flow.to_str().unwrap();
+    for command in ["check", "run"] {
+        let (code, out, err) = run(flowhost().args([command, file, "--plugins", &plugins()]));
+        assert_eq!(code, 2, "{command}: {out}{err}");
+        assert!(
+            err.contains(&format!(
+                "{file}:2:10: invalid duration `{HUGE}` for `timeout`: {TOO_LONG}"
+            )),
+            "{command}: {err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "{file}:6:38: invalid duration `{HUGE}` for `reset_timeout`: {TOO_LONG}"
+            )),
+            "{command}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn a_timeout_flag_past_a_year_is_a_usage_error_naming_the_flag() {
+    let echo = dist().join("testing/echo.wasm");
+    let echo = echo.to_str().unwrap();
+    let (code, out, err) = run(flowhost().args(["call", echo, "--timeout", HUGE]));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("--timeout"), "{err}");
+    assert!(
+        err.contains(&format!("`{HUGE}` is longer than the maximum of 1year")),
+        "{err}"
+    );
+    // A year itself is fine.
+    let (code, out, err) = run(flowhost().args(["call", echo, "--timeout", "1y"]));
+    assert_eq!((code, out.trim()), (0, "{}"), "{err}");
+}
+
+#[test]
+fn a_config_duration_past_a_year_stops_serve_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("flowhost.toml");
+    for (toml, key) in [
+        (format!("drain_timeout = \"{HUGE}\"\n"), "drain_timeout"),
+        (format!("probe_timeout = \"{HUGE}\"\n"), "probe_timeout"),
+        (
+            format!("[limits]\ntimeout = \"{HUGE}\"\n"),
+            "limits.timeout",
+        ),
+    ] {
+        std::fs::write(&config, toml).unwrap();
+        let mut child = flowhost()
+            .args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
+            .arg(dir.path())
+            .arg("--flows")
+            .arg(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("`flowhost serve` with {key} past a year started serving");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(2), "{key}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{}: invalid `{key}`: {TOO_LONG}",
+                config.display()
+            )),
+            "{err}"
+        );
+    }
+}

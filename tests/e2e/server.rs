@@ -1050,3 +1050,166 @@ async fn the_serve_binary_serves_and_stops_on_sigterm() {
     );
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_timeout_past_a_year_does_not_load_and_no_limit_overflows() {
+    let forever =
+        "flow: forever\ntimeout: 18446744073709551615s\nsteps:\n  - id: a\n    plugin: echo\n";
+    // Limits set in code are not checked like a file's: they must not
+    // overflow a deadline either.
+    let limits = flowhost::Limits {
+        timeout: Duration::MAX,
+        ..flowhost::Limits::default()
+    };
+    let s = Served::start(
+        &["testing/echo"],
+        &[("greet", GREET), ("forever", forever)],
+        ServerConfig { limits, ..config() },
+    )
+    .await;
+    let flows = s.get("/flows").await.json();
+    let entry = flows["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "forever")
+        .unwrap_or_else(|| panic!("{flows}"))
+        .clone();
+    let error = entry["error"].to_string();
+    assert!(
+        error.contains("forever.yaml:2:10: invalid duration `18446744073709551615s` for `timeout`: it is longer than the maximum of 1year"),
+        "{entry}"
+    );
+    let r = s.post("/flows/forever/runs?wait=false", "{}").await;
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    let r = s.post("/flows/greet/runs", r#"{"name": "Ada"}"#).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["status"], "succeeded");
+    assert_eq!(sample(&s.metrics().await, "flowhost_runs_in_flight"), 0.0);
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_for_more_flows_than_the_queue_holds_is_accepted_on_an_empty_queue() {
+    let subscribed = |name: &str| {
+        format!(
+            "flow: {name}\ntriggers: [{{event: fan.out}}]\nsteps:\n  - id: take\n    plugin: echo\n"
+        )
+    };
+    let s = Served::start(
+        &["testing/echo"],
+        &[
+            ("one", &subscribed("one")),
+            ("two", &subscribed("two")),
+            ("three", &subscribed("three")),
+        ],
+        ServerConfig {
+            workers: 1,
+            queue_capacity: 2,
+            ..config()
+        },
+    )
+    .await;
+    // Three runs, a queue of two: accepted whole, as the queue is empty.
+    let r = s.post("/events/fan.out", r#"{"n": 1}"#).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let runs = r.json()["runs"].as_array().unwrap().clone();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    for id in &runs {
+        let record = s.wait_finished(id.as_str().unwrap()).await;
+        assert_eq!(record["status"], "succeeded", "{record}");
+    }
+    s.shutdown().await;
+}
+
+/// `flowhost serve` on `flows_dir`, without colours; its address and its
+/// stderr lines.
+fn serve_binary(
+    plugins_dir: &Path,
+    flows_dir: &Path,
+) -> (
+    std::process::Child,
+    SocketAddr,
+    std::sync::mpsc::Receiver<String>,
+) {
+    let mut child = flowhost()
+        .args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
+        .arg(plugins_dir)
+        .arg("--flows")
+        .arg(flows_dir)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn flowhost serve");
+    let lines = lines_of(child.stderr.take().unwrap());
+    loop {
+        match lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                if let Some(a) = line.strip_prefix("flowhost: listening on http://") {
+                    return (child, a.trim().parse().unwrap(), lines);
+                }
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no `listening` line: {e}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_from_clients_and_steps_never_reach_the_log_raw() {
+    const FORGED: &str = "2026-01-01T00:00:00Z INFO forged";
+    let noisy = format!(
+        "flow: noisy\nsteps:\n  - id: say\n    plugin: fail\n    config: {{message: \"\\x1b[2J\\n{FORGED} by a step\"}}\n    continue_on_error: true\n  - id: tell\n    plugin: emit\n    config: {{topic: \"\\x1b[2J\\n{FORGED} by an emit\"}}\n    continue_on_error: true\n"
+    );
+    let (_dirs, plugins_dir, flows_dir) =
+        folders(&["testing/fail", "testing/emit"], &[("noisy", &noisy)]);
+    let (mut child, addr, lines) = serve_binary(&plugins_dir, &flows_dir);
+
+    // A client's topic with a terminal escape and a line break.
+    let r = http(
+        "POST",
+        addr,
+        "/events/%1B%5B2J%0A2026-01-01T00:00:00Z%20INFO%20forged",
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        error_body(
+            "bad-request",
+            &format!("the event topic `\\u{{1b}}[2J\\u{{a}}{FORGED}` has control characters"),
+            None
+        )
+    );
+    // A step's error and a step's emitted topic.
+    let r = http("POST", addr, "/flows/noisy/runs", Some("{}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let record = r.json();
+    assert_eq!(record["status"], "succeeded", "{record}");
+
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(child.wait().unwrap().success());
+    let log: Vec<String> = lines.iter().collect();
+    let log = log.join("\n");
+    assert!(!log.contains('\u{1b}'), "a raw escape in the log:\n{log}");
+    assert!(
+        !log.lines().any(|l| l.starts_with(FORGED)),
+        "a forged log line:\n{log}"
+    );
+    for escaped in [
+        format!("\\u{{1b}}[2J\\u{{a}}{FORGED} by a step"),
+        format!("emit refused: the event topic `\\u{{1b}}[2J\\u{{a}}{FORGED} by an emit`"),
+    ] {
+        assert!(log.contains(&escaped), "no `{escaped}` in the log:\n{log}");
+    }
+}

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use flowhost::{DirGrant, DirMode};
+use flowhost::{DirGrant, DirMode, HttpGrant, MAX_DURATION};
 
 use super::Failure;
 
@@ -34,10 +34,17 @@ pub(crate) async fn text_arg(flag: &str, value: &str) -> Result<(String, String)
     }
 }
 
-/// A duration such as `500ms` or `2s`.
+/// A duration such as `500ms` or `2s`, at most [`MAX_DURATION`].
 pub(crate) fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("`{s}` is not a duration like 500ms or 2s: {e}"))
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration like 500ms or 2s: {e}"))?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "`{s}` is longer than the maximum of {} (365.25 days)",
+            humantime::format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(d)
 }
 
 /// A size such as `64MiB` or `1048576`.
@@ -45,6 +52,13 @@ pub(crate) fn size(s: &str) -> Result<u64, String> {
     s.parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
         .map_err(|e| format!("`{s}` is not a size like 64MiB: {e}"))
+}
+
+/// Warns about each `--allow-http` grant that opens every loopback service.
+pub(crate) fn warn_open_grants(grants: &[HttpGrant]) {
+    for warning in grants.iter().filter_map(HttpGrant::loopback_warning) {
+        tracing::warn!("--allow-http: {warning}");
+    }
 }
 
 /// `HOST[:GUEST[:ro|rw]]`; the host directory must exist.
@@ -71,6 +85,8 @@ mod tests {
     fn parses_sizes_and_grants() {
         assert_eq!(size("64MiB"), Ok(64 << 20));
         assert_eq!(size("1024"), Ok(1024));
+        assert_eq!(duration("1y"), Ok(MAX_DURATION));
+        assert!(duration("18446744073709551615s").is_err());
         assert!(size("lots").is_err());
         let g = dir_grant(".:/data:rw").unwrap();
         assert_eq!((g.guest.as_deref(), g.mode), (Some("/data"), DirMode::Rw));

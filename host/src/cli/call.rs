@@ -46,6 +46,7 @@ pub(crate) struct CallArgs {
 }
 
 pub(crate) async fn run(args: CallArgs) -> Result<(), Failure> {
+    args::warn_open_grants(&args.allow_http);
     let input = args::json_arg("--input", &args.input).await?;
     let config = args::json_arg("--config", &args.config).await?;
     let defaults = Limits::default();

@@ -46,10 +46,42 @@ impl HttpGrant {
         self.port
     }
 
+    /// A warning for a grant that opens every service of this machine: a
+    /// loopback host (`localhost`, `127.0.0.1`, `[::1]`, or the unspecified
+    /// address, which reaches the same services) without a port, which lets
+    /// a step reach flowhost's own API too. `None` for any other grant.
+    ///
+    /// ```
+    /// let g: flowhost::HttpGrant = "localhost".parse().unwrap();
+    /// assert!(g.loopback_warning().is_some());
+    /// let g: flowhost::HttpGrant = "localhost:8080".parse().unwrap();
+    /// assert!(g.loopback_warning().is_none());
+    /// ```
+    pub fn loopback_warning(&self) -> Option<String> {
+        if self.port.is_some() || !is_loopback(&self.host) {
+            return None;
+        }
+        Some(format!(
+            "HTTP grant `{self}` opens every loopback service of this machine, flowhost's own API included; name the port, like `{self}:8080`"
+        ))
+    }
+
     /// Whether a request to `host` (in [`canonical_host`] form) on `port`
     /// (`None` when unknown) is allowed.
     pub(crate) fn allows(&self, host: &str, port: Option<u16>) -> bool {
         self.host == host && self.port.is_none_or(|p| port == Some(p))
+    }
+}
+
+/// Whether `host` (in [`canonical_host`] form) is this machine.
+fn is_loopback(host: &str) -> bool {
+    let local = |ip: IpAddr| ip.is_loopback() || ip.is_unspecified();
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => {
+            local(IpAddr::V6(v6)) || v6.to_ipv4_mapped().is_some_and(|v4| local(v4.into()))
+        }
+        Ok(ip) => local(ip),
+        Err(_) => host == "localhost" || host.ends_with(".localhost"),
     }
 }
 
@@ -275,6 +307,39 @@ mod tests {
         ];
         for (text, why) in cases {
             assert_eq!(reason(text), format!("invalid HTTP grant `{text}`: {why}"));
+        }
+    }
+
+    #[test]
+    fn a_loopback_grant_without_a_port_is_warned_about() {
+        for open in [
+            "localhost",
+            "LocalHost",
+            "api.localhost",
+            "127.0.0.1",
+            "127.1.2.3",
+            "0.0.0.0",
+            "[::1]",
+            "[::]",
+            "[::ffff:127.0.0.1]",
+        ] {
+            let g: HttpGrant = open.parse().unwrap();
+            let warning = g.loopback_warning().unwrap_or_else(|| panic!("{open}"));
+            assert!(
+                warning.starts_with(&format!("HTTP grant `{g}` opens every loopback service")),
+                "{warning}"
+            );
+        }
+        for closed in [
+            "localhost:8080",
+            "127.0.0.1:80",
+            "[::1]:443",
+            "api.example.com",
+            "10.0.0.1",
+            "localhost.example",
+        ] {
+            let g: HttpGrant = closed.parse().unwrap();
+            assert_eq!(g.loopback_warning(), None, "{closed}");
         }
     }
 

@@ -68,7 +68,7 @@ impl Breakers {
             .entry(plugin.to_string())
             .or_insert(State::Closed { failures: 0 });
         let open = || State::Open {
-            until: Instant::now() + spec.reset_timeout,
+            until: crate::duration::after(Instant::now(), spec.reset_timeout),
         };
         *state = match (permit, ok, &*state) {
             (_, true, _) => State::Closed { failures: 0 },
@@ -106,5 +106,24 @@ impl Breakers {
                 (name.clone(), state)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_reset_timeout_of_any_length_opens_the_breaker_without_overflow() {
+        let breakers = Breakers::default();
+        let spec = CircuitBreaker {
+            failure_threshold: 1,
+            reset_timeout: Duration::MAX,
+        };
+        breakers.record("p", &spec, &Permit::Call, false);
+        assert!(matches!(breakers.acquire("p"), Permit::Refused));
+        assert_eq!(breakers.snapshot(), [("p".to_string(), BreakerState::Open)]);
     }
 }

@@ -15,6 +15,8 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
+use crate::printable::printable;
+
 /// Severity of a guest log line (mirrors the WIT `level`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Level {
@@ -165,7 +167,7 @@ impl LogSink {
             return;
         }
         state.remaining -= cost;
-        guest_event!(level, self, stream, message);
+        guest_event!(level, self, stream, printable(message));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
@@ -248,5 +250,62 @@ impl AsyncWrite for GuestStdio {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A log writer that keeps what was written.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl tracing_subscriber::fmt::MakeWriter<'_> for Captured {
+        type Writer = Captured;
+
+        fn make_writer(&self) -> Captured {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn guest_lines_are_logged_with_control_characters_escaped() {
+        let out = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(out.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let ctx = Arc::new(crate::runtime::Context::direct("p"));
+            let sink = LogSink::new("p", &ctx, 1 << 20);
+            sink.log(Level::Info, "\u{1b}[2J\n2026-01-01T00:00:00Z  INFO forged");
+            sink.write(Stream::Stdout, b"out \x1b[31mred\x1b[0m\r\n");
+            sink.write(Stream::Stderr, b"err \x07\x08\x9b\n");
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 3, "a line per guest line: {text}");
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        for escaped in [
+            "\\u{1b}[2J\\u{a}2026-01-01T00:00:00Z  INFO forged",
+            "out \\u{1b}[31mred\\u{1b}[0m",
+            "err \\u{7}\\u{8}",
+        ] {
+            assert!(text.contains(escaped), "{escaped} in {text}");
+        }
     }
 }

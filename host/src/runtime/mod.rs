@@ -275,7 +275,7 @@ pub(crate) fn new_store(
         logs,
         events: options.events.clone(),
         ctx: ctx.clone(),
-        deadline: Instant::now() + limits.timeout,
+        deadline: crate::duration::after(Instant::now(), limits.timeout),
         _alive: Alive::new(&rt.alive),
     };
     let config = &rt.config;

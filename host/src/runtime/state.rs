@@ -75,7 +75,7 @@ impl host::Host for StepState {
         match &self.events {
             Some(sink) => sink.emit(event),
             None => {
-                tracing::info!(target: "flowhost::events", topic = %event.topic, step = %event.step_id,
+                tracing::info!(target: "flowhost::events", topic = %crate::printable::printable(&event.topic), step = %event.step_id,
                     "event emitted; no event bus in this mode, so no flow is started");
                 Ok(())
             }

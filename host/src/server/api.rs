@@ -185,6 +185,7 @@ async fn publish_event(
     Path(topic): Path<String>,
     Input(payload): Input,
 ) -> Answer {
+    events::check_topic(&topic).map_err(ApiError::BadRequest)?;
     let runs = events::publish(&state, &topic, payload, 0).map_err(|r| refused(&state, r))?;
     Ok((
         StatusCode::ACCEPTED,

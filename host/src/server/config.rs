@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Limits;
+use crate::duration::too_long;
 
 /// Settings of `flowhost serve`. Unknown keys are errors.
 ///
@@ -31,7 +32,8 @@ pub struct ServerConfig {
     /// Runs executing at once. Default: 8.
     pub workers: usize,
     /// Runs accepted but not started; past it, new runs and events get `429`.
-    /// Default: 64.
+    /// An event that starts more flows than this is accepted whole when the
+    /// queue is empty. Default: 64.
     pub queue_capacity: usize,
     /// Seconds a client is told to wait (`Retry-After`) when the queue is full.
     /// Default: 1.
@@ -90,9 +92,21 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// Parses a `flowhost.toml`.
+    /// Parses a `flowhost.toml`. Every duration must be at most
+    /// [`MAX_DURATION`](crate::MAX_DURATION).
     pub fn from_toml(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        let config: ServerConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let durations = [
+            ("drain_timeout", config.drain_timeout),
+            ("probe_timeout", config.probe_timeout),
+            ("limits.timeout", config.limits.timeout),
+        ];
+        for (key, d) in durations {
+            if let Some(why) = too_long(d) {
+                return Err(format!("invalid `{key}`: {why}"));
+            }
+        }
+        Ok(config)
     }
 
     /// The host configuration these settings imply.
@@ -141,5 +155,22 @@ mod tests {
         );
         let e = ServerConfig::from_toml("wrokers = 2").unwrap_err();
         assert!(e.contains("wrokers"), "{e}");
+    }
+
+    #[test]
+    fn durations_past_a_year_are_refused() {
+        let huge = "\"18446744073709551615s\"";
+        for (toml, key) in [
+            (format!("drain_timeout = {huge}"), "drain_timeout"),
+            (format!("probe_timeout = {huge}"), "probe_timeout"),
+            (format!("[limits]\ntimeout = {huge}"), "limits.timeout"),
+        ] {
+            assert_eq!(
+                ServerConfig::from_toml(&toml).unwrap_err(),
+                format!("invalid `{key}`: it is longer than the maximum of 1year (365.25 days)")
+            );
+        }
+        let year = ServerConfig::from_toml("drain_timeout = \"1y\"").unwrap();
+        assert_eq!(year.drain_timeout, crate::MAX_DURATION);
     }
 }

@@ -8,7 +8,20 @@ use std::sync::{Arc, Weak};
 
 use super::state::{Refusal, State};
 use crate::executor::RunInput;
+use crate::printable::{has_control, printable};
 use crate::runtime::events::{Event, EventSink};
+
+/// Refuses a topic with control characters (a line break, a terminal
+/// escape), from a client and from a step alike.
+pub(crate) fn check_topic(topic: &str) -> Result<(), String> {
+    if has_control(topic) {
+        return Err(format!(
+            "the event topic `{}` has control characters",
+            printable(topic)
+        ));
+    }
+    Ok(())
+}
 
 /// Starts the flows triggered by `topic`. Returns the new run ids. A flow
 /// whose `input_schema` the payload fails gets a run that fails at once
@@ -26,7 +39,7 @@ pub(crate) fn publish(
         .filter(|f| f.triggered_by(topic))
         .collect();
     if flows.is_empty() {
-        tracing::info!(%topic, "event published; no flow is triggered by it");
+        tracing::info!(topic = %printable(topic), "event published; no flow is triggered by it");
         return Ok(Vec::new());
     }
     let runs = flows
@@ -63,13 +76,18 @@ impl EventSink for RunEvents {
         let Some(state) = self.state.upgrade() else {
             return Err("the server is shutting down".into());
         };
+        let topic = printable(&event.topic);
+        if let Err(why) = check_topic(&event.topic) {
+            tracing::warn!(run = %event.run_id, %topic, "emit refused: {why}");
+            return Err(why);
+        }
         let limit = state.config.max_emits_per_run;
         if self.emitted.fetch_add(1, Ordering::SeqCst) >= limit {
-            tracing::warn!(run = %event.run_id, topic = %event.topic, "emit refused: per-run limit");
+            tracing::warn!(run = %event.run_id, %topic, "emit refused: per-run limit");
             return Err(format!("this run may emit at most {limit} events"));
         }
         if self.hop >= state.config.max_event_hops {
-            tracing::warn!(run = %event.run_id, topic = %event.topic, hop = self.hop, "emit refused: event loop guard");
+            tracing::warn!(run = %event.run_id, %topic, hop = self.hop, "emit refused: event loop guard");
             return Err(format!(
                 "event loop guard: this run is {} events deep; the limit is {}",
                 self.hop, state.config.max_event_hops

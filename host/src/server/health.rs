@@ -111,7 +111,9 @@ async fn probe(state: &State) -> Value {
     let run = state
         .exec
         .run(&flow, &plugins, input.clone(), RunOptions::default());
-    let record = match tokio::time::timeout(deadline + Duration::from_millis(50), run).await {
+    let record = match tokio::time::timeout(deadline.saturating_add(Duration::from_millis(50)), run)
+        .await
+    {
         Ok(r) => r,
         Err(_) => {
             return json!({"status": "unhealthy", "error": "the probe did not finish within its deadline"});

@@ -132,7 +132,9 @@ impl State {
 
     /// Accepts runs, all or none: `n` queue places are taken at once, so an
     /// event is never half-accepted. Each is a flow and its input, checked
-    /// against the flow; a run refused for its input fails at once.
+    /// against the flow; a run refused for its input fails at once. An event
+    /// that starts more runs than the queue holds is accepted whole when the
+    /// queue is empty, so that a retry can always get past a `429`.
     pub(crate) fn admit(
         self: &Arc<Self>,
         runs: Vec<(Arc<Flow>, Result<RunInput, InputError>)>,
@@ -145,7 +147,7 @@ impl State {
         let capacity = self.config.queue_capacity;
         self.queued
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
-                (q + n <= capacity).then_some(q + n)
+                (q + n <= capacity || q == 0).then_some(q + n)
             })
             .map_err(|_| Refusal::QueueFull)?;
         let mut accepted = Vec::with_capacity(n);

@@ -42,7 +42,7 @@ impl<'a> RunCtx<'a> {
             flow,
             plugins,
             run_id,
-            deadline: flow.timeout.map(|t| started + t),
+            deadline: flow.timeout.map(|t| crate::duration::after(started, t)),
             events: options.events.clone(),
             flow_dir: flow
                 .file

@@ -24,8 +24,8 @@ impl RunCtx<'_> {
         let result = match self.deadline {
             // A backstop: every attempt is already bounded by the time left.
             Some(d) => {
-                match tokio::time::timeout_at((d + Duration::from_millis(100)).into(), steps).await
-                {
+                let backstop = crate::duration::after(d, Duration::from_millis(100));
+                match tokio::time::timeout_at(backstop.into(), steps).await {
                     Ok(r) => r,
                     Err(_) => Err(RunError::new(
                         "",
@@ -83,7 +83,7 @@ impl RunCtx<'_> {
         match result {
             Ok(_) => rec.finish(StepStatus::Succeeded, None),
             Err(f) => {
-                tracing::warn!(run = %self.run_id, error = %f, "on_error handler failed");
+                tracing::warn!(run = %self.run_id, error = %crate::printable::printable(&f.to_string()), "on_error handler failed");
                 rec.finish(StepStatus::Failed, Some(&f));
             }
         }

@@ -100,7 +100,7 @@ impl RunCtx<'_> {
             }
             // The step cap ends the run: going on would only be refused again.
             Err(f) if step.continue_on_error && f.kind != ErrorKind::TooManySteps => {
-                tracing::warn!(run = %self.run_id, step = %path, error = %f, "step failed; continue_on_error lets the flow go on");
+                tracing::warn!(run = %self.run_id, step = %path, error = %crate::printable::printable(&f.to_string()), "step failed; continue_on_error lets the flow go on");
                 rec.finish(StepStatus::Continued, Some(&f));
                 Ok(None)
             }

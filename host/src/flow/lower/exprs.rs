@@ -5,11 +5,11 @@ use crate::flow::Pos;
 use crate::flow::expr::{Condition, Expr, TNode, Template, compile_str, unescape};
 use crate::flow::yaml::{Kind, Node};
 
-/// What expressions may read at some point of the flow.
-#[derive(Clone, Default)]
+/// What expressions may read at some point of the flow, besides the step
+/// outputs visible there (kept by [`Cx`], which shows and hides them as the
+/// pass enters and leaves sequences).
+#[derive(Clone, Copy, Default)]
 pub(super) struct Scope {
-    /// Step ids whose outputs are visible.
-    pub(super) visible: Vec<String>,
     /// Inside a `for_each`: `item` and `index`.
     pub(super) item: bool,
     /// In a fallback or `on_error`: `error`.
@@ -32,7 +32,7 @@ impl Scope {
 }
 
 impl Cx<'_> {
-    pub(super) fn check_expr(&mut self, pos: Pos, expr: &Expr, scope: &Scope) {
+    pub(super) fn check_expr(&mut self, pos: Pos, expr: &Expr, scope: Scope) {
         let vars = scope.vars();
         for v in &expr.refs().vars {
             if !vars.contains(&v.as_str()) {
@@ -48,7 +48,7 @@ impl Cx<'_> {
         }
         for id in &expr.refs().steps {
             let known = self.all_ids.contains(id);
-            if scope.visible.contains(id) || (scope.any_step && known) {
+            if self.visible.contains_key(id) || (scope.any_step && known) {
                 continue;
             }
             if known {
@@ -71,7 +71,7 @@ impl Cx<'_> {
         }
     }
 
-    pub(super) fn tnode(&mut self, node: &Node, scope: &Scope) -> TNode {
+    pub(super) fn tnode(&mut self, node: &Node, scope: Scope) -> TNode {
         match &node.kind {
             Kind::Str(s) => match compile_str(s) {
                 Ok(Some(t)) => {
@@ -100,7 +100,7 @@ impl Cx<'_> {
         }
     }
 
-    pub(super) fn template(&mut self, node: &Node, scope: &Scope) -> Template {
+    pub(super) fn template(&mut self, node: &Node, scope: Scope) -> Template {
         Template::from_node(self.tnode(node, scope))
     }
 
@@ -108,7 +108,7 @@ impl Cx<'_> {
         &mut self,
         node: &Node,
         field: &str,
-        scope: &Scope,
+        scope: Scope,
     ) -> Option<Condition> {
         match &node.kind {
             Kind::Bool(b) => Some(Condition::constant(*b)),

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::Cx;
+use crate::duration::too_long;
 use crate::flow::yaml::{Kind, Node};
 
 impl Cx<'_> {
@@ -59,7 +60,16 @@ impl Cx<'_> {
             return None;
         };
         match humantime::parse_duration(text.trim()) {
-            Ok(d) => Some(d),
+            Ok(d) => match too_long(d) {
+                None => Some(d),
+                Some(why) => {
+                    self.err(
+                        node.pos,
+                        format!("invalid duration `{text}` for `{field}`: {why}"),
+                    );
+                    None
+                }
+            },
             Err(_) => {
                 self.err(
                     node.pos,

@@ -12,6 +12,8 @@ mod fields;
 mod ids;
 mod plugin_step;
 mod steps;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -55,6 +57,13 @@ pub(super) struct Cx<'a> {
     all_ids: HashSet<String>,
     /// Ids seen so far, with where.
     seen: HashMap<String, Pos>,
+    /// Step ids whose outputs are visible at this point of the pass, each
+    /// with how many times it is shown (a duplicate id may be). Kept here,
+    /// not copied into every scope, so a pass is linear in the steps.
+    visible: HashMap<String, u32>,
+    /// The visible ids in the order they were shown, so that a sequence
+    /// hides its own steps when it ends.
+    shown: Vec<String>,
 }
 
 impl<'a> Cx<'a> {
@@ -65,6 +74,26 @@ impl<'a> Cx<'a> {
             errors: Vec::new(),
             all_ids: HashSet::new(),
             seen: HashMap::new(),
+            visible: HashMap::new(),
+            shown: Vec::new(),
+        }
+    }
+
+    /// Makes a step's output visible to what follows it.
+    fn show(&mut self, id: &str) {
+        *self.visible.entry(id.to_string()).or_default() += 1;
+        self.shown.push(id.to_string());
+    }
+
+    /// Hides the steps shown since `mark` (the length of `shown` then).
+    fn hide_since(&mut self, mark: usize) {
+        for id in self.shown.drain(mark..) {
+            if let Some(n) = self.visible.get_mut(&id) {
+                *n -= 1;
+                if *n == 0 {
+                    self.visible.remove(&id);
+                }
+            }
         }
     }
 
@@ -75,6 +104,11 @@ impl<'a> Cx<'a> {
             column: pos.column,
             message: message.into(),
         });
+    }
+
+    /// A warning about the file, which still loads: logged with its position.
+    fn warn(&self, pos: Pos, message: &str) {
+        tracing::warn!("{}:{pos}: {message}", self.file.display());
     }
 
     /// Checks that `node` is a mapping with only `allowed` fields.
@@ -163,14 +197,14 @@ impl<'a> Cx<'a> {
         });
         let steps = self
             .required(&fields, "steps", "the flow", root.pos)
-            .map(|n| self.steps(n, "steps", &Scope::default()));
+            .map(|n| self.steps(n, "steps", Scope::default()));
         let on_error = fields.get("on_error").and_then(|n| {
             let scope = Scope {
                 error: true,
                 any_step: true,
                 ..Scope::default()
             };
-            self.call(n, "`on_error`", &scope)
+            self.call(n, "`on_error`", scope)
         });
 
         if !self.errors.is_empty() {
@@ -216,7 +250,7 @@ impl<'a> Cx<'a> {
     }
 
     /// A plugin call: a fallback or `on_error`.
-    fn call(&mut self, node: &Node, what: &str, scope: &Scope) -> Option<PluginCall> {
+    fn call(&mut self, node: &Node, what: &str, scope: Scope) -> Option<PluginCall> {
         let f = self.fields(node, what, CALL_FIELDS)?;
         let plugin = self
             .required(&f, "plugin", what, node.pos)

@@ -20,7 +20,7 @@ const RETRY_FIELDS: &[&str] = &[
 ];
 
 impl Cx<'_> {
-    pub(super) fn plugin_step(&mut self, fields: &Fields<'_>, scope: &Scope) -> Option<PluginStep> {
+    pub(super) fn plugin_step(&mut self, fields: &Fields<'_>, scope: Scope) -> Option<PluginStep> {
         let plugin = fields.get("plugin").and_then(|n| self.plugin_name(n));
         let config = fields.get("config").map(Node::to_json).unwrap_or_default();
         let retry = match fields.get("retry") {
@@ -47,9 +47,9 @@ impl Cx<'_> {
         let fallback = fields.get("fallback").and_then(|n| {
             let scope = Scope {
                 error: true,
-                ..scope.clone()
+                ..scope
             };
-            self.call(n, "`fallback`", &scope)
+            self.call(n, "`fallback`", scope)
         });
         let grants = match fields.get("allow") {
             Some(n) => self.grants(n),
@@ -205,7 +205,12 @@ impl Cx<'_> {
                     continue;
                 };
                 match text.parse::<HttpGrant>() {
-                    Ok(grant) => grants.http.push(grant),
+                    Ok(grant) => {
+                        if let Some(warning) = grant.loopback_warning() {
+                            self.warn(item.pos, &warning);
+                        }
+                        grants.http.push(grant);
+                    }
                     Err(e) => self.err(item.pos, e.to_string()),
                 }
             }

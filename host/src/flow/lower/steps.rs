@@ -94,30 +94,32 @@ struct Common {
 }
 
 impl Cx<'_> {
-    /// A sequence of steps: each sees the ones before it.
-    pub(super) fn steps(&mut self, node: &Node, field: &str, scope: &Scope) -> Vec<Step> {
+    /// A sequence of steps: each sees the ones before it, which are hidden
+    /// again when the sequence ends.
+    pub(super) fn steps(&mut self, node: &Node, field: &str, scope: Scope) -> Vec<Step> {
         let Some(items) = self.list(node, field) else {
             return Vec::new();
         };
         if items.is_empty() {
             self.err(node.pos, format!("`{field}` must not be empty"));
         }
-        let mut scope = scope.clone();
+        let mark = self.shown.len();
         let mut out = Vec::new();
         for item in items {
-            if let Some(step) = self.step(item, &scope) {
+            if let Some(step) = self.step(item, scope) {
                 out.push(step);
             }
             if let Some(id) = step_id(item) {
-                scope.visible.push(id.to_string());
+                self.show(id);
             }
         }
+        self.hide_since(mark);
         out
     }
 
     /// One step: its id, its kind, the fields its kind allows, then the
     /// common fields and the kind's own.
-    pub(super) fn step(&mut self, node: &Node, scope: &Scope) -> Option<Step> {
+    pub(super) fn step(&mut self, node: &Node, scope: Scope) -> Option<Step> {
         let Kind::Map(entries) = &node.kind else {
             self.wrong_type(node, "a step", "a mapping");
             return None;
@@ -177,7 +179,7 @@ impl Cx<'_> {
         }
     }
 
-    fn common(&mut self, fields: &Fields<'_>, scope: &Scope) -> Common {
+    fn common(&mut self, fields: &Fields<'_>, scope: Scope) -> Common {
         Common {
             input: fields.get("input").map(|n| self.template(n, scope)),
             condition: fields
@@ -193,7 +195,7 @@ impl Cx<'_> {
         }
     }
 
-    fn parallel(&mut self, fields: &Fields<'_>, scope: &Scope) -> Option<Parallel> {
+    fn parallel(&mut self, fields: &Fields<'_>, scope: Scope) -> Option<Parallel> {
         let list = fields.get("parallel")?;
         let items = self.list(list, "parallel")?;
         if items.is_empty() {
@@ -211,7 +213,7 @@ impl Cx<'_> {
         })
     }
 
-    fn switch(&mut self, node: &Node, scope: &Scope) -> Option<Switch> {
+    fn switch(&mut self, node: &Node, scope: Scope) -> Option<Switch> {
         let items = self.list(node, "switch")?;
         if items.is_empty() {
             self.err(node.pos, "`switch` must not be empty");
@@ -257,7 +259,7 @@ impl Cx<'_> {
         fields: &Fields<'_>,
         pos: Pos,
         what: &str,
-        scope: &Scope,
+        scope: Scope,
     ) -> Option<ForEach> {
         let each = fields.get("for_each")?;
         let items = match each.kind {
@@ -274,11 +276,11 @@ impl Cx<'_> {
             .unwrap_or(ForEach::DEFAULT_MAX_CONCURRENCY);
         let inner = Scope {
             item: true,
-            ..scope.clone()
+            ..scope
         };
         let steps = self
             .required(fields, "steps", what, pos)
-            .map(|n| self.steps(n, "steps", &inner))?;
+            .map(|n| self.steps(n, "steps", inner))?;
         Some(ForEach {
             items,
             max_concurrency,
