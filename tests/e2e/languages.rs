@@ -1,6 +1,5 @@
 //! Steps in JavaScript, Python and C beside Rust: the examples, one flow
-//! through all four languages, hostile steps in JavaScript and Python, and
-//! `flowhost new` projects that build and run as they are.
+//! through all four languages, and hostile steps in JavaScript and Python.
 //!
 //! JavaScript and Python components are megabytes and take seconds to
 //! compile: library tests share them through `support::plugin_once`, and only a

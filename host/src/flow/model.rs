@@ -138,7 +138,6 @@ impl InputSchema {
     /// Compiles a schema.
     ///
     /// # Errors
-    /// What is wrong with the schema.
     /// What is wrong with the schema, and where in it (`at /properties/n`).
     pub(crate) fn compile(schema: &Value) -> Result<InputSchema, String> {
         InputSchema::compile_at(schema).map_err(|(pointer, message)| {

@@ -1,0 +1,316 @@
+//! `flowhost serve`: a real server on a loopback port, driven over real HTTP.
+//! Each test starts its own server (the library's `Server`, or the binary)
+//! on a temporary flows folder and a plugins folder holding only the
+//! components it needs, compiled once into a shared cache.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use flowhost::server::{Server, ServerConfig, ShutdownReport};
+use flowhost::{Config, Host};
+use serde_json::{Value, json};
+
+use crate::support::{Response, flowhost, http, poll_until, wasm};
+
+mod api;
+mod events;
+mod lifecycle;
+mod limits;
+
+/// A server started on a temporary flows and plugins folder.
+struct Served {
+    server: Option<Server>,
+    host: Host,
+    addr: SocketAddr,
+    _dirs: tempfile::TempDir,
+}
+
+/// The compile cache of every server these tests start.
+fn cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-server-compile-cache")
+}
+
+/// Settings for a test: an ephemeral loopback port and a short drain.
+fn config() -> ServerConfig {
+    ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        drain_timeout: Duration::from_secs(2),
+        ..ServerConfig::default()
+    }
+}
+
+/// Copies `plugins` (e.g. `testing/echo`) into a plugins folder under their
+/// file stems and writes `flows` (file stem, YAML) into a flows folder.
+fn folders(plugins: &[&str], flows: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dirs = tempfile::tempdir().unwrap();
+    let plugins_dir = dirs.path().join("plugins");
+    let flows_dir = dirs.path().join("flows");
+    std::fs::create_dir_all(&plugins_dir).unwrap();
+    std::fs::create_dir_all(&flows_dir).unwrap();
+    for name in plugins {
+        let stem = Path::new(name).file_name().unwrap().to_string_lossy();
+        std::fs::copy(wasm(name), plugins_dir.join(format!("{stem}.wasm"))).unwrap();
+    }
+    for (stem, yaml) in flows {
+        std::fs::write(flows_dir.join(format!("{stem}.yaml")), yaml).unwrap();
+    }
+    (dirs, plugins_dir, flows_dir)
+}
+
+impl Served {
+    async fn start(plugins: &[&str], flows: &[(&str, &str)], config: ServerConfig) -> Served {
+        let host = Host::new(Config::default().cache(Some(cache_dir()))).expect("host");
+        Served::start_on(host, plugins, flows, config).await
+    }
+
+    async fn start_on(
+        host: Host,
+        plugins: &[&str],
+        flows: &[(&str, &str)],
+        config: ServerConfig,
+    ) -> Served {
+        let (dirs, plugins_dir, flows_dir) = folders(plugins, flows);
+        let server = Server::start(host.clone(), &plugins_dir, &flows_dir, config)
+            .await
+            .expect("server starts");
+        Served {
+            addr: server.addr(),
+            server: Some(server),
+            host,
+            _dirs: dirs,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Response {
+        http("GET", self.addr, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: &str) -> Response {
+        http("POST", self.addr, path, Some(body)).await
+    }
+
+    /// Starts a run without waiting (`202`); returns its id.
+    async fn start_run(&self, flow: &str, input: &str) -> String {
+        let r = self
+            .post(&format!("/flows/{flow}/runs?wait=false"), input)
+            .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        r.json()["run_id"].as_str().unwrap().to_string()
+    }
+
+    /// `GET /runs/{id}`, which must answer 200.
+    async fn run(&self, id: &str) -> Value {
+        let r = self.get(&format!("/runs/{id}")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    }
+
+    /// Polls a run until its status is `status`.
+    async fn wait_status(&self, id: &str, status: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = self.run(id).await;
+            if last["status"] == status {
+                return last;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {id} is not {status} after {timeout:?}: {last}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Polls a run until it finished (succeeded, failed or cancelled).
+    async fn wait_finished(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let record = self.run(id).await;
+            if !matches!(record["status"].as_str(), Some("queued" | "running")) {
+                return record;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {id} never finished: {record}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Polls `/metrics` until `done` holds of it; returns that text.
+    async fn metrics_until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let m = self.metrics().await;
+            if done(&m) {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{m}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Polls the host until `n` guest instances are alive.
+    async fn instances_become(&self, n: usize, timeout: Duration) {
+        let host = self.host.clone();
+        poll_until(timeout, &format!("{n} guest instances alive"), move || {
+            let alive = host.instances_alive();
+            async move { alive == n }
+        })
+        .await;
+    }
+
+    /// The `/metrics` text.
+    async fn metrics(&self) -> String {
+        let r = self.get("/metrics").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+    }
+
+    async fn shutdown(mut self) -> ShutdownReport {
+        self.server.take().unwrap().shutdown().await
+    }
+}
+
+/// The value of the sample `series` (name and labels, exactly as printed);
+/// 0 when absent.
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+fn started(flow: &str) -> String {
+    format!("flowhost_runs_started_total{{flow=\"{flow}\"}}")
+}
+
+/// The runs-finished series; `kind` and `class` are empty for a success.
+fn finished(flow: &str, status: &str, kind: &str, class: &str) -> String {
+    format!(
+        "flowhost_runs_finished_total{{flow=\"{flow}\",status=\"{status}\",kind=\"{kind}\",class=\"{class}\"}}"
+    )
+}
+
+fn error_body(kind: &str, message: &str, step: Option<&str>) -> Value {
+    json!({"error": {"kind": kind, "message": message, "step": step}})
+}
+
+const GREET: &str = "\
+flow: greet
+input_schema:
+  type: object
+  required: [name]
+  properties:
+    name: {type: string}
+steps:
+  - id: hello
+    plugin: echo
+";
+
+const BROKEN: &str = "\
+flow: broken
+steps:
+  - id: boom
+    plugin: fail
+    config: {kind: permanent, message: no way}
+";
+
+fn sleep_flow(name: &str, ms: u64, extra: &str) -> String {
+    format!(
+        "flow: {name}\n{extra}steps:\n  - id: nap\n    plugin: sleep\n    config: {{ms: {ms}}}\n"
+    )
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time.
+fn epoch_ms(rfc3339: &str) -> f64 {
+    humantime::parse_rfc3339(rfc3339)
+        .unwrap_or_else(|e| panic!("{rfc3339}: {e}"))
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1e3
+}
+
+/// The most intervals `(start, end)` that hold at one instant.
+fn max_overlap(intervals: &[(f64, f64)]) -> usize {
+    let mut edges: Vec<(f64, i32)> = intervals
+        .iter()
+        .flat_map(|&(s, e)| [(s, 1), (e, -1)])
+        .collect();
+    // At a tie, an end comes before a start: touching is not overlapping.
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut now, mut max) = (0i32, 0i32);
+    for (_, d) in edges {
+        now += d;
+        max = max.max(now);
+    }
+    max as usize
+}
+
+/// A flow whose one step spins until cancelled.
+const SPIN: &str = "\
+flow: spin
+steps:
+  - id: forever
+    plugin: busy-loop
+    timeout: 60s
+    limits: {fuel: 1000000000000000}
+";
+
+/// Reads the binary's stderr on a thread, line by line.
+fn lines_of(stderr: std::process::ChildStderr) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// `flowhost serve` on `flows_dir`, without colours; its address and its
+/// stderr lines.
+fn serve_binary(
+    plugins_dir: &Path,
+    flows_dir: &Path,
+) -> (
+    std::process::Child,
+    SocketAddr,
+    std::sync::mpsc::Receiver<String>,
+) {
+    let mut child = flowhost()
+        .args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
+        .arg(plugins_dir)
+        .arg("--flows")
+        .arg(flows_dir)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn flowhost serve");
+    let lines = lines_of(child.stderr.take().unwrap());
+    loop {
+        match lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                if let Some(a) = line.strip_prefix("flowhost: listening on http://") {
+                    return (child, a.trim().parse().unwrap(), lines);
+                }
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no `listening` line: {e}");
+            }
+        }
+    }
+}
