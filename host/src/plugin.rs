@@ -149,13 +149,20 @@ pub(crate) struct Loader {
     pub(crate) compiles: Arc<AtomicU64>,
 }
 
+/// The largest plugin file read: 256 MiB, over ten times the largest bundled
+/// component (an 18 MB Python step). A larger file is refused unread.
+pub(crate) const MAX_PLUGIN_FILE_BYTES: u64 = 256 << 20;
+
 impl Loader {
-    /// Reads, checks and compiles a plugin file, off the async runtime.
+    /// Reads, checks and compiles a plugin file, off the async runtime. Only
+    /// a regular file of at most [`MAX_PLUGIN_FILE_BYTES`] is read.
     pub(crate) async fn load_file(&self, path: &Path) -> Result<Plugin, LoadError> {
-        let bytes = tokio::fs::read(path).await.map_err(|e| LoadError {
-            path: path.to_path_buf(),
-            reason: LoadErrorReason::Io(e),
-        })?;
+        let bytes = crate::bounded_read::read_capped(path, MAX_PLUGIN_FILE_BYTES)
+            .await
+            .map_err(|e| LoadError {
+                path: path.to_path_buf(),
+                reason: LoadErrorReason::Io(e),
+            })?;
         self.load_bytes(path, bytes).await
     }
 

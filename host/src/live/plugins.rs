@@ -87,6 +87,7 @@ impl Kind for PluginKind {
     type Item = Plugin;
     type Snap = PluginSet;
     const WHAT: Watched = Watched::Plugin;
+    const MAX_LEN: u64 = crate::plugin::MAX_PLUGIN_FILE_BYTES;
 
     fn matches(path: &Path) -> bool {
         path.extension().is_some_and(|e| e == "wasm")
