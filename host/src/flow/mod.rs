@@ -95,7 +95,7 @@ mod yaml;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub(crate) use expr::{Bindings, describe_json};
+pub(crate) use expr::{Bindings, Bounds, EvalError, describe_json};
 pub use model::Flow;
 pub(crate) use model::{
     CircuitBreaker, ForEach, Parallel, PluginCall, PluginStep, Step, StepKind, Switch,
