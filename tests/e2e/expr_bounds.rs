@@ -148,7 +148,7 @@ fn run_stops_an_expression_that_builds_gigabytes() {
         ),
         (
             100_000,
-            "stopped after building 64 MiB of values (the cap per evaluation)",
+            "stopped after building 128 MiB of values (the cap per evaluation)",
         ),
     ] {
         let yaml = format!(

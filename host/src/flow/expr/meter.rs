@@ -21,8 +21,9 @@ use crate::error::ErrorKind;
 pub(crate) const MAX_STEPS: u64 = 1_000_000;
 
 /// The bytes of values one evaluation may build (strings, lists, maps; the
-/// copies it makes included), counted as they are built.
-pub(crate) const MAX_BYTES: u64 = 64 << 20;
+/// copies it makes included), counted as they are built: as much as a
+/// guest call may hold by default.
+pub(crate) const MAX_BYTES: u64 = 128 << 20;
 
 /// How long an evaluation may run on an async worker before it is stopped
 /// and run again on the blocking pool.
@@ -30,7 +31,7 @@ const INLINE_SLICE: Duration = Duration::from_millis(1);
 
 /// Variables heavier than this ([`super::json::weight`]) are never read on an
 /// async worker: their evaluation goes straight to the blocking pool.
-const INLINE_WEIGHT: u64 = 20_000;
+const INLINE_WEIGHT: u64 = 8_192;
 
 /// The bounds of every evaluation of a run.
 #[derive(Debug, Clone)]
@@ -258,7 +259,7 @@ fn thousands(n: u64) -> String {
     out
 }
 
-/// A byte count in words: `64 MiB`, or `1,500 bytes`.
+/// A byte count in words: `128 MiB`, or `1,500 bytes`.
 fn bytes(n: u64) -> String {
     if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{} MiB", thousands(n >> 20))

@@ -127,11 +127,11 @@ fn copies_into_a_built_list_count_toward_the_bytes_cap() {
     assert_eq!(
         e.to_string(),
         format!(
-            "expression `{}`: stopped after building 64 MiB of values (the cap per evaluation)",
+            "expression `{}`: stopped after building 128 MiB of values (the cap per evaluation)",
             &expr[2..expr.len() - 1]
         )
     );
-    assert_eq!(MAX_BYTES, 64 << 20);
+    assert_eq!(MAX_BYTES, 128 << 20);
     // A hundred copies are fine.
     let small = "${size(lists.range(100).map(x, input.s).join(''))}";
     assert_eq!(
@@ -164,10 +164,10 @@ fn strings_and_lists_built_by_operators_and_functions_count() {
 
 #[test]
 fn join_and_replace_count_their_result_before_building_it() {
-    // Each would build 100 MB: refused up front, so this takes no time.
+    // Each would build 200 MB: refused up front, so this takes no time.
     let scope = json!({"input": {
         "items": vec!["a"; 100_000],
-        "sep": "x".repeat(1000),
+        "sep": "x".repeat(2000),
         "s": "a".repeat(100_000),
     }});
     for expr in [
@@ -178,7 +178,7 @@ fn join_and_replace_count_their_result_before_building_it() {
         let started = Instant::now();
         let e = eval(expr, scope.clone(), &Bounds::default()).unwrap_err();
         assert!(
-            e.to_string().contains("stopped after building 64 MiB"),
+            e.to_string().contains("stopped after building 128 MiB"),
             "{expr}: {e}"
         );
         assert!(started.elapsed() < Duration::from_secs(5), "{expr}");
