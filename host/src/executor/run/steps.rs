@@ -119,6 +119,9 @@ impl RunCtx<'_> {
         default: Doc,
         path: &str,
     ) -> Result<Option<Doc>, RunError> {
+        if step.condition.is_none() && step.input.is_none() {
+            return Ok(Some(default));
+        }
         let bounds = self.expr_bounds();
         let failed = |e: EvalError| RunError::new(path, e.kind, e.to_string());
         if let Some(cond) = &step.condition
