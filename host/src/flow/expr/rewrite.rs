@@ -106,11 +106,11 @@ fn call(call: &mut CallExpr) -> bool {
         bound(target);
     }
     call.args.iter_mut().for_each(bound);
-    let qualified = |namespace: &str, name: &str, call: &CallExpr| {
-        call.func_name == name
-            && matches!(call.target.as_deref(), Some(IdedExpr { expr: Expr::Ident(n), .. }) if n == namespace)
-    };
-    if qualified("lists", "range", call) && call.args.len() == 1 {
+    let in_lists = matches!(
+        call.target.as_deref(),
+        Some(IdedExpr { expr: Expr::Ident(n), .. }) if n == "lists"
+    );
+    if in_lists && call.func_name == "range" && call.args.len() == 1 {
         wrap(&mut call.args[0], STEPS);
     }
     if call.target.is_some()
