@@ -9,6 +9,7 @@ mod call_cli;
 mod dev_cli;
 mod embed;
 mod examples;
+mod expr_bounds;
 mod flows;
 mod grants;
 mod history;

@@ -9,7 +9,7 @@ use super::records::Records;
 use crate::config::{DirGrant, Grants, Limits};
 use crate::executor::scope::Scope;
 use crate::executor::{Inner, RunOptions};
-use crate::flow::Flow;
+use crate::flow::{Bounds, Flow};
 use crate::registry::PluginSet;
 use crate::runtime::events::EventSink;
 use crate::runtime::{CallOptions, Context};
@@ -64,6 +64,16 @@ impl<'a> RunCtx<'a> {
     pub(super) fn remaining(&self) -> Option<Duration> {
         self.deadline
             .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// The bounds of the run's expressions: its deadline, and the default
+    /// call timeout as the time limit of one evaluation.
+    pub(super) fn expr_bounds(&self) -> Bounds {
+        Bounds {
+            deadline: self.deadline,
+            time_limit: self.limits().timeout,
+            ..Bounds::default()
+        }
     }
 
     /// The host's default limits of a call.

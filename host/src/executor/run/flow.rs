@@ -14,6 +14,7 @@ use crate::error::ErrorKind;
 use crate::executor::data::{Data, Doc};
 use crate::executor::record::{RunError, StepStatus, StepType};
 use crate::executor::scope::Scope;
+use crate::flow::Bounds;
 
 impl RunCtx<'_> {
     /// Runs the flow on `input`, checked where it entered: its output, or
@@ -54,15 +55,27 @@ impl RunCtx<'_> {
         rec.record.plugin = Some(call.plugin.clone());
         let record = err.to_value();
         let scope = self.top.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // The handler runs after the run failed, perhaps at its deadline:
+        // its input is bounded by the time limit alone.
+        let bounds = Bounds {
+            deadline: None,
+            ..self.expr_bounds()
+        };
         let input = match (&call.input, scope) {
-            (Some(t), Some(scope)) => t.render_in(&scope.with_error(record.clone())),
-            (Some(t), None) => t.render(&json!({"input": null, "steps": {}, "error": record})),
+            (Some(t), Some(scope)) => {
+                t.render_bounded(scope.with_error(record.clone()), &bounds)
+                    .await
+            }
+            (Some(t), None) => {
+                let scope = json!({"input": null, "steps": {}, "error": record});
+                t.render_bounded(scope, &bounds).await
+            }
             (None, _) => Ok(record),
         };
         let input = match input {
             Ok(v) => Data::from_value(v),
             Err(e) => {
-                let f = RunError::new("on_error", ErrorKind::Expression, e.to_string());
+                let f = RunError::new("on_error", e.kind, e.to_string());
                 rec.finish(StepStatus::Failed, Some(&f));
                 return;
             }

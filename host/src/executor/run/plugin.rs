@@ -42,8 +42,9 @@ impl RunCtx<'_> {
         };
         let fb_input = match &fallback.input {
             Some(t) => Data::from_value(
-                t.render_in(&at.scope.with_error(err.to_value()))
-                    .map_err(|e| RunError::new(at.path, ErrorKind::Expression, e.to_string()))?,
+                t.render_bounded(at.scope.with_error(err.to_value()), &self.expr_bounds())
+                    .await
+                    .map_err(|e| RunError::new(at.path, e.kind, e.to_string()))?,
             ),
             None => input,
         };
@@ -104,8 +105,9 @@ impl RunCtx<'_> {
         loop {
             if let Some(t) = per_attempt.filter(|_| attempt > 1) {
                 let rendered = t
-                    .render_in(&at.scope.with_attempt(attempt))
-                    .map_err(|e| RunError::new(path, ErrorKind::Expression, e.to_string()))?;
+                    .render_bounded(at.scope.with_attempt(attempt), &self.expr_bounds())
+                    .await
+                    .map_err(|e| RunError::new(path, e.kind, e.to_string()))?;
                 input = Data::from_value(rendered);
             }
             let remaining = self.remaining();

@@ -16,7 +16,7 @@ use crate::error::ErrorKind;
 use crate::executor::data::{Data, Doc};
 use crate::executor::record::{RunError, StepStatus, StepType};
 use crate::executor::scope::Scope;
-use crate::flow::{ForEach, Parallel, Step, StepKind, Switch, describe_json};
+use crate::flow::{EvalError, ForEach, Parallel, Step, StepKind, Switch, describe_json};
 
 impl RunCtx<'_> {
     /// A sequence: each step's output feeds the next, unless it says
@@ -64,7 +64,7 @@ impl RunCtx<'_> {
         spread: Spread,
     ) -> Result<Option<Doc>, RunError> {
         let mut rec = Guard::start(&self.records, path, StepType::of(&step.kind))?;
-        let input = match self.step_input(step, scope, default, path) {
+        let input = match self.step_input(step, scope, default, path).await {
             Ok(Some(input)) => input,
             Ok(None) => {
                 rec.finish(StepStatus::Skipped, None);
@@ -113,22 +113,32 @@ impl RunCtx<'_> {
 
     /// A step's input: its `input` mapping rendered, else `default`.
     /// `None` when its `if` is false.
-    fn step_input(
+    async fn step_input(
         &self,
         step: &Step,
         scope: &Scope,
         default: Doc,
         path: &str,
     ) -> Result<Option<Doc>, RunError> {
-        let expression =
-            |e: &dyn std::fmt::Display| RunError::new(path, ErrorKind::Expression, e.to_string());
+        if step.condition.is_none() && step.input.is_none() {
+            return Ok(Some(default));
+        }
+        let bounds = self.expr_bounds();
+        let failed = |e: EvalError| RunError::new(path, e.kind, e.to_string());
         if let Some(cond) = &step.condition
-            && !cond.eval_bool_in(scope).map_err(|e| expression(&e))?
+            && !cond
+                .eval_bounded(scope.clone(), &bounds)
+                .await
+                .map_err(failed)?
         {
             return Ok(None);
         }
         Ok(Some(match &step.input {
-            Some(t) => Data::from_value(t.render_in(scope).map_err(|e| expression(&e))?),
+            Some(t) => Data::from_value(
+                t.render_bounded(scope.clone(), &bounds)
+                    .await
+                    .map_err(failed)?,
+            ),
             None => default,
         }))
     }
@@ -217,8 +227,9 @@ impl RunCtx<'_> {
         for case in &s.cases {
             let hit = case
                 .when
-                .eval_bool_in(scope)
-                .map_err(|e| RunError::new(path, ErrorKind::Expression, e.to_string()))?;
+                .eval_bounded(scope.clone(), &self.expr_bounds())
+                .await
+                .map_err(|e| RunError::new(path, e.kind, e.to_string()))?;
             if hit {
                 chosen = Some(&case.steps);
                 break;
@@ -236,8 +247,9 @@ impl RunCtx<'_> {
     async fn run_for_each(&self, f: &ForEach, scope: &Scope, path: &str) -> Result<Doc, RunError> {
         let items = f
             .items
-            .render_in(scope)
-            .map_err(|e| RunError::new(path, ErrorKind::Expression, e.to_string()))?;
+            .render_bounded(scope.clone(), &self.expr_bounds())
+            .await
+            .map_err(|e| RunError::new(path, e.kind, e.to_string()))?;
         let Value::Array(items) = items else {
             return Err(RunError::new(
                 path,

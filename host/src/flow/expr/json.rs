@@ -35,6 +35,20 @@ pub(super) fn to_cel(value: &Value) -> Cel {
     }
 }
 
+/// How heavy a value is to convert and evaluate: one for every value, plus
+/// one for every 16 bytes of its strings.
+pub(super) fn weight(value: &Value) -> u64 {
+    match value {
+        Value::String(s) => 1 + s.len() as u64 / 16,
+        Value::Array(items) => items.iter().fold(1, |n, v| n.saturating_add(weight(v))),
+        Value::Object(obj) => obj.iter().fold(1, |n, (k, v)| {
+            n.saturating_add(1 + k.len() as u64 / 16)
+                .saturating_add(weight(v))
+        }),
+        _ => 1,
+    }
+}
+
 /// CEL to JSON. Fails for values JSON cannot hold.
 pub(super) fn to_json(value: &Cel) -> Result<Value, String> {
     Ok(match value {

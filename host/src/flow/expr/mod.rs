@@ -4,11 +4,20 @@
 //! Here: one compiled CEL expression, the scope it is evaluated against, and
 //! conditions. `template.rs` holds strings and mappings with `${...}` parts,
 //! `refs.rs` finds what an expression reads, `json.rs` converts values
-//! between JSON and CEL.
+//! between JSON and CEL, `limits.rs` bounds an expression's depth at load.
+//!
+//! Every evaluation is bounded: `rewrite.rs` makes a compiled expression
+//! charge a meter (`meter.rs`: comprehension steps, bytes built, time,
+//! cancel) through the functions of `funcs.rs`, and `bounded.rs` runs an
+//! evaluation inline, or on the blocking pool once it takes longer.
 
+mod bounded;
+mod funcs;
 mod json;
 mod limits;
+mod meter;
 mod refs;
+mod rewrite;
 mod template;
 
 use std::borrow::Cow;
@@ -17,13 +26,18 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 
 use cel::objects::{Key, Map};
-use cel::{Context, Env, Program, Value as Cel};
+use cel::{Context, Env, IdedExpr, Program, Value as Cel};
 use serde_json::Value;
 
+pub(crate) use bounded::EvalError;
+use bounded::Job;
 pub(crate) use json::describe_json;
 use json::{to_cel, to_json};
 pub use limits::MAX_EXPR_DEPTH;
 use limits::{compile_bounded, excerpt};
+pub(crate) use meter::Bounds;
+#[cfg(test)]
+pub(crate) use meter::{MAX_BYTES, MAX_STEPS};
 pub(crate) use refs::Refs;
 #[cfg(test)]
 pub(crate) use refs::referenced_steps;
@@ -49,12 +63,14 @@ impl fmt::Display for ExprError {
 impl std::error::Error for ExprError {}
 
 /// The standard CEL library with the strings, math and lists extensions,
-/// built once and shared by every evaluation.
+/// and the functions that bound an evaluation, built once and shared by
+/// every evaluation.
 static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
     let mut env = Env::stdlib();
     env.add_extension(cel::extensions::strings)
         .and_then(|()| env.add_extension(cel::extensions::math))
         .and_then(|()| env.add_extension(cel::extensions::lists))
+        .and_then(|()| env.add_extension(funcs::register))
         .expect("the CEL extensions register once, without conflicts");
     Arc::new(env)
 });
@@ -62,7 +78,8 @@ static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
 /// One compiled expression.
 pub(crate) struct Expr {
     source: String,
-    program: Program,
+    /// The program, rewritten to charge the meter (`rewrite.rs`).
+    bounded: IdedExpr,
     refs: Refs,
 }
 
@@ -93,9 +110,11 @@ impl Expr {
         };
         let program = compile_bounded(source, parse, Program::expression).map_err(err)?;
         let refs = Refs::of(program.expression());
+        let mut bounded = program.expression().clone();
+        rewrite::bound(&mut bounded);
         Ok(Expr {
             source: source.to_string(),
-            program,
+            bounded,
             refs,
         })
     }
@@ -115,14 +134,19 @@ impl Expr {
         }
     }
 
+    /// Evaluates under the meter installed on this thread. Once the meter
+    /// has stopped, the evaluation fails with its message, whatever CEL made
+    /// of the error it raised (`error || true` is `true`).
     fn eval(&self, vars: &Vars) -> Result<Cel, ExprError> {
         let mut ctx = Context::with_env(ENV.clone());
         for (name, value) in &vars.0 {
             ctx.add_variable_from_value(name.as_str(), value.clone());
         }
-        self.program
-            .execute(&ctx)
-            .map_err(|e| self.error(e.to_string()))
+        let result = Cel::resolve(&self.bounded, &ctx);
+        if let Some(stop) = meter::stopped() {
+            return Err(self.error(stop.message()));
+        }
+        result.map_err(|e| self.error(e.to_string()))
     }
 
     pub(super) fn eval_json(&self, vars: &Vars) -> Result<Value, ExprError> {
@@ -170,8 +194,13 @@ pub(super) struct Vars(Vec<(String, Cel)>);
 
 impl Vars {
     /// # Errors
-    /// The message when a variable read cannot be parsed into a value.
+    /// The message when a variable read cannot be parsed into a value, or
+    /// when the variables are too large to read on an async worker (the
+    /// evaluation then runs again off it).
     pub(super) fn new(scope: &dyn Bindings, refs: &Refs) -> Result<Vars, String> {
+        if meter::inline() {
+            meter::admit(Vars::weight(scope, refs)).map_err(|s| s.message())?;
+        }
         let mut vars = Vec::new();
         for name in &refs.vars {
             if name == "steps" {
@@ -204,6 +233,29 @@ impl Vars {
             }
         }
         Ok(Vars(vars))
+    }
+
+    /// How heavy the variables `refs` reads are ([`json::weight`]). One
+    /// that cannot be read weighs nothing: reading it fails in [`Vars::new`].
+    fn weight(scope: &dyn Bindings, refs: &Refs) -> u64 {
+        let mut weight = 0u64;
+        for name in &refs.vars {
+            if name == "steps" {
+                let ids = if refs.all_steps {
+                    scope.step_ids()
+                } else {
+                    refs.steps.iter().map(String::as_str).collect()
+                };
+                for id in ids {
+                    if let Ok(Some(out)) = scope.output(id) {
+                        weight = weight.saturating_add(json::weight(out));
+                    }
+                }
+            } else if let Ok(Some(value)) = scope.var(name) {
+                weight = weight.saturating_add(json::weight(&value));
+            }
+        }
+        weight
     }
 }
 
@@ -259,10 +311,27 @@ impl Condition {
     /// # Errors
     /// An [`ExprError`] when evaluation fails or the result is not a boolean.
     pub(crate) fn eval_bool(&self, scope: &Value) -> Result<bool, ExprError> {
-        self.eval_bool_in(scope)
+        bounded::eval_here(self, scope, &Bounds::default()).map_err(|e| e.error)
     }
 
-    pub(crate) fn eval_bool_in(&self, scope: &dyn Bindings) -> Result<bool, ExprError> {
+    /// Evaluates the condition under `bounds`, off the async workers if it
+    /// takes long (see `bounded.rs`).
+    ///
+    /// # Errors
+    /// An [`EvalError`] when evaluation fails, is stopped, or the result is
+    /// not a boolean.
+    pub(crate) async fn eval_bounded<B: Bindings + Send + 'static>(
+        &self,
+        scope: B,
+        bounds: &Bounds,
+    ) -> Result<bool, EvalError> {
+        if self.expr.is_none() {
+            return Ok(self.constant);
+        }
+        bounded::eval(self, scope, bounds).await
+    }
+
+    fn eval_bool_in(&self, scope: &dyn Bindings) -> Result<bool, ExprError> {
         let Some(expr) = &self.expr else {
             return Ok(self.constant);
         };
@@ -271,5 +340,20 @@ impl Condition {
             Value::Bool(b) => Ok(b),
             other => Err(expr.error(format!("expected a boolean, got {}", describe_json(&other)))),
         }
+    }
+}
+
+impl Job for Condition {
+    type Output = bool;
+
+    fn eval(&self, scope: &dyn Bindings) -> Result<bool, ExprError> {
+        self.eval_bool_in(scope)
+    }
+
+    fn source(&self) -> String {
+        self.expr
+            .as_ref()
+            .map(|e| e.source.clone())
+            .unwrap_or_default()
     }
 }

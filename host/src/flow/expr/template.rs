@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::bounded::{self, EvalError, Job};
 use super::refs::Refs;
-use super::{Bindings, Expr, ExprError, Vars};
+use super::{Bindings, Bounds, Expr, ExprError, Vars};
 
 /// A piece of an interpolated string.
 #[derive(Debug, Clone)]
@@ -243,17 +244,17 @@ pub(crate) fn unescape(s: &str) -> String {
 /// else as compact JSON). Arrays and objects are walked recursively; object
 /// keys are taken literally.
 ///
+/// ```text
+/// {"n": "${input.n + 1}", "s": "n=${input.n}"}   with input {"n": 1}
+/// {"n": 2, "s": "n=1"}
 /// ```
-/// use flowhost::flow::Template;
-/// use serde_json::json;
-/// let t = Template::compile(&json!({"n": "${input.n + 1}", "s": "n=${input.n}"})).unwrap();
-/// let out = t.render(&json!({"input": {"n": 1}})).unwrap();
-/// assert_eq!(out, json!({"n": 2, "s": "n=1"}));
-/// ```
+///
+/// Cloning one is cheap: an evaluation moved off the async workers takes a
+/// clone along.
 #[derive(Debug, Clone)]
 pub(crate) struct Template {
-    root: TNode,
-    refs: Refs,
+    root: Arc<TNode>,
+    refs: Arc<Refs>,
 }
 
 impl Template {
@@ -273,7 +274,10 @@ impl Template {
         for e in exprs {
             refs.merge(e.refs());
         }
-        Template { root, refs }
+        Template {
+            root: Arc::new(root),
+            refs: Arc::new(refs),
+        }
     }
 
     /// Renders the mapping. `scope` is a JSON object such as
@@ -282,12 +286,43 @@ impl Template {
     /// # Errors
     /// An [`ExprError`] naming the expression that failed, for example on a
     /// missing field.
+    #[cfg(test)]
     pub(crate) fn render(&self, scope: &Value) -> Result<Value, ExprError> {
-        self.render_in(scope)
+        self.render_here(scope, &Bounds::default())
+            .map_err(|e| e.error)
     }
 
-    pub(crate) fn render_in(&self, scope: &dyn Bindings) -> Result<Value, ExprError> {
-        if let TNode::Literal(v) = &self.root {
+    #[cfg(test)]
+    /// Renders the mapping on the calling thread under `bounds`.
+    ///
+    /// # Errors
+    /// An [`EvalError`] naming the expression that failed or was stopped.
+    pub(crate) fn render_here(
+        &self,
+        scope: &dyn Bindings,
+        bounds: &Bounds,
+    ) -> Result<Value, EvalError> {
+        bounded::eval_here(self, scope, bounds)
+    }
+
+    /// Renders the mapping under `bounds`, off the async workers if it
+    /// takes long (see `bounded.rs`).
+    ///
+    /// # Errors
+    /// An [`EvalError`] naming the expression that failed or was stopped.
+    pub(crate) async fn render_bounded<B: Bindings + Send + 'static>(
+        &self,
+        scope: B,
+        bounds: &Bounds,
+    ) -> Result<Value, EvalError> {
+        if let TNode::Literal(v) = &*self.root {
+            return Ok(v.clone());
+        }
+        bounded::eval(self, scope, bounds).await
+    }
+
+    fn render_in(&self, scope: &dyn Bindings) -> Result<Value, ExprError> {
+        if let TNode::Literal(v) = &*self.root {
             return Ok(v.clone());
         }
         let vars = Vars::new(scope, &self.refs).map_err(|message| {
@@ -312,7 +347,7 @@ impl Template {
     #[cfg(test)]
     /// Whether the mapping holds no expression (renders to a constant).
     pub(crate) fn is_constant(&self) -> bool {
-        matches!(self.root, TNode::Literal(_))
+        matches!(*self.root, TNode::Literal(_))
     }
 
     #[cfg(test)]
@@ -320,5 +355,22 @@ impl Template {
     /// `steps['<id>']`), sorted.
     pub(crate) fn step_refs(&self) -> Vec<String> {
         self.refs.steps.iter().cloned().collect()
+    }
+}
+
+impl Job for Template {
+    type Output = Value;
+
+    fn eval(&self, scope: &dyn Bindings) -> Result<Value, ExprError> {
+        self.render_in(scope)
+    }
+
+    fn source(&self) -> String {
+        let mut exprs = Vec::new();
+        self.root.collect(&mut exprs);
+        exprs
+            .first()
+            .map(|e| e.source().to_string())
+            .unwrap_or_default()
     }
 }
