@@ -26,6 +26,24 @@ pub(crate) fn too_deep() -> String {
     format!("the expression nests deeper than {MAX_EXPR_DEPTH} levels, the limit")
 }
 
+/// How deep the tree that is evaluated may be, metering calls included: the
+/// interpreter recurses once a level, and this many levels fit a 2 MiB
+/// thread stack (a tokio worker's) even in an unoptimised build.
+const MAX_EVAL_DEPTH: usize = MAX_EXPR_DEPTH + 8;
+
+/// Refuses a metered tree (`rewrite.rs`) too deep to evaluate on a worker's
+/// stack: a chain of calls that each build a value nests twice as deep once
+/// every result is counted.
+pub(crate) fn check_eval_depth(metered: &IdedExpr) -> Result<(), String> {
+    let depth = tree_depth(metered);
+    if depth > MAX_EVAL_DEPTH {
+        return Err(format!(
+            "the expression nests too deeply to evaluate safely ({depth} levels once its operations are metered, past {MAX_EVAL_DEPTH}): split it into smaller expressions"
+        ));
+    }
+    Ok(())
+}
+
 /// The expression's text for an error message: a long one is cut short, so
 /// that a huge expression does not make a huge message.
 pub(crate) fn excerpt(source: &str) -> String {

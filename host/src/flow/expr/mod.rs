@@ -34,7 +34,7 @@ use bounded::Job;
 pub(crate) use json::describe_json;
 use json::{to_cel, to_json};
 pub use limits::MAX_EXPR_DEPTH;
-use limits::{compile_bounded, excerpt};
+use limits::{check_eval_depth, compile_bounded, excerpt};
 pub(crate) use meter::Bounds;
 #[cfg(test)]
 pub(crate) use meter::{MAX_BYTES, MAX_STEPS};
@@ -112,6 +112,7 @@ impl Expr {
         let refs = Refs::of(program.expression());
         let mut bounded = program.expression().clone();
         rewrite::bound(&mut bounded);
+        check_eval_depth(&bounded).map_err(err)?;
         Ok(Expr {
             source: source.to_string(),
             bounded,

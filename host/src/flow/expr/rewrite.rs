@@ -106,6 +106,13 @@ fn call(call: &mut CallExpr) -> bool {
         bound(target);
     }
     call.args.iter_mut().for_each(bound);
+    if call.func_name == operators::ADD {
+        // In a chain `a + b + c` only the whole is counted: each partial sum
+        // is smaller and dropped at once, so memory stays within twice what
+        // is counted, and the chain nests no deeper than it was written
+        // (a wrapper at every level would double the stack it evaluates on).
+        call.args.iter_mut().for_each(unwrap_sum);
+    }
     let in_lists = matches!(
         call.target.as_deref(),
         Some(IdedExpr { expr: Expr::Ident(n), .. }) if n == "lists"
@@ -191,6 +198,17 @@ fn append_step(c: &mut ComprehensionExpr) -> bool {
 }
 
 /// Replaces `e` with `function(e)`.
+/// `@built(x + y)` back to `x + y`.
+fn unwrap_sum(e: &mut IdedExpr) {
+    let Expr::Call(built) = &mut e.expr else {
+        return;
+    };
+    let is_sum = |a: &IdedExpr| matches!(&a.expr, Expr::Call(c) if c.func_name == operators::ADD);
+    if built.func_name == BUILT && built.args.len() == 1 && is_sum(&built.args[0]) {
+        *e = built.args.pop().expect("one argument");
+    }
+}
+
 fn wrap(e: &mut IdedExpr, function: &str) {
     let inner = std::mem::take(e);
     *e = IdedExpr {

@@ -247,6 +247,34 @@ fn with_expression(expr: &str) -> String {
     format!("flow: f\nsteps:\n  - id: a\n    plugin: a\n    input: {{v: \"${{{expr}}}\"}}\n")
 }
 
+/// The deepest expression of a shape that loads: `shape(n)` for the largest
+/// `n` that loads, with the error of `n + 1`.
+fn deepest_that_loads(shape: impl Fn(usize) -> String) -> (String, String) {
+    let mut n = 1;
+    while parse(&with_expression(&shape(n + 1))).is_ok() {
+        n += 1;
+    }
+    let error = format!("{:?}", parse(&with_expression(&shape(n + 1))).unwrap_err());
+    (shape(n), error)
+}
+
+#[test]
+fn the_deepest_metered_expressions_that_load_evaluate_on_a_small_stack() {
+    // Calls that each build a value are each metered: twice the levels.
+    let calls = |n: usize| format!("'a'{}", ".upperAscii()".repeat(n));
+    let lists = |n: usize| format!("{}input{}", "[".repeat(n), "]".repeat(n));
+    let sums = |n: usize| vec!["'a'"; n].join(" + ");
+    for shape in [&calls as &dyn Fn(usize) -> String, &lists, &sums] {
+        let (deepest, error) = deepest_that_loads(shape);
+        assert!(error.contains("nest"), "{error}");
+        on_small_stack(move || {
+            let flow = parse(&with_expression(&deepest)).unwrap();
+            let input = flow.steps[0].input.as_ref().unwrap();
+            input.render(&serde_json::json!({"input": 1})).unwrap();
+        });
+    }
+}
+
 #[test]
 fn an_expression_past_the_depth_limit_is_an_error_at_its_string() {
     let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
