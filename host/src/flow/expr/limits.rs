@@ -34,14 +34,15 @@ const MAX_EVAL_DEPTH: usize = MAX_EXPR_DEPTH + 8;
 /// Refuses a metered tree (`rewrite.rs`) too deep to evaluate on a worker's
 /// stack: a chain of calls that each build a value nests twice as deep once
 /// every result is counted.
-pub(crate) fn check_eval_depth(metered: &IdedExpr) -> Result<(), String> {
+/// Returns the tree's levels.
+pub(crate) fn check_eval_depth(metered: &IdedExpr) -> Result<usize, String> {
     let depth = tree_depth(metered);
     if depth > MAX_EVAL_DEPTH {
         return Err(format!(
             "the expression nests too deeply to evaluate safely ({depth} levels once its operations are metered, past {MAX_EVAL_DEPTH}): split it into smaller expressions"
         ));
     }
-    Ok(())
+    Ok(depth)
 }
 
 /// The expression's text for an error message: a long one is cut short, so

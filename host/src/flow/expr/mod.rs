@@ -75,11 +75,16 @@ static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
     Arc::new(env)
 });
 
+/// Metered levels past which an expression is not evaluated inline.
+const INLINE_DEPTH: usize = 16;
+
 /// One compiled expression.
 pub(crate) struct Expr {
     source: String,
     /// The program, rewritten to charge the meter (`rewrite.rs`).
     bounded: IdedExpr,
+    /// The levels of `bounded`, which the interpreter recurses through.
+    depth: usize,
     refs: Refs,
 }
 
@@ -112,10 +117,11 @@ impl Expr {
         let refs = Refs::of(program.expression());
         let mut bounded = program.expression().clone();
         rewrite::bound(&mut bounded);
-        check_eval_depth(&bounded).map_err(err)?;
+        let depth = check_eval_depth(&bounded).map_err(err)?;
         Ok(Expr {
             source: source.to_string(),
             bounded,
+            depth,
             refs,
         })
     }
@@ -139,6 +145,12 @@ impl Expr {
     /// has stopped, the evaluation fails with its message, whatever CEL made
     /// of the error it raised (`error || true` is `true`).
     fn eval(&self, vars: &Vars) -> Result<Cel, ExprError> {
+        // A deep expression recurses deep in the interpreter: it runs on a
+        // fresh stack of the blocking pool, not on an async worker whose
+        // stack the run's own nesting of steps already uses.
+        if self.depth > INLINE_DEPTH && meter::inline() {
+            meter::admit(u64::MAX).map_err(|stop| self.error(stop.message()))?;
+        }
         let mut ctx = Context::with_env(ENV.clone());
         for (name, value) in &vars.0 {
             ctx.add_variable_from_value(name.as_str(), value.clone());

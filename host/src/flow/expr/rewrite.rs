@@ -129,10 +129,15 @@ fn call(call: &mut CallExpr) -> bool {
     !BUILDS_NOTHING.contains(&call.func_name.as_str())
 }
 
-/// An element of a list or map literal: a copy is counted.
+/// An element of a list or map literal: a copy of a value read is counted.
+/// A literal, or a list or map written inline (whose own elements are
+/// counted), is not wrapped: nested literals keep their depth.
 fn element(e: &mut IdedExpr) {
     bound(e);
-    if !matches!(e.expr, Expr::Literal(_)) {
+    if !matches!(
+        e.expr,
+        Expr::Literal(_) | Expr::List(_) | Expr::Map(_) | Expr::Struct(_)
+    ) {
         wrap(e, COPY);
     }
 }
