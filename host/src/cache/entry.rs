@@ -98,11 +98,10 @@ pub(super) fn open_error(e: &std::io::Error) -> String {
     format!("cannot open it: {e}")
 }
 
-/// The bytes of the entry at `path`: `Ok(None)` when there is none, `Err`
-/// (why) when it must be discarded unread: a symlink, not a regular file,
-/// owned by another user, or larger than `max_len`. The checks are made on
-/// the opened file, so the path cannot be swapped between check and read.
-pub(super) fn read(path: &Path, max_len: u64) -> Result<Option<Vec<u8>>, String> {
+/// The file at `path`, opened without following a symlink, with its
+/// metadata: `Ok(None)` when there is none, `Err` (why) when it is not a
+/// regular file of this user. The checks are made on the opened handle.
+pub(super) fn open_own(path: &Path) -> Result<Option<(fs::File, fs::Metadata)>, String> {
     let file = match open_no_follow(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -125,6 +124,17 @@ pub(super) fn read(path: &Path, max_len: u64) -> Result<Option<Vec<u8>>, String>
             ));
         }
     }
+    Ok(Some((file, meta)))
+}
+
+/// The bytes of the entry at `path`: `Ok(None)` when there is none, `Err`
+/// (why) when it must be discarded unread: a symlink, not a regular file,
+/// owned by another user, or larger than `max_len`. The checks are made on
+/// the opened file, so the path cannot be swapped between check and read.
+pub(super) fn read(path: &Path, max_len: u64) -> Result<Option<Vec<u8>>, String> {
+    let Some((file, meta)) = open_own(path)? else {
+        return Ok(None);
+    };
     if meta.len() > max_len {
         return Err("larger than the cache's size limit".into());
     }

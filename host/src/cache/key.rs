@@ -77,27 +77,12 @@ fn is_inside(file: &Path, dir: &Path) -> bool {
 
 /// The key at `path`, `None` when there is no file, or why it is refused.
 fn read_key(path: &Path) -> Result<Option<SecretKey>, String> {
-    let file = match super::entry::open_no_follow(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(super::entry::open_error(&e)),
+    let Some((file, meta)) = super::entry::open_own(path)? else {
+        return Ok(None);
     };
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot read it: {e}"))?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        let me = rustix::process::geteuid().as_raw();
-        if meta.uid() != me {
-            return Err(format!(
-                "owned by uid {}, not by this user (uid {me})",
-                meta.uid()
-            ));
-        }
         let mode = meta.mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(format!(

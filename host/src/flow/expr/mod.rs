@@ -217,11 +217,7 @@ impl Vars {
         let mut vars = Vec::new();
         for name in &refs.vars {
             if name == "steps" {
-                let ids = if refs.all_steps {
-                    scope.step_ids()
-                } else {
-                    refs.steps.iter().map(String::as_str).collect()
-                };
+                let ids = refs.step_ids(scope);
                 let mut map = HashMap::new();
                 for id in ids {
                     let out = scope
@@ -254,11 +250,7 @@ impl Vars {
         let mut weight = 0u64;
         for name in &refs.vars {
             if name == "steps" {
-                let ids = if refs.all_steps {
-                    scope.step_ids()
-                } else {
-                    refs.steps.iter().map(String::as_str).collect()
-                };
+                let ids = refs.step_ids(scope);
                 for id in ids {
                     if let Ok(Some(out)) = scope.output(id) {
                         weight = weight.saturating_add(json::weight(out));

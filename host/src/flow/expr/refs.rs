@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use cel::common::ast::{EntryExpr, Expr as Ast, IdedExpr, LiteralValue};
 
+use super::Bindings;
 #[cfg(test)]
 use super::template::compile_str;
 #[cfg(test)]
@@ -41,6 +42,16 @@ pub(crate) struct Refs {
 }
 
 impl Refs {
+    /// The ids of the steps to bind from `scope`: those read, or every step
+    /// that ran when `steps` is read as a whole.
+    pub(super) fn step_ids<'s>(&'s self, scope: &'s dyn Bindings) -> Vec<&'s str> {
+        if self.all_steps {
+            scope.step_ids()
+        } else {
+            self.steps.iter().map(String::as_str).collect()
+        }
+    }
+
     /// What a compiled expression reads.
     pub(super) fn of(e: &IdedExpr) -> Refs {
         let mut refs = Refs::default();
