@@ -138,28 +138,35 @@ impl InputSchema {
     /// Compiles a schema.
     ///
     /// # Errors
-    /// What is wrong with the schema, and where in it (`at /properties/n`).
+    /// What is wrong with the schema, and where in it (`at /properties/n`),
+    /// every problem joined with `; `.
     pub(crate) fn compile(schema: &Value) -> Result<InputSchema, String> {
-        InputSchema::compile_at(schema).map_err(|(pointer, message)| {
-            if pointer.is_empty() {
-                message
-            } else {
-                format!("at {pointer}: {message}")
-            }
+        InputSchema::compile_at(schema).map_err(|problems| {
+            let texts: Vec<String> = problems
+                .into_iter()
+                .map(|(pointer, message)| {
+                    if pointer.is_empty() {
+                        message
+                    } else {
+                        format!("at {pointer}: {message}")
+                    }
+                })
+                .collect();
+            texts.join("; ")
         })
     }
 
-    /// As [`InputSchema::compile`], the error split into the JSON pointer
-    /// of the faulty part of the schema and the message.
-    pub(crate) fn compile_at(schema: &Value) -> Result<InputSchema, (String, String)> {
-        let validator = jsonschema::validator_for(schema)
-            .map_err(|e| (e.instance_path().as_str().to_string(), e.to_string()))?;
-        Ok(InputSchema {
-            schema: schema.clone(),
-            validator: Arc::new(validator),
-        })
+    /// As [`InputSchema::compile`], each problem split into the JSON
+    /// pointer of the faulty part of the schema and the message.
+    pub(crate) fn compile_at(schema: &Value) -> Result<InputSchema, Vec<(String, String)>> {
+        match jsonschema::validator_for(schema) {
+            Ok(validator) => Ok(InputSchema {
+                schema: schema.clone(),
+                validator: Arc::new(validator),
+            }),
+            Err(first) => Err(every_problem(schema, &first)),
+        }
     }
-
     /// Checks a value (see [`Flow::check_input`]).
     ///
     /// # Errors
@@ -176,6 +183,26 @@ impl InputSchema {
             Err(errors.join("; "))
         }
     }
+}
+
+/// Every problem of a schema that does not compile: building a validator
+/// stops at the first, so the schema is also checked against its
+/// meta-schema, which lists them all. The build error comes first, and is
+/// kept when the meta-schema does not see it (a bad `$ref`, a bad regex).
+fn every_problem(schema: &Value, first: &jsonschema::ValidationError<'_>) -> Vec<(String, String)> {
+    let mut problems = vec![(
+        first.instance_path().as_str().to_string(),
+        first.to_string(),
+    )];
+    if let Ok(meta) = jsonschema::meta::validator_for(schema) {
+        for e in meta.iter_errors(schema) {
+            let problem = (e.instance_path().as_str().to_string(), e.to_string());
+            if !problems.contains(&problem) {
+                problems.push(problem);
+            }
+        }
+    }
+    problems
 }
 
 /// A trigger: an event topic pattern.

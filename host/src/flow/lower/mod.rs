@@ -176,12 +176,14 @@ impl<'a> Cx<'a> {
                 .get("input_schema")
                 .and_then(|n| match InputSchema::compile_at(&n.to_json()) {
                     Ok(s) => Some(s),
-                    Err((pointer, message)) => {
-                        let (pos, at) = match pointer.as_str() {
-                            "" => (n.pos, String::new()),
-                            p => (n.at_pointer(p).pos, format!(" at {p}")),
-                        };
-                        self.err(pos, format!("invalid `input_schema`{at}: {message}"));
+                    Err(problems) => {
+                        for (pointer, message) in problems {
+                            let (pos, at) = match pointer.as_str() {
+                                "" => (n.pos, String::new()),
+                                p => (n.at_pointer(p).pos, format!(" at {p}")),
+                            };
+                            self.err(pos, format!("invalid `input_schema`{at}: {message}"));
+                        }
                         None
                     }
                 });

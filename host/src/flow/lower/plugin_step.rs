@@ -220,13 +220,12 @@ impl Cx<'_> {
 
     pub(super) fn limits(&mut self, node: &Node) -> Option<LimitOverrides> {
         let f = self.fields(node, "`limits`", &["fuel", "memory"])?;
-        let mut limits = LimitOverrides::default();
-        if let Some(n) = f.get("fuel") {
-            limits.fuel = Some(self.integer(n, "fuel", 1)?);
-        }
-        if let Some(n) = f.get("memory") {
-            limits.max_memory = Some(self.size(n, "memory")?);
-        }
-        Some(limits)
+        // Both fields are read before giving up, so each error is reported.
+        let fuel = f.get("fuel").map(|n| self.integer(n, "fuel", 1));
+        let memory = f.get("memory").map(|n| self.size(n, "memory"));
+        Some(LimitOverrides {
+            fuel: fuel.map_or(Some(None), |v| v.map(Some))?,
+            max_memory: memory.map_or(Some(None), |v| v.map(Some))?,
+        })
     }
 }
