@@ -44,6 +44,12 @@ pub struct Limits {
     pub max_log: u64,
 }
 
+impl Limits {
+    /// The smallest `max_memory` accepted: one WebAssembly page (64 KiB).
+    /// Below it no guest could have a memory, so every call would fail.
+    pub const MIN_MEMORY: u64 = 64 << 10;
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

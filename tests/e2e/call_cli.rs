@@ -125,3 +125,26 @@ fn inspect_shows_metadata_imports_and_exports() {
         "{out}"
     );
 }
+
+#[test]
+fn a_zero_fuel_cap_or_memory_under_a_page_is_bad_usage() {
+    for (flag, value) in [
+        ("--fuel", "0"),
+        ("--max-memory", "0"),
+        ("--max-memory", "1KiB"),
+    ] {
+        let (code, out, err) = run(flowhost().args(["call", &path("testing/echo"), flag, value]));
+        assert_eq!(code, 2, "{flag} {value}: {err}");
+        assert!(out.is_empty(), "{out}");
+        assert!(err.contains(flag), "{flag} {value}: {err}");
+    }
+    let (code, _, err) = run(flowhost().args([
+        "call",
+        &path("testing/echo"),
+        "--fuel",
+        "1000000",
+        "--max-memory",
+        "64MiB",
+    ]));
+    assert_eq!(code, 0, "{err}");
+}

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use flowhost::{DirGrant, DirMode, HttpGrant, MAX_DURATION};
+use flowhost::{DirGrant, DirMode, HttpGrant, Limits, MAX_DURATION};
 
 use super::Failure;
 
@@ -54,6 +54,26 @@ pub(crate) fn size(s: &str) -> Result<u64, String> {
         .map_err(|e| format!("`{s}` is not a size like 64MiB: {e}"))
 }
 
+/// A memory cap: a size of at least [`Limits::MIN_MEMORY`] (64 KiB).
+pub(crate) fn memory(s: &str) -> Result<u64, String> {
+    let bytes = size(s)?;
+    if bytes < Limits::MIN_MEMORY {
+        return Err(format!(
+            "`{s}` is below the minimum of 64KiB (one WebAssembly page)"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A fuel cap: an integer of at least 1.
+pub(crate) fn fuel(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("`0` would stop every call at once: the cap must be at least 1".into()),
+        Ok(fuel) => Ok(fuel),
+        Err(_) => Err(format!("`{s}` is not a whole number of fuel units")),
+    }
+}
+
 /// Warns about each `--allow-http` grant that opens every loopback service.
 pub(crate) fn warn_open_grants(grants: &[HttpGrant]) {
     for warning in grants.iter().filter_map(HttpGrant::loopback_warning) {
@@ -88,6 +108,10 @@ mod tests {
         assert_eq!(duration("1y"), Ok(MAX_DURATION));
         assert!(duration("18446744073709551615s").is_err());
         assert!(size("lots").is_err());
+        assert_eq!(memory("64KiB"), Ok(64 << 10));
+        assert!(memory("0").is_err() && memory("65535").is_err());
+        assert_eq!(fuel("1"), Ok(1));
+        assert!(fuel("0").is_err() && fuel("-1").is_err() && fuel("x").is_err());
         let g = dir_grant(".:/data:rw").unwrap();
         assert_eq!((g.guest.as_deref(), g.mode), (Some("/data"), DirMode::Rw));
         assert!(dir_grant(".:/data:rx").is_err());

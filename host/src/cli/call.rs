@@ -23,10 +23,11 @@ pub(crate) struct CallArgs {
     timeout: Option<Duration>,
     /// A cap on the call's fuel (about one unit per guest instruction);
     /// without it only the deadline bounds CPU time.
-    #[arg(long)]
+    /// At least 1.
+    #[arg(long, value_parser = args::fuel)]
     fuel: Option<u64>,
-    /// Linear memory cap, for example 64MiB.
-    #[arg(long, value_parser = args::size)]
+    /// Linear memory cap, for example 64MiB; at least 64KiB.
+    #[arg(long, value_parser = args::memory)]
     max_memory: Option<u64>,
     /// Output size cap, for example 1MiB.
     #[arg(long, value_parser = args::size)]

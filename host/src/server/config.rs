@@ -106,6 +106,15 @@ impl ServerConfig {
                 return Err(format!("invalid `{key}`: {why}"));
             }
         }
+        if config.limits.fuel == Some(0) {
+            return Err("invalid `limits.fuel`: the cap must be at least 1".into());
+        }
+        if config.limits.max_memory < Limits::MIN_MEMORY {
+            return Err(
+                "invalid `limits.max_memory`: it must be at least 65536 (64KiB, one WebAssembly page)"
+                    .into(),
+            );
+        }
         Ok(config)
     }
 
@@ -172,5 +181,20 @@ mod tests {
         }
         let year = ServerConfig::from_toml("drain_timeout = \"1y\"").unwrap();
         assert_eq!(year.drain_timeout, crate::MAX_DURATION);
+    }
+
+    #[test]
+    fn a_zero_fuel_cap_or_too_little_memory_is_refused() {
+        assert_eq!(
+            ServerConfig::from_toml("[limits]\nfuel = 0\n").unwrap_err(),
+            "invalid `limits.fuel`: the cap must be at least 1"
+        );
+        for memory in [0, 65535] {
+            let e =
+                ServerConfig::from_toml(&format!("[limits]\nmax_memory = {memory}\n")).unwrap_err();
+            assert!(e.starts_with("invalid `limits.max_memory`: "), "{e}");
+        }
+        let c = ServerConfig::from_toml("[limits]\nmax_memory = 65536\nfuel = 1\n").unwrap();
+        assert_eq!((c.limits.max_memory, c.limits.fuel), (65536, Some(1)));
     }
 }

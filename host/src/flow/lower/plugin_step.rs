@@ -7,7 +7,7 @@ use crate::ErrorKind;
 use crate::error::words;
 use crate::flow::model::{CircuitBreaker, Jitter, LimitOverrides, PluginStep, RetryPolicy};
 use crate::flow::yaml::{Kind, Node};
-use crate::{DirGrant, DirMode, Grants, HttpGrant};
+use crate::{DirGrant, DirMode, Grants, HttpGrant, Limits};
 
 const RETRY_FIELDS: &[&str] = &[
     "max_attempts",
@@ -222,7 +222,17 @@ impl Cx<'_> {
         let f = self.fields(node, "`limits`", &["fuel", "memory"])?;
         // Both fields are read before giving up, so each error is reported.
         let fuel = f.get("fuel").map(|n| self.integer(n, "fuel", 1));
-        let memory = f.get("memory").map(|n| self.size(n, "memory"));
+        let memory = f.get("memory").map(|n| {
+            let size = self.size(n, "memory")?;
+            if size < Limits::MIN_MEMORY {
+                self.err(
+                    n.pos,
+                    "`memory` must be at least 64KiB (one WebAssembly page)",
+                );
+                return None;
+            }
+            Some(size)
+        });
         Some(LimitOverrides {
             fuel: fuel.map_or(Some(None), |v| v.map(Some))?,
             max_memory: memory.map_or(Some(None), |v| v.map(Some))?,
