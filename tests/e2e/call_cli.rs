@@ -69,9 +69,12 @@ fn limits_are_named_in_their_words() {
 
 #[test]
 fn an_endless_loop_without_a_fuel_cap_runs_until_its_deadline() {
+    let call = || run(flowhost().args(["call", &path("hostile/busy-loop"), "--timeout", "1s"]));
+    // The first call compiles into the compile cache; the second is timed,
+    // so a busy machine's compile does not count as the call's time.
+    call();
     let started = Instant::now();
-    let (code, out, err) =
-        run(flowhost().args(["call", &path("hostile/busy-loop"), "--timeout", "1s"]));
+    let (code, out, err) = call();
     let took = started.elapsed();
     assert_eq!(code, 1, "{err}");
     assert!(out.is_empty(), "{out}");
@@ -80,7 +83,9 @@ fn an_endless_loop_without_a_fuel_cap_runs_until_its_deadline() {
         "{err}"
     );
     assert!(took >= Duration::from_secs(1), "stopped early: {took:?}");
-    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // Fuel would have stopped it at about 0.7 s of guest code; a generous
+    // bound, for a loaded machine, that still tells a deadline from a hang.
+    assert!(took < Duration::from_secs(10), "took {took:?}");
 }
 
 #[test]
