@@ -66,6 +66,15 @@ impl<'a> RunCtx<'a> {
             .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
+    /// `limits` with a timeout no later than the flow's deadline (at least
+    /// 1ms, so that a call past it fails as a deadline, not as a bad limit).
+    pub(super) fn within_deadline(&self, mut limits: Limits) -> Limits {
+        if let Some(r) = self.remaining() {
+            limits.timeout = limits.timeout.min(r.max(Duration::from_millis(1)));
+        }
+        limits
+    }
+
     /// The bounds of the run's expressions: its deadline, and the default
     /// call timeout as the time limit of one evaluation.
     pub(super) fn expr_bounds(&self) -> Bounds {
