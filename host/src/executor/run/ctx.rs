@@ -60,6 +60,11 @@ impl<'a> RunCtx<'a> {
         self.records.into_sorted()
     }
 
+    /// Milliseconds since the run started, as its records count them.
+    pub(crate) fn elapsed_ms(&self) -> f64 {
+        self.records.ms(Instant::now())
+    }
+
     /// The time left before the flow's deadline, if it has one.
     pub(super) fn remaining(&self) -> Option<Duration> {
         self.deadline
