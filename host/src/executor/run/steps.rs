@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use futures::future::{BoxFuture, FutureExt};
 use futures::StreamExt;
+use futures::future::{BoxFuture, FutureExt};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
