@@ -161,12 +161,29 @@ impl Executor {
         // The run id is the correlation id of every log line of the run.
         let span = tracing::info_span!("run", run = %run_id, flow = %flow.name);
         let run = ctx.run_flow(input.into_doc()).instrument(span);
-        let (result, status) = match &options.cancel {
-            Some(token) => tokio::select! {
-                r = run => (r, None),
-                _ = token.cancelled() => (Err(RunError::cancelled()), Some(RunStatus::Cancelled)),
-            },
-            None => (run.await, None),
+        // Cancelled: `Err(when)`, in ms since the start. The run's future is
+        // dropped at the end of its block, which records the steps still
+        // running as cancelled, ending after that instant.
+        let outcome = match &options.cancel {
+            Some(token) => {
+                tokio::pin!(run);
+                tokio::select! {
+                    r = &mut run => Ok(r),
+                    _ = token.cancelled() => Err(ctx.elapsed_ms()),
+                }
+            }
+            None => Ok(run.await),
+        };
+        let steps = ctx.into_records();
+        let (result, status) = match outcome {
+            Ok(result) => (result, None),
+            Err(at) => {
+                let running = record::running_at(&steps, at);
+                (
+                    Err(RunError::cancelled(&running)),
+                    Some(RunStatus::Cancelled),
+                )
+            }
         };
         let (output, error) = match result {
             Ok(out) => (Some(out), None),
@@ -186,7 +203,7 @@ impl Executor {
             output,
             output_trimmed: None,
             error,
-            steps: ctx.into_records(),
+            steps,
         }
     }
 }

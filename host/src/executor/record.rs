@@ -147,9 +147,26 @@ impl RunError {
         }
     }
 
-    /// The run was cancelled.
-    pub(crate) fn cancelled() -> Self {
-        RunError::new("", ErrorKind::Cancelled, "the run was cancelled")
+    /// The run was cancelled while the steps at `running` ran (innermost
+    /// paths): `step` lists them, comma-separated; `""` when none was.
+    pub(crate) fn cancelled(running: &[&str]) -> Self {
+        let message = match running {
+            [] => "the run was cancelled while no step was running".to_string(),
+            [one] => format!("the run was cancelled while step {one} was running"),
+            many => format!(
+                "the run was cancelled while steps {} were running",
+                many.join(", ")
+            ),
+        };
+        let mut error = RunError::new("", ErrorKind::Cancelled, message);
+        if !running.is_empty() {
+            error.step = running.join(", ");
+            error.causes = running
+                .iter()
+                .map(|p| format!("step {p}: {}: the run was cancelled", ErrorKind::Cancelled))
+                .collect();
+        }
+        error
     }
 
     /// This failure, as the cause of the failure of composite step `path`
@@ -177,12 +194,36 @@ impl RunError {
 
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "step {} failed: {}: {}",
-            self.step, self.kind, self.message
-        )
+        match (self.kind, self.step.as_str()) {
+            // Its message names the steps it stopped, if any.
+            (ErrorKind::Cancelled, _) => f.write_str(&self.message),
+            // A failure of the run as a whole, not of one step.
+            (kind, "") => write!(f, "{kind}: {}", self.message),
+            (kind, step) => write!(f, "step {step} failed: {kind}: {}", self.message),
+        }
     }
+}
+
+/// The innermost steps of `steps` that were still running `at` ms into the
+/// run, when it was cancelled: recorded as cancelled, ending after `at`
+/// (within a microsecond, for rounding).
+pub(crate) fn running_at(steps: &[StepRecord], at: f64) -> Vec<&str> {
+    let stopped: Vec<&str> = steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Cancelled && s.start_ms + s.duration_ms >= at - 1e-3)
+        .map(|s| s.path.as_str())
+        .collect();
+    // A composite's children are `path.id` or `path[i].id`.
+    let encloses = |outer: &str, inner: &str| {
+        inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.starts_with(['.', '[']))
+    };
+    stopped
+        .iter()
+        .filter(|p| !stopped.iter().any(|q| encloses(p, q)))
+        .copied()
+        .collect()
 }
 
 /// What became of one step.

@@ -143,3 +143,34 @@ steps:
     assert_eq!(optional.error.as_ref().unwrap().kind, ErrorKind::Permanent);
     assert_eq!(step(&record, "last").status, StepStatus::Succeeded);
 }
+
+#[tokio::test]
+async fn on_error_runs_after_the_flow_timeout() {
+    // The flow's deadline has passed when the handler runs: it runs under
+    // the host's default limits, not in what is left of the deadline (1ms).
+    let record = run_flow(
+        r#"
+flow: late
+timeout: 300ms
+steps:
+  - id: slow
+    plugin: sleep
+    config: {ms: 2000}
+on_error:
+  plugin: sleep
+  config: {ms: 200}
+  input: {kind: "${error.kind}"}
+"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(record.status, RunStatus::Failed);
+    let error = record.error.as_ref().unwrap();
+    assert_eq!(error.kind, ErrorKind::Deadline);
+    assert_eq!(error.step, "slow");
+    let handler = step(&record, "on_error");
+    // It took its 200 ms, well past the flow's deadline.
+    assert_eq!(handler.status, StepStatus::Succeeded, "{handler:?}");
+    assert!(handler.attempts[0].error.is_none());
+    assert!(handler.attempts[0].duration_ms >= 190.0, "{handler:?}");
+}

@@ -191,3 +191,37 @@ steps:
     assert_eq!(output(&record), json!({"big": true}));
     assert_eq!(step(&record, "maybe").status, StepStatus::Succeeded);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_item_cancels_the_items_in_flight() {
+    let record = run_flow(
+        r#"
+flow: fe-fail
+steps:
+  - id: each
+    for_each: [0, 1, 2, 3, 4]
+    max_concurrency: 2
+    steps:
+      - id: wait
+        if: "${index == 0}"
+        plugin: sleep
+        config: {ms: 2000}
+      - id: boom
+        if: "${index == 1}"
+        plugin: fail
+        config: {kind: permanent, message: "item 1 is bad"}
+"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(record.status, flowhost::RunStatus::Failed);
+    let error = record.error.as_ref().unwrap();
+    assert_eq!(error.step, "each[1].boom");
+    // Item 0 is not waited for: its sleep is stopped.
+    let each = step(&record, "each");
+    assert_eq!(each.status, StepStatus::Failed);
+    assert!(each.duration_ms < 1500.0, "{}", each.duration_ms);
+    assert_eq!(step(&record, "each[0].wait").status, StepStatus::Cancelled);
+    // No item starts after the failure.
+    assert!(record.steps.iter().all(|s| !s.path.starts_with("each[2]")));
+}

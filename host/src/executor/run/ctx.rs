@@ -60,10 +60,24 @@ impl<'a> RunCtx<'a> {
         self.records.into_sorted()
     }
 
+    /// Milliseconds since the run started, as its records count them.
+    pub(crate) fn elapsed_ms(&self) -> f64 {
+        self.records.ms(Instant::now())
+    }
+
     /// The time left before the flow's deadline, if it has one.
     pub(super) fn remaining(&self) -> Option<Duration> {
         self.deadline
             .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// `limits` with a timeout no later than the flow's deadline (at least
+    /// 1ms, so that a call past it fails as a deadline, not as a bad limit).
+    pub(super) fn within_deadline(&self, mut limits: Limits) -> Limits {
+        if let Some(r) = self.remaining() {
+            limits.timeout = limits.timeout.min(r.max(Duration::from_millis(1)));
+        }
+        limits
     }
 
     /// The bounds of the run's expressions: its deadline, and the default

@@ -80,6 +80,8 @@ impl RunCtx<'_> {
                 return;
             }
         };
+        // Outside the flow's deadline: a timed-out run is when an alert
+        // matters most. The host's default limits bound it instead.
         let limits = self.limits().clone();
         let (result, attempt, version) = self
             .single_call(

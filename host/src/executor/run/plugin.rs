@@ -1,7 +1,7 @@
 //! Plugin steps: the attempts (breaker, deadline, retries with backoff), and
 //! the fallback when they all fail.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::Instrument;
 
@@ -48,7 +48,7 @@ impl RunCtx<'_> {
             ),
             None => input,
         };
-        let limits = at.plugin.limits.apply(self.limits(), at.step.timeout);
+        let limits = self.within_deadline(at.plugin.limits.apply(self.limits(), at.step.timeout));
         let (result, attempt, version) = self
             .single_call(
                 fallback,
@@ -179,13 +179,13 @@ impl RunCtx<'_> {
         }
     }
 
-    /// One call of a fallback or `on_error` plugin: its output, its one
-    /// attempt, and the plugin version it ran.
+    /// One call of a fallback or `on_error` plugin, under `limits` as given:
+    /// its output, its one attempt, and the plugin version it ran.
     pub(super) async fn single_call(
         &self,
         call: &PluginCall,
         input: &Doc,
-        mut limits: Limits,
+        limits: Limits,
         grants: &Grants,
         path: &str,
         spread: Spread,
@@ -205,9 +205,6 @@ impl RunCtx<'_> {
             };
             return (Err(f), attempt, None);
         };
-        if let Some(r) = self.remaining() {
-            limits.timeout = limits.timeout.min(r.max(Duration::from_millis(1)));
-        }
         let one = Call {
             plugin,
             ctx: self.context(&call.plugin, 1, &config_json(&call.config)),

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use futures::StreamExt;
 use futures::future::{BoxFuture, FutureExt};
-use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -259,21 +259,26 @@ impl RunCtx<'_> {
         };
         self.records
             .room_for_items(path, items.len(), f.steps.len())?;
-        let outputs: Vec<Doc> = futures::stream::iter(items.into_iter().enumerate())
+        // Items finish in any order; the first failure ends the step, and
+        // dropping the stream drops the items in flight, stopping their calls.
+        let mut outputs: Vec<Option<Doc>> = vec![None; items.len()];
+        let mut finished = futures::stream::iter(items.into_iter().enumerate())
             .map(|(i, item)| {
                 let item = Data::from_value(item);
                 let item_scope = scope.with_item(item.clone(), i);
                 async move {
                     let item_path = format!("{path}[{i}]");
-                    self.run_steps(&f.steps, item_scope, item, &item_path, Spread::Task)
-                        .await
+                    let out = self
+                        .run_steps(&f.steps, item_scope, item, &item_path, Spread::Task)
+                        .await;
+                    (i, out)
                 }
             })
-            .buffered(f.max_concurrency.max(1))
-            .try_collect()
-            .await
-            .map_err(|e| e.within(StepType::ForEach, path))?;
-        let array: Vec<&RawValue> = outputs.iter().map(|d| d.raw()).collect();
+            .buffer_unordered(f.max_concurrency.max(1));
+        while let Some((i, out)) = finished.next().await {
+            outputs[i] = Some(out.map_err(|e| e.within(StepType::ForEach, path))?);
+        }
+        let array: Vec<&RawValue> = outputs.iter().flatten().map(|d| d.raw()).collect();
         Ok(Data::compose(&array))
     }
 }
