@@ -102,6 +102,8 @@ impl RunCtx<'_> {
         let per_attempt = at.step.input.as_ref().filter(|t| t.reads("run"));
         let mut input = input.clone();
         let mut attempt = 1u32;
+        // The last failed call: a breaker that opens mid-retry keeps it as a cause.
+        let mut last: Option<RunError> = None;
         loop {
             if let Some(t) = per_attempt.filter(|_| attempt > 1) {
                 let rendered = t
@@ -124,11 +126,7 @@ impl RunCtx<'_> {
             };
             let outcome = if let Permit::Refused = permit {
                 rec.record.breaker_open = true;
-                Err(RunError::new(
-                    path,
-                    ErrorKind::CircuitOpen,
-                    format!("the circuit breaker of plugin `{}` is open", ps.plugin),
-                ))
+                Err(refused(path, &ps.plugin, attempt, last.take()))
             } else {
                 let per_attempt = at.step.timeout.unwrap_or(self.limits().timeout);
                 let timeout = remaining.map_or(per_attempt, |r| r.min(per_attempt));
@@ -161,6 +159,9 @@ impl RunCtx<'_> {
                 Ok(doc) => return Ok(doc),
                 Err(e) => e,
             };
+            if err.kind != ErrorKind::CircuitOpen {
+                last = Some(err.clone());
+            }
             if attempt >= ps.retry.max_attempts || !ps.retry.should_retry(err.kind) {
                 return Err(err);
             }
@@ -219,6 +220,28 @@ impl RunCtx<'_> {
         let (result, attempt) = self.attempt(1, path, one).await;
         (result, attempt, Some(plugin.hash().to_string()))
     }
+}
+
+/// The error of attempt `attempt`, refused by the open breaker of `plugin`;
+/// when an earlier attempt's failure opened it, that failure's causes follow.
+fn refused(path: &str, plugin: &str, attempt: u32, last: Option<RunError>) -> RunError {
+    let mut err = RunError::new(
+        path,
+        ErrorKind::CircuitOpen,
+        format!("the circuit breaker of plugin `{plugin}` is open"),
+    );
+    if let Some(last) = last {
+        err.message = format!(
+            "{} (after attempt {} failed: {}: {})",
+            err.message,
+            attempt - 1,
+            last.kind,
+            last.message
+        );
+        err.causes = vec![format!("step {path}: {}: {}", err.kind, err.message)];
+        err.causes.extend(last.causes);
+    }
+    err
 }
 
 /// Frees a half-open breaker's probe slot if the probe call never reports.
