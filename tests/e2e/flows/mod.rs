@@ -8,6 +8,7 @@
 use flowhost::RunStatus;
 use serde_json::Value;
 
+mod attempt_records;
 mod data;
 mod deadlines;
 mod documents;

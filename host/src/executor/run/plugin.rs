@@ -7,7 +7,7 @@ use tracing::Instrument;
 
 use super::call::{Call, Spread, config_json};
 use super::ctx::RunCtx;
-use super::records::Guard;
+use super::records::{AttemptGuard, Guard};
 use crate::config::{Grants, Limits};
 use crate::error::ErrorKind;
 use crate::executor::breaker::{Breakers, Permit};
@@ -145,6 +145,7 @@ impl RunCtx<'_> {
                 );
                 let span =
                     tracing::info_span!("attempt", step = %path, plugin = %ps.plugin, attempt);
+                let pending = AttemptGuard::start(&self.records, &mut rec.record.attempts, attempt);
                 let (result, record) = self.attempt(attempt, path, call).instrument(span).await;
                 probe.done();
                 if let Some(spec) = &ps.circuit_breaker {
@@ -152,7 +153,7 @@ impl RunCtx<'_> {
                         .breakers
                         .record(&ps.plugin, spec, &permit, result.is_ok());
                 }
-                rec.record.attempts.push(record);
+                pending.finish(record);
                 result
             };
             let err = match outcome {
@@ -201,7 +202,7 @@ impl RunCtx<'_> {
                 attempt: 1,
                 start_ms: self.records.ms(Instant::now()),
                 duration_ms: 0.0,
-                fuel: 0,
+                fuel: Some(0),
                 error: Some(f.record()),
             };
             return (Err(f), attempt, None);
