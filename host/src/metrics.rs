@@ -248,9 +248,11 @@ impl Metrics {
                         .get_or_create(&PluginLabel {
                             plugin: plugin.clone(),
                         })
-                        .inc_by(attempt.fuel);
+                        .inc_by(attempt.fuel.unwrap_or(0));
                 }
-                if let Some(e) = &attempt.error {
+                // An attempt stopped because its step was cancelled did not fail.
+                let failed = attempt.error.as_ref();
+                if let Some(e) = failed.filter(|e| e.kind != ErrorKind::Cancelled) {
                     self.step_failures
                         .get_or_create(&StepKindLabel {
                             flow: flow.clone(),

@@ -126,6 +126,29 @@ fn a_failed_flow_exits_1_naming_the_step_and_its_causes() {
 }
 
 #[test]
+fn an_unwritable_record_path_is_bad_usage_found_before_the_run() {
+    let (code, out, err) = run(flowhost().args([
+        "run",
+        &example("sequential.yaml"),
+        "--plugins",
+        &plugins(),
+        "--input",
+        r#"{"name": "ada", "n": 21}"#,
+        "--record",
+        "/nonexistent-dir/r.json",
+        "--trace",
+    ]));
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("--record /nonexistent-dir/r.json: cannot write the record there"),
+        "{err}"
+    );
+    // No timeline: the run never started.
+    assert!(!err.contains("of flow sequential"), "{err}");
+}
+
+#[test]
 fn bad_usage_exits_2() {
     let (code, _, err) = run(flowhost().args([
         "run",

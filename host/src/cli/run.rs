@@ -93,6 +93,12 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::usage(format!("--input: {e}")))?;
     let host = Host::new(flow_args.cache.config()).map_err(Failure::failed)?;
     let plugins = load(&host, &files, &flow).await?;
+    // Opened before the run: a path that cannot be written is bad usage,
+    // found before any step has a side effect.
+    let record_file = match &record_path {
+        Some(path) => Some((open_record(path).await?, path)),
+        None => None,
+    };
 
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
@@ -112,14 +118,14 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
     if flow_args.trace {
         eprint!("{}", trace::timeline(&record));
     }
-    if let Some(path) = &record_path {
-        let json = serde_json::to_string_pretty(&record).map_err(Failure::failed)?;
-        tokio::fs::write(path, json).await.map_err(|e| {
-            Failure::failed(format!(
-                "cannot write the record to {}: {e}",
+    if let Some((file, path)) = record_file {
+        // The output is printed whatever becomes of the record.
+        if let Err(e) = write_record(file, &record).await {
+            eprintln!(
+                "cannot write the record to {} (--record): {e}",
                 path.display()
-            ))
-        })?;
+            );
+        }
     }
     match outcome(&record) {
         Ok(output) => {
@@ -128,6 +134,24 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
         }
         Err(lines) => Err(Failure::failed(lines.join("\n"))),
     }
+}
+
+/// The `--record` file, created (or emptied) for writing.
+async fn open_record(path: &Path) -> Result<tokio::fs::File, Failure> {
+    tokio::fs::File::create(path).await.map_err(|e| {
+        Failure::usage(format!(
+            "--record {}: cannot write the record there: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Writes the run record as JSON into `file`.
+async fn write_record(mut file: tokio::fs::File, record: &RunRecord) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let json = serde_json::to_vec_pretty(record)?;
+    file.write_all(&json).await?;
+    file.flush().await
 }
 
 /// The output of a run that succeeded; else what to print: `flow NAME

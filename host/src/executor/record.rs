@@ -349,8 +349,10 @@ pub struct Attempt {
     pub start_ms: f64,
     /// Wall time in milliseconds.
     pub duration_ms: f64,
-    /// Fuel used.
-    pub fuel: u64,
+    /// Fuel used; `None` (absent) when unknown: a cancelled attempt's
+    /// guest was dropped mid-call, its count with it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub fuel: Option<u64>,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorRecord>,

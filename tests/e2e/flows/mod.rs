@@ -8,6 +8,7 @@
 use flowhost::RunStatus;
 use serde_json::Value;
 
+mod attempt_records;
 mod cancel;
 mod data;
 mod deadlines;

@@ -241,3 +241,41 @@ steps:
     .await;
     assert_eq!(output(&record), json!({"mapped": 5}));
 }
+
+#[tokio::test]
+async fn a_breaker_opening_mid_retry_keeps_the_error_that_opened_it() {
+    let exec = Executor::new(host().clone());
+    let record = run_flow_with(
+        &exec,
+        r#"
+flow: cb3
+steps:
+  - id: call
+    plugin: fail
+    config: {kind: transient, message: backend down}
+    retry: {max_attempts: 4, initial_interval: 1ms, jitter: none}
+    circuit_breaker: {failure_threshold: 2}
+"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(record.status, RunStatus::Failed);
+    let error = record.error.as_ref().unwrap();
+    assert_eq!(error.kind, ErrorKind::CircuitOpen);
+    assert!(
+        error
+            .message
+            .contains("after attempt 2 failed: transient: backend down"),
+        "{error:?}"
+    );
+    assert_eq!(error.causes.len(), 2, "{:?}", error.causes);
+    assert!(
+        error.causes[0].contains("circuit-open"),
+        "{:?}",
+        error.causes
+    );
+    assert_eq!(error.causes[1], "step call: transient: backend down");
+    let call = step(&record, "call");
+    assert!(call.breaker_open);
+    assert_eq!(call.attempts.len(), 2, "{:?}", call.attempts);
+}

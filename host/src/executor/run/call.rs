@@ -55,7 +55,7 @@ impl RunCtx<'_> {
             attempt: n,
             start_ms: self.records.ms(start),
             duration_ms: report.duration.as_secs_f64() * 1e3,
-            fuel: report.fuel_used,
+            fuel: Some(report.fuel_used),
             error: result.as_ref().err().map(RunError::record),
         };
         (result, attempt)

@@ -7,7 +7,7 @@ use tracing::Instrument;
 
 use super::call::{Call, Spread, config_json};
 use super::ctx::RunCtx;
-use super::records::Guard;
+use super::records::{AttemptGuard, Guard};
 use crate::config::{Grants, Limits};
 use crate::error::ErrorKind;
 use crate::executor::breaker::{Breakers, Permit};
@@ -102,6 +102,8 @@ impl RunCtx<'_> {
         let per_attempt = at.step.input.as_ref().filter(|t| t.reads("run"));
         let mut input = input.clone();
         let mut attempt = 1u32;
+        // The last failed call: a breaker that opens mid-retry keeps it as a cause.
+        let mut last: Option<RunError> = None;
         loop {
             if let Some(t) = per_attempt.filter(|_| attempt > 1) {
                 let rendered = t
@@ -124,11 +126,7 @@ impl RunCtx<'_> {
             };
             let outcome = if let Permit::Refused = permit {
                 rec.record.breaker_open = true;
-                Err(RunError::new(
-                    path,
-                    ErrorKind::CircuitOpen,
-                    format!("the circuit breaker of plugin `{}` is open", ps.plugin),
-                ))
+                Err(refused(path, &ps.plugin, attempt, last.take()))
             } else {
                 let per_attempt = at.step.timeout.unwrap_or(self.limits().timeout);
                 let timeout = remaining.map_or(per_attempt, |r| r.min(per_attempt));
@@ -147,6 +145,7 @@ impl RunCtx<'_> {
                 );
                 let span =
                     tracing::info_span!("attempt", step = %path, plugin = %ps.plugin, attempt);
+                let pending = AttemptGuard::start(&self.records, &mut rec.record.attempts, attempt);
                 let (result, record) = self.attempt(attempt, path, call).instrument(span).await;
                 probe.done();
                 if let Some(spec) = &ps.circuit_breaker {
@@ -154,13 +153,16 @@ impl RunCtx<'_> {
                         .breakers
                         .record(&ps.plugin, spec, &permit, result.is_ok());
                 }
-                rec.record.attempts.push(record);
+                pending.finish(record);
                 result
             };
             let err = match outcome {
                 Ok(doc) => return Ok(doc),
                 Err(e) => e,
             };
+            if err.kind != ErrorKind::CircuitOpen {
+                last = Some(err.clone());
+            }
             if attempt >= ps.retry.max_attempts || !ps.retry.should_retry(err.kind) {
                 return Err(err);
             }
@@ -200,7 +202,7 @@ impl RunCtx<'_> {
                 attempt: 1,
                 start_ms: self.records.ms(Instant::now()),
                 duration_ms: 0.0,
-                fuel: 0,
+                fuel: Some(0),
                 error: Some(f.record()),
             };
             return (Err(f), attempt, None);
@@ -216,6 +218,28 @@ impl RunCtx<'_> {
         let (result, attempt) = self.attempt(1, path, one).await;
         (result, attempt, Some(plugin.hash().to_string()))
     }
+}
+
+/// The error of attempt `attempt`, refused by the open breaker of `plugin`;
+/// when an earlier attempt's failure opened it, that failure's causes follow.
+fn refused(path: &str, plugin: &str, attempt: u32, last: Option<RunError>) -> RunError {
+    let mut err = RunError::new(
+        path,
+        ErrorKind::CircuitOpen,
+        format!("the circuit breaker of plugin `{plugin}` is open"),
+    );
+    if let Some(last) = last {
+        err.message = format!(
+            "{} (after attempt {} failed: {}: {})",
+            err.message,
+            attempt - 1,
+            last.kind,
+            last.message
+        );
+        err.causes = vec![format!("step {path}: {}: {}", err.kind, err.message)];
+        err.causes.extend(last.causes);
+    }
+    err
 }
 
 /// Frees a half-open breaker's probe slot if the probe call never reports.

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::error::ErrorKind;
-use crate::executor::record::{RunError, StepRecord, StepStatus, StepType};
+use crate::executor::record::{Attempt, ErrorRecord, RunError, StepRecord, StepStatus, StepType};
 
 /// The records of a run's steps, as they finish.
 pub(crate) struct Records {
@@ -158,5 +158,59 @@ impl Drop for Guard<'_> {
         if !self.done {
             self.push();
         }
+    }
+}
+
+/// An attempt in progress. Dropped unfinished (its step was cancelled: the
+/// run was, a fail-fast sibling failed, or an enclosing timeout passed), it
+/// records the attempt as `cancelled` with its time so far. Its fuel is
+/// unknown: the guest's store went with the dropped call.
+pub(super) struct AttemptGuard<'a> {
+    records: &'a Records,
+    attempts: &'a mut Vec<Attempt>,
+    attempt: u32,
+    start: Instant,
+    done: bool,
+}
+
+impl<'a> AttemptGuard<'a> {
+    /// Attempt number `attempt`, starting now; its record goes to `attempts`.
+    pub(super) fn start(
+        records: &'a Records,
+        attempts: &'a mut Vec<Attempt>,
+        attempt: u32,
+    ) -> Self {
+        AttemptGuard {
+            records,
+            attempts,
+            attempt,
+            start: Instant::now(),
+            done: false,
+        }
+    }
+
+    /// The attempt finished: `record` is what it did.
+    pub(super) fn finish(mut self, record: Attempt) {
+        self.attempts.push(record);
+        self.done = true;
+    }
+}
+
+impl Drop for AttemptGuard<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let ms = self.start.elapsed().as_secs_f64() * 1e3;
+        self.attempts.push(Attempt {
+            attempt: self.attempt,
+            start_ms: self.records.ms(self.start),
+            duration_ms: ms,
+            fuel: None,
+            error: Some(ErrorRecord {
+                kind: ErrorKind::Cancelled,
+                message: format!("the attempt was stopped after {ms:.0}ms, before it finished"),
+            }),
+        });
     }
 }
