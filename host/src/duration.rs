@@ -33,6 +33,28 @@ pub(crate) fn after(start: Instant, d: Duration) -> Instant {
         .unwrap_or(start)
 }
 
+/// `d` rounded for people: `750us`, `500ms`, `1.5s`, `2m 30s`. Deadlines
+/// measured from a clock are a few microseconds short of what was set;
+/// printing them exactly (`499ms 963us 836ns`) only hides the setting.
+pub(crate) fn for_people(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        return format!("{}us", d.as_micros());
+    }
+    let ms = (d.as_secs_f64() * 1e3).round() as u64;
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    if ms < 60_000 {
+        let tenths = (ms + 50) / 100;
+        return match tenths % 10 {
+            0 => format!("{}s", tenths / 10),
+            t => format!("{}.{t}s", tenths / 10),
+        };
+    }
+    let secs = Duration::from_secs((ms + 500) / 1000);
+    humantime::format_duration(secs).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +73,23 @@ mod tests {
             too_long(MAX_DURATION + Duration::from_nanos(1)).unwrap(),
             "it is longer than the maximum of 1year (365.25 days)"
         );
+    }
+
+    #[test]
+    fn durations_are_rounded_for_people() {
+        let cases = [
+            (Duration::from_nanos(499_963_836), "500ms"),
+            (Duration::from_micros(750), "750us"),
+            (Duration::from_millis(1), "1ms"),
+            (Duration::from_micros(999_700), "1s"),
+            (Duration::from_millis(1_500), "1.5s"),
+            (Duration::from_millis(1_449), "1.4s"),
+            (Duration::from_secs(10), "10s"),
+            (Duration::from_millis(59_960), "60s"),
+            (Duration::from_secs(150), "2m 30s"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(for_people(d), want, "{d:?}");
+        }
     }
 }

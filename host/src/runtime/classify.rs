@@ -15,7 +15,7 @@ pub(super) fn deadline(limits: &Limits) -> CallError {
         Limit::Deadline,
         format!(
             "the call ran past its deadline of {}",
-            humantime::format_duration(limits.timeout)
+            crate::duration::for_people(limits.timeout)
         ),
     )
 }

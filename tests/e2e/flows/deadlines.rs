@@ -118,6 +118,7 @@ steps:
         (error.step.as_str(), error.kind.as_str()),
         ("s", "deadline")
     );
+    assert_eq!(error.message, "the call ran past its deadline of 100ms");
     let s = step(&record, "s");
     assert_eq!(s.attempts.len(), 1);
     assert!(s.attempts[0].duration_ms < 400.0, "{:?}", s.attempts[0]);
@@ -146,6 +147,31 @@ steps:
         (error.step.as_str(), error.kind.as_str()),
         ("group", "deadline")
     );
+    assert_eq!(error.message, "the step ran past its timeout of 150ms");
     assert_eq!(step(&record, "group.a").status, StepStatus::Cancelled);
     assert!(record.duration_ms < 600.0, "{} ms", record.duration_ms);
+}
+
+#[tokio::test]
+async fn a_call_cut_by_the_flow_timeout_names_it() {
+    let record = run_flow(
+        r#"
+flow: slow
+timeout: 300ms
+steps:
+  - id: s
+    plugin: sleep
+    config: {ms: 2000}
+"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(record.status, RunStatus::Failed);
+    let error = record.error.as_ref().unwrap();
+    assert_eq!(
+        (error.step.as_str(), error.kind.as_str()),
+        ("s", "deadline")
+    );
+    assert_eq!(error.message, "the call ran past the flow's timeout: 300ms");
+    assert!(record.duration_ms < 1500.0, "{} ms", record.duration_ms);
 }

@@ -10,7 +10,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use super::ctx::RunCtx;
 use crate::config::Limits;
-use crate::error::CallError;
+use crate::error::{CallError, ErrorKind};
 use crate::executor::data::{Data, Doc};
 use crate::executor::record::{Attempt, RunError};
 use crate::plugin::Plugin;
@@ -46,11 +46,18 @@ impl RunCtx<'_> {
         call: Call<'_>,
     ) -> (Result<Doc, RunError>, Attempt) {
         let start = Instant::now();
+        let flow_timeout = self.capped_by_flow(start, call.limits.timeout);
         let report = self.call(call).await;
-        let result = report
-            .result
-            .map(Data::from_raw)
-            .map_err(|e| RunError::new(path, e.kind(), e.message()));
+        let result = report.result.map(Data::from_raw).map_err(|e| {
+            let message = match flow_timeout {
+                Some(t) if e.kind() == ErrorKind::Deadline => format!(
+                    "the call ran past the flow's timeout: {}",
+                    crate::duration::for_people(t)
+                ),
+                _ => e.message(),
+            };
+            RunError::new(path, e.kind(), message)
+        });
         let attempt = Attempt {
             attempt: n,
             start_ms: self.records.ms(start),
@@ -59,6 +66,16 @@ impl RunCtx<'_> {
             error: result.as_ref().err().map(RunError::record),
         };
         (result, attempt)
+    }
+
+    /// The flow's `timeout`, if it (not the step's own) ends a call started
+    /// at `start` with `timeout`: the executor cut that timeout to the time
+    /// the flow had left, so the call's deadline is at or past the flow's.
+    fn capped_by_flow(&self, start: Instant, timeout: Duration) -> Option<Duration> {
+        let deadline = self.deadline?;
+        (crate::duration::after(start, timeout) >= deadline)
+            .then_some(self.flow.timeout)
+            .flatten()
     }
 
     /// Runs one guest call. Dropping the future stops the guest at its next

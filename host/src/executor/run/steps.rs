@@ -174,7 +174,7 @@ impl RunCtx<'_> {
                         ErrorKind::Deadline,
                         format!(
                             "the step ran past its timeout of {}",
-                            humantime::format_duration(limit)
+                            crate::duration::for_people(limit)
                         ),
                     ))
                 })
