@@ -33,6 +33,19 @@ impl Scope {
 
 impl Cx<'_> {
     pub(super) fn check_expr(&mut self, pos: Pos, expr: &Expr, scope: Scope) {
+        if let Some(id) = self.hyphenated_step(expr.source()) {
+            // CEL reads `steps.my-step` as `steps.my - step`: one error that
+            // says so, not one for `step` and one for `my`.
+            self.err(
+                pos,
+                format!(
+                    "expression `{}` reads `steps.{id}` as a subtraction (`-`); \
+                     write `steps['{id}']` for a step id with a hyphen",
+                    expr.source()
+                ),
+            );
+            return;
+        }
         let vars = scope.vars();
         for v in &expr.refs().vars {
             if !vars.contains(&v.as_str()) {
@@ -69,6 +82,31 @@ impl Cx<'_> {
                 );
             }
         }
+    }
+
+    /// The id in a `steps.a-b` of `src` that is a step of the flow, or whose
+    /// first part is not: a hyphenated id written as a field.
+    fn hyphenated_step(&self, src: &str) -> Option<String> {
+        let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let mut rest = src;
+        while let Some(at) = rest.find("steps.") {
+            let before = rest[..at].chars().next_back();
+            rest = &rest[at + "steps.".len()..];
+            if before.is_some_and(|c| ident(c) || c == '.') {
+                continue;
+            }
+            let len = rest
+                .find(|c: char| !ident(c) && c != '-')
+                .unwrap_or(rest.len());
+            let id = rest[..len].trim_end_matches('-');
+            let Some((first, _)) = id.split_once('-') else {
+                continue;
+            };
+            if !first.is_empty() && (self.all_ids.contains(id) || !self.all_ids.contains(first)) {
+                return Some(id.to_string());
+            }
+        }
+        None
     }
 
     pub(super) fn tnode(&mut self, node: &Node, scope: Scope) -> TNode {
