@@ -199,7 +199,15 @@ pub fn parse_flow(
                 line: e.line().max(1),
                 column: e.column().max(1),
             };
-            return Err(vec![error(pos, format!("JSON syntax error: {message}"))]);
+            let mut message = format!("JSON syntax error: {message}");
+            if looks_like_yaml(text) {
+                let yaml = path.with_extension("yaml");
+                let name = yaml.file_name().unwrap_or_default().to_string_lossy();
+                message.push_str(&format!(
+                    "; the file holds YAML, not JSON: rename it to `{name}`"
+                ));
+            }
+            return Err(vec![error(pos, message)]);
         }
     }
 
@@ -218,6 +226,12 @@ pub fn parse_flow(
             Err(errors)
         }
     }
+}
+
+/// Whether `text`, which is not JSON, is YAML that does not even start like
+/// JSON (a flow written in YAML but named `.json`).
+fn looks_like_yaml(text: &str) -> bool {
+    !text.trim_start().starts_with(['{', '[']) && yaml::parse(text).is_ok()
 }
 
 /// Reads a flow file with tokio, at most [`MAX_FLOW_FILE_BYTES`] of it, and
