@@ -208,6 +208,33 @@ fn a_bad_input_is_refused_before_the_run_naming_where_it_came_from() {
     assert!(out.is_empty());
 }
 
+#[test]
+fn an_input_expressions_cannot_read_is_named_by_its_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("big.yaml");
+    std::fs::write(
+        &flow,
+        "flow: big\nsteps:\n  - {id: a, plugin: echo, input: \"${input.big}\"}\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(flowhost().args([
+        "run",
+        flow.to_str().unwrap(),
+        "--plugins",
+        &plugins(),
+        "--input",
+        r#"{"big":1e400}"#,
+    ]));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains(
+            "--input: the JSON cannot be read: number out of range at line 1 column 12; \
+             steps get it as written, but expressions cannot read it"
+        ),
+        "{err}"
+    );
+}
+
 /// A duration past one year: it would overflow the clock.
 const HUGE: &str = "18446744073709551615s";
 const TOO_LONG: &str = "it is longer than the maximum of 1year (365.25 days)";

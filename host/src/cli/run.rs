@@ -49,7 +49,15 @@ impl FlowArgs {
     /// The `--input`, read and checked to be JSON once.
     pub(crate) async fn input(&self) -> Result<RunInput, Failure> {
         let (text, origin) = args::text_arg("--input", &self.input).await?;
-        RunInput::parse(text, &origin).map_err(Failure::usage)
+        let input = RunInput::parse(text, &origin).map_err(Failure::usage)?;
+        // Said here, where the origin is known: the run's own error would
+        // only say that `input` cannot be read.
+        if let Some(reason) = input.unreadable() {
+            tracing::warn!(
+                "{origin}: {reason}; steps get it as written, but expressions cannot read it"
+            );
+        }
+        Ok(input)
     }
 }
 

@@ -60,6 +60,13 @@ impl RunInput {
         }
     }
 
+    /// Why expressions cannot read the input, if they cannot: a number
+    /// beyond a double, or nesting over 128 levels. Steps still get it as
+    /// written. The parse is kept for the run's expressions.
+    pub fn unreadable(&self) -> Option<String> {
+        self.doc.value().err()
+    }
+
     /// The JSON text, as written.
     pub fn get(&self) -> &str {
         self.doc.text()
