@@ -17,6 +17,15 @@ fn plugins() -> String {
     dist().to_string_lossy().into_owned()
 }
 
+/// A flow file `name` holding `text`, in a fresh temporary folder (kept
+/// alive by the returned handle).
+fn flow_in_temp_dir(name: &str, text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join(name);
+    std::fs::write(&flow, text).unwrap();
+    (dir, flow)
+}
+
 #[test]
 fn check_accepts_a_valid_flow() {
     let (code, out, err) = run(flowhost().args([
@@ -34,13 +43,10 @@ fn check_accepts_a_valid_flow() {
 
 #[test]
 fn check_prints_every_error_with_its_position_and_exits_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let flow = dir.path().join("broken.yaml");
-    std::fs::write(
-        &flow,
+    let (_dir, flow) = flow_in_temp_dir(
+        "broken.yaml",
         "flow: broken\nsteps:\n  - id: a\n    plugin: no-such-plugin\n  - id: b\n    plugin: echo\n    retries: 3\n",
-    )
-    .unwrap();
+    );
     let (code, out, err) =
         run(flowhost().args(["check", flow.to_str().unwrap(), "--plugins", &plugins()]));
     assert_eq!(code, 2, "{out}");
@@ -104,13 +110,10 @@ fn run_prints_the_output_writes_the_record_and_exits_0() {
 
 #[test]
 fn a_failed_flow_exits_1_naming_the_step_and_its_causes() {
-    let dir = tempfile::tempdir().unwrap();
-    let flow = dir.path().join("fails.yaml");
-    std::fs::write(
-        &flow,
+    let (_dir, flow) = flow_in_temp_dir(
+        "fails.yaml",
         "flow: fails\nsteps:\n  - id: outer\n    parallel:\n      - {id: ok, plugin: echo}\n      - {id: bad, plugin: fail, config: {kind: permanent, message: nope}}\n",
-    )
-    .unwrap();
+    );
     let (code, out, err) =
         run(flowhost().args(["run", flow.to_str().unwrap(), "--plugins", &plugins()]));
     assert_eq!(code, 1, "{out}");
@@ -168,13 +171,10 @@ fn bad_usage_exits_2() {
 
 #[test]
 fn a_bad_input_is_refused_before_the_run_naming_where_it_came_from() {
-    let dir = tempfile::tempdir().unwrap();
-    let flow = dir.path().join("schema.yaml");
-    std::fs::write(
-        &flow,
+    let (dir, flow) = flow_in_temp_dir(
+        "schema.yaml",
         "flow: schema\ninput_schema: {type: object, properties: {amount: {type: number}}}\nsteps:\n  - {id: a, plugin: echo}\n",
-    )
-    .unwrap();
+    );
     let flow = flow.to_str().unwrap();
     // Not JSON, in a file: the file, with serde's line and column.
     let file = dir.path().join("in.json");
@@ -210,13 +210,10 @@ fn a_bad_input_is_refused_before_the_run_naming_where_it_came_from() {
 
 #[test]
 fn an_input_expressions_cannot_read_is_named_by_its_flag() {
-    let dir = tempfile::tempdir().unwrap();
-    let flow = dir.path().join("big.yaml");
-    std::fs::write(
-        &flow,
+    let (_dir, flow) = flow_in_temp_dir(
+        "big.yaml",
         "flow: big\nsteps:\n  - {id: a, plugin: echo, input: \"${input.big}\"}\n",
-    )
-    .unwrap();
+    );
     let (code, out, err) = run(flowhost().args([
         "run",
         flow.to_str().unwrap(),
