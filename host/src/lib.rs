@@ -52,6 +52,7 @@ mod printable;
 mod registry;
 mod runtime;
 pub mod server;
+pub mod store;
 mod walk;
 
 pub use cache::{

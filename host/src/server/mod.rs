@@ -13,7 +13,7 @@ mod error;
 mod events;
 mod extract;
 mod health;
-mod history;
+
 mod probe;
 mod state;
 

@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use super::ServerConfig;
 use super::events::RunEvents;
-use super::history::{self, Bounds, History};
+use crate::store::history::{self, Bounds, History};
 use crate::error::ErrorKind;
 use crate::executor::{
     Executor, InputError, RunError, RunInput, RunOptions, RunRecord, RunStatus, new_run_id,

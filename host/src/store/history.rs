@@ -1,4 +1,4 @@
-//! The finished runs the server keeps for `GET /runs/{id}`: bounded by
+//! The finished runs the memory store keeps for `GET /runs/{id}`: bounded by
 //! count and by bytes, the oldest forgotten first. A kept record is
 //! trimmed: an output over `run_history_max_output` is left out and marked
 //! with its size, and long error texts are cut. Sizes are estimated from
@@ -22,7 +22,7 @@ pub(crate) struct Bounds {
 }
 
 /// The finished runs kept, oldest first, with their estimated sizes.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct History {
     kept: VecDeque<(String, usize)>,
     bytes: usize,
