@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use flowhost::Host;
 use flowhost::server::{Server, ServerConfig};
+use flowhost::store::StoreUrl;
 
 use super::Failure;
 
@@ -23,6 +24,14 @@ pub(crate) struct ServeArgs {
     /// A `flowhost.toml` with the server's settings.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Where runs are kept: `sqlite:PATH`, or `memory` (lost on exit).
+    /// Default: `store` in the config file, else `sqlite:DATA_DIR/flowhost.db`.
+    #[arg(long, value_name = "URL")]
+    store: Option<flowhost::store::StoreUrl>,
+    /// The folder of the default store. Default: $FLOWHOST_DATA_DIR, else
+    /// $XDG_DATA_HOME/flowhost, else ~/.local/share/flowhost.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     #[command(flatten)]
     cache: super::cache::CacheFlags,
 }
@@ -41,20 +50,40 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    if let Some(store) = args.store {
+        config.store = Some(store);
+    }
+    if config.store.is_none() {
+        config.store = Some(
+            StoreUrl::default_in(args.data_dir.as_deref()).ok_or_else(|| {
+                Failure::usage("no data directory: set --data-dir, --store or $FLOWHOST_DATA_DIR")
+            })?,
+        );
+    }
     let host = Host::new(args.cache.apply(config.host_config())).map_err(Failure::failed)?;
     let server = Server::start(host, &args.plugins, &args.flows, config)
         .await
         .map_err(Failure::usage)?;
+    eprintln!("flowhost: store: {}", server.store());
     // A line tests and scripts can wait for.
     eprintln!("flowhost: listening on http://{}", server.addr());
     let report = server.run_until_signal().await;
-    eprintln!(
-        "flowhost: stopped: {} run(s) drained, {} cancelled mid-run {:?}, {} queued run(s) never started {:?}",
-        report.drained,
-        report.cancelled_running.len(),
-        report.cancelled_running,
-        report.cancelled_queued.len(),
-        report.cancelled_queued
-    );
+    if report.left_to_resume.is_empty() {
+        eprintln!(
+            "flowhost: stopped: {} run(s) drained, {} cancelled mid-run {:?}, {} queued run(s) never started {:?}",
+            report.drained,
+            report.cancelled_running.len(),
+            report.cancelled_running,
+            report.cancelled_queued.len(),
+            report.cancelled_queued
+        );
+    } else {
+        eprintln!(
+            "flowhost: stopped: {} run(s) drained, {} left in the store to resume at the next start {:?}",
+            report.drained,
+            report.left_to_resume.len(),
+            report.left_to_resume
+        );
+    }
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State as Extract};
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
@@ -18,8 +18,9 @@ use super::error::ApiError;
 use super::events;
 use super::extract::{BODY_LIMIT, Input, NamedFlow, Path, Query};
 use super::health;
-use super::state::{Refusal, State};
+use super::state::{Admission, Lookup, Refusal, State};
 use crate::executor::{RunError, RunStatus};
+use crate::store::{Cursor, ListQuery, MAX_PAGE, StoreError};
 
 type S = Extract<Arc<State>>;
 type Answer = Result<Response, ApiError>;
@@ -31,6 +32,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/flows", get(list_flows))
         .route("/flows/{flow}/runs", post(start_run))
+        .route("/runs", get(list_runs))
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/cancel", post(cancel_run))
         .route("/plugins", get(list_plugins))
@@ -60,7 +62,37 @@ fn refused(state: &State, refusal: Refusal) -> ApiError {
             retry_after_secs: state.config.retry_after_secs,
         },
         Refusal::ShuttingDown => ApiError::ShuttingDown,
+        Refusal::Store(e) => store_failed(e),
     }
+}
+
+/// The store failed: the request did nothing.
+fn store_failed(e: StoreError) -> ApiError {
+    tracing::error!(error = %e, "the store failed");
+    ApiError::Unavailable(format!("{e}; nothing was done"))
+}
+
+/// The longest `Idempotency-Key` taken.
+const MAX_KEY: usize = 255;
+
+/// The `Idempotency-Key` header: printable ASCII, at most [`MAX_KEY`] bytes.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::BadRequest(format!(
+            "the Idempotency-Key header must be 1 to {MAX_KEY} printable ASCII characters"
+        ))
+    };
+    let key = value.to_str().map_err(|_| bad())?;
+    if key.is_empty()
+        || key.len() > MAX_KEY
+        || !key.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+    {
+        return Err(bad());
+    }
+    Ok(Some(key.to_string()))
 }
 
 fn with_run_id(mut r: Response, run_id: &str) -> Response {
@@ -79,10 +111,17 @@ async fn start_run(
     Extract(state): S,
     NamedFlow(flow): NamedFlow,
     Query(q): Query<RunQuery>,
+    headers: HeaderMap,
     Input(mut input): Input,
 ) -> Answer {
+    let key = idempotency_key(&headers)?;
     input.check(&flow)?;
-    let (run_id, mut done) = match state.admit(vec![(flow, Ok(input))], 0) {
+    let admission = Admission {
+        flow,
+        input: Ok(input),
+        key,
+    };
+    let (run_id, mut done) = match state.admit(vec![admission], 0).await {
         Ok(mut runs) => runs.remove(0),
         Err(refusal) => return Err(refused(&state, refusal)),
     };
@@ -98,7 +137,11 @@ async fn start_run(
         Ok(r) => r.clone(),
         Err(_) => None,
     };
-    let record = record.ok_or_else(|| ApiError::Host("the run ended without a record".into()))?;
+    let record = match record {
+        Some(record) => record,
+        // Left to resume by a shutdown: the client asks again later.
+        None => return Err(ApiError::ShuttingDown),
+    };
     // The output goes out as the flow wrote it, without a parse.
     let body = Finished {
         run_id: &record.run_id,
@@ -124,20 +167,101 @@ struct Finished<'a> {
 }
 
 async fn get_run(Extract(state): S, Path(id): Path<String>) -> Answer {
-    let (flow, status, record) = state.lookup(&id).ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no run `{id}` (runs are kept in memory, and only the most recent)"
-        ))
-    })?;
-    let body = match record {
-        Some(record) => axum::Json(&*record).into_response(),
-        None => axum::Json(json!({"run_id": id, "flow": flow, "status": status})).into_response(),
+    let found = state.lookup(&id).await.map_err(store_failed)?;
+    let body = match found {
+        None => {
+            let kept = if state.store.durable() {
+                "within the store's retention"
+            } else {
+                "in memory, and only the most recent"
+            };
+            return Err(ApiError::NotFound(format!(
+                "no run `{id}` (runs are kept {kept})"
+            )));
+        }
+        Some(Lookup::Stored(run)) if run.record.is_some() => {
+            axum::Json(run.record.as_deref()).into_response()
+        }
+        Some(Lookup::Stored(run)) => {
+            axum::Json(json!({"run_id": id, "flow": run.flow, "status": run.status}))
+                .into_response()
+        }
+        Some(Lookup::Live(flow, status)) => {
+            axum::Json(json!({"run_id": id, "flow": flow, "status": status})).into_response()
+        }
     };
     Ok(with_run_id(body, &id))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    flow: Option<String>,
+    status: Option<RunStatus>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// `GET /runs`: runs newest first, a page at a time (keyset pagination).
+async fn list_runs(Extract(state): S, Query(p): Query<ListParams>) -> Answer {
+    let limit = p.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::BadRequest(format!(
+            "`limit` must be 1 to {MAX_PAGE}"
+        )));
+    }
+    let cursor =
+        match &p.cursor {
+            None => None,
+            Some(c) => Some(parse_cursor(c).ok_or_else(|| {
+                ApiError::BadRequest("`cursor` is not one this server gave".into())
+            })?),
+        };
+    let query = ListQuery {
+        flow: p.flow,
+        status: p.status,
+        limit,
+        cursor,
+    };
+    let page = state.store.list(query).await.map_err(store_failed)?;
+    let runs: Vec<Value> = page
+        .runs
+        .iter()
+        .map(|r| {
+            json!({
+                "run_id": r.run_id,
+                "flow": r.flow,
+                "status": r.status,
+                "accepted_at": humantime::format_rfc3339_millis(r.accepted_at).to_string(),
+            })
+        })
+        .collect();
+    let next = page.next.map(|c| format!("{}.{}", c.accepted_ms, c.run_id));
+    Ok(axum::Json(json!({"runs": runs, "next": next})).into_response())
+}
+
+/// A cursor as `GET /runs` writes it: `MILLIS.RUN_ID`.
+fn parse_cursor(text: &str) -> Option<Cursor> {
+    let (ms, run_id) = text.split_once('.')?;
+    if run_id.is_empty() || run_id.len() > 64 {
+        return None;
+    }
+    Some(Cursor {
+        accepted_ms: ms.parse().ok()?,
+        run_id: run_id.to_string(),
+    })
+}
+
 async fn cancel_run(Extract(state): S, Path(id): Path<String>) -> Answer {
-    match state.cancel(&id) {
+    let live = state.cancel(&id);
+    let status = match live {
+        Some(status) => Some(status),
+        None => match state.lookup(&id).await.map_err(store_failed)? {
+            Some(Lookup::Stored(run)) => Some(run.status),
+            _ => None,
+        },
+    };
+    match status {
         None => Err(ApiError::NotFound(format!("no run `{id}`"))),
         Some(status @ (RunStatus::Queued | RunStatus::Running)) => {
             let body = json!({"run_id": id, "status": status, "cancelling": true});
@@ -186,7 +310,9 @@ async fn publish_event(
     Input(payload): Input,
 ) -> Answer {
     events::check_topic(&topic).map_err(ApiError::BadRequest)?;
-    let runs = events::publish(&state, &topic, payload, 0).map_err(|r| refused(&state, r))?;
+    let runs = events::publish(&state, &topic, payload, 0)
+        .await
+        .map_err(|r| refused(&state, r))?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(json!({"topic": topic, "runs": runs})),

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Limits;
 use crate::duration::too_long;
+use crate::store::StoreUrl;
 
 /// Settings of `flowhost serve`. Unknown keys are errors.
 ///
@@ -16,7 +17,10 @@ use crate::duration::too_long;
 /// queue_capacity = 64
 /// drain_timeout = "10s"
 /// max_steps_per_run = 10000
-/// run_history = 1000
+/// store = "sqlite:/var/lib/flowhost/flowhost.db"   # or "memory"
+/// retention_age = "30days"          # finished runs older are removed
+/// retention_runs = 100000           # and past the newest this many
+/// run_history = 1000                # the memory store's bounds
 /// run_history_bytes = 67108864      # 64 MiB
 /// run_history_max_output = 65536    # 64 KiB
 ///
@@ -38,8 +42,19 @@ pub struct ServerConfig {
     /// Seconds a client is told to wait (`Retry-After`) when the queue is full.
     /// Default: 1.
     pub retry_after_secs: u64,
-    /// Finished runs kept for `GET /runs/{id}`; the oldest are forgotten first.
-    /// Default: 1,000.
+    /// Where runs are kept. Default: none, which keeps them in memory (lost
+    /// on exit); `flowhost serve` defaults to a SQLite file in its data
+    /// directory instead.
+    pub store: Option<StoreUrl>,
+    /// A durable store removes finished runs older than this, in the
+    /// background. Default: 30 days.
+    #[serde(with = "humantime_serde")]
+    pub retention_age: Duration,
+    /// A durable store keeps at most this many finished runs, the newest.
+    /// Default: 100,000.
+    pub retention_runs: usize,
+    /// Finished runs the memory store keeps for `GET /runs/{id}`; the
+    /// oldest are forgotten first. Default: 1,000.
     pub run_history: usize,
     /// Bytes (estimated from what the records hold) the finished runs kept
     /// for `GET /runs/{id}` may take; past it, the oldest are forgotten
@@ -77,6 +92,9 @@ impl Default for ServerConfig {
             workers: 8,
             queue_capacity: 64,
             retry_after_secs: 1,
+            store: None,
+            retention_age: Duration::from_secs(30 * 24 * 3600),
+            retention_runs: 100_000,
             run_history: 1000,
             run_history_bytes: 64 << 20,
             run_history_max_output: 64 << 10,
@@ -98,6 +116,7 @@ impl ServerConfig {
         let config: ServerConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         let durations = [
             ("drain_timeout", config.drain_timeout),
+            ("retention_age", config.retention_age),
             ("probe_timeout", config.probe_timeout),
             ("limits.timeout", config.limits.timeout),
         ];

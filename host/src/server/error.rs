@@ -36,6 +36,8 @@ pub(crate) enum ApiError {
     },
     /// The server is shutting down (503 `shutting-down`).
     ShuttingDown,
+    /// The store cannot be used now (503 `unavailable`).
+    Unavailable(String),
     /// The server failed (500 `host`).
     Host(String),
 }
@@ -53,6 +55,7 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::QueueFull { .. } => (StatusCode::TOO_MANY_REQUESTS, "queue-full"),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting-down"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Host(_) => (StatusCode::INTERNAL_SERVER_ERROR, "host"),
         }
     }
@@ -64,6 +67,7 @@ impl ApiError {
             | ApiError::BadRequest(m)
             | ApiError::TooLarge(m)
             | ApiError::Conflict(m)
+            | ApiError::Unavailable(m)
             | ApiError::Host(m) => m.clone(),
             ApiError::Input(e) => e.to_string(),
             ApiError::QueueFull { waiting, .. } => {

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
-use super::state::{Refusal, State};
+use super::state::{Admission, Refusal, State};
 use crate::executor::RunInput;
 use crate::printable::{has_control, printable};
 use crate::runtime::events::{Event, EventSink};
@@ -23,15 +23,26 @@ pub(crate) fn check_topic(topic: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts the flows triggered by `topic`. Returns the new run ids. A flow
-/// whose `input_schema` the payload fails gets a run that fails at once
-/// (step `input`, `invalid-input`), as any run would.
-pub(crate) fn publish(
+/// Starts the flows triggered by `topic`, committed in one transaction.
+/// Returns the new run ids. A flow whose `input_schema` the payload fails
+/// gets a run that fails at once (step `input`, `invalid-input`), as any
+/// run would.
+pub(crate) async fn publish(
     state: &Arc<State>,
     topic: &str,
     payload: RunInput,
     hop: u32,
 ) -> Result<Vec<String>, Refusal> {
+    let runs = triggered(state, topic, payload);
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let runs = state.admit(runs, hop).await?;
+    Ok(runs.into_iter().map(|(id, _)| id).collect())
+}
+
+/// The runs an event on `topic` starts: one for each flow it triggers.
+fn triggered(state: &State, topic: &str, payload: RunInput) -> Vec<Admission> {
     let flows: Vec<_> = state
         .flows
         .all()
@@ -40,18 +51,19 @@ pub(crate) fn publish(
         .collect();
     if flows.is_empty() {
         tracing::info!(topic = %printable(topic), "event published; no flow is triggered by it");
-        return Ok(Vec::new());
     }
-    let runs = flows
+    flows
         .into_iter()
         .map(|flow| {
             let mut input = payload.clone();
             let checked = input.check(&flow).map(|()| input);
-            (flow, checked)
+            Admission {
+                flow,
+                input: checked,
+                key: None,
+            }
         })
-        .collect();
-    let runs = state.admit(runs, hop)?;
-    Ok(runs.into_iter().map(|(id, _)| id).collect())
+        .collect()
 }
 
 /// The event sink of one run.
@@ -95,12 +107,27 @@ impl EventSink for RunEvents {
         }
         // The runtime checked the payload is JSON when it was emitted.
         let payload = RunInput::from_raw(event.payload);
-        match publish(&state, &event.topic, payload, self.hop + 1) {
-            Ok(_) => Ok(()),
-            Err(Refusal::QueueFull) => {
-                Err("the run queue is full; the event was not accepted".into())
-            }
-            Err(Refusal::ShuttingDown) => Err("the server is shutting down".into()),
+        let runs = triggered(&state, &event.topic, payload);
+        if runs.is_empty() {
+            return Ok(());
         }
+        // The queue places are taken now, so the step hears of a full
+        // queue; the commit runs beside the step (the guest call is sync).
+        match state.reserve(runs.len()) {
+            Ok(()) => {}
+            Err(Refusal::QueueFull) => {
+                return Err("the run queue is full; the event was not accepted".into());
+            }
+            Err(_) => return Err("the server is shutting down".into()),
+        }
+        let hop = self.hop + 1;
+        let run_id = event.run_id.clone();
+        let topic = topic.into_owned();
+        tokio::spawn(async move {
+            if let Err(Refusal::Store(e)) = state.commit(runs, hop).await {
+                tracing::error!(run = %run_id, %topic, error = %e, "the store could not accept the runs an emitted event starts");
+            }
+        });
+        Ok(())
     }
 }

@@ -1,11 +1,13 @@
 //! `flowhost serve`: flows over HTTP and events, through a bounded queue and
 //! a fixed worker pool, observable and safe to stop.
 //!
-//! Lifecycle: [`Server::start`] loads the plugins and flows (hot-reloaded
-//! from then on), binds, and serves. [`Server::shutdown`] (or SIGTERM/Ctrl-C
-//! under [`Server::run_until_signal`]) stops accepting, lets in-flight runs
-//! finish within `drain_timeout`, cancels what is left and reports it. Runs
-//! live in memory only: a restart forgets queued and finished runs.
+//! Lifecycle: [`Server::start`] opens the store, loads the plugins and flows
+//! (hot-reloaded from then on), resumes the runs the store holds unfinished,
+//! binds, and serves. A run is answered only once the store has committed
+//! it. [`Server::shutdown`] (or SIGTERM/Ctrl-C under
+//! [`Server::run_until_signal`]) stops accepting and lets in-flight runs
+//! finish within `drain_timeout`; with a durable store the rest stay in it
+//! to resume at the next start, with the memory store they are cancelled.
 
 mod api;
 mod config;
@@ -15,6 +17,8 @@ mod extract;
 mod health;
 
 mod probe;
+mod resume;
+mod shutdown;
 mod state;
 
 use std::net::SocketAddr;
@@ -49,6 +53,9 @@ pub enum ServeError {
     /// The plugins or flows folder could not be opened.
     #[error("{0}")]
     Load(String),
+    /// The store could not be opened (or read to resume its runs).
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -67,6 +74,16 @@ impl Server {
         flows_dir: &std::path::Path,
         config: ServerConfig,
     ) -> Result<Server, ServeError> {
+        let bounds = crate::store::memory::Bounds {
+            records: config.run_history,
+            bytes: config.run_history_bytes,
+            max_output: config.run_history_max_output,
+        };
+        let url = config
+            .store
+            .clone()
+            .unwrap_or(crate::store::StoreUrl::Memory);
+        let store = crate::store::open(&url, bounds).await?;
         let plugins = LivePlugins::open(&host, plugins_dir, WatchOptions::default())
             .await
             .map_err(|e| ServeError::Load(e.to_string()))?;
@@ -86,7 +103,15 @@ impl Server {
             addr: config.listen,
             source,
         })?;
-        let state = state::State::new(host, plugins, flows, probe, config);
+        let state = state::State::new(host, plugins, flows, probe, store, config);
+        let resumed = state.resume().await?;
+        if resumed > 0 {
+            tracing::info!(
+                runs = resumed,
+                "resumed the runs an earlier start left unfinished"
+            );
+        }
+        state.start_pruning();
         state.watch_reloads().await;
         health::start_heartbeat(&state);
         let stop = tokio_util::sync::CancellationToken::new();
@@ -109,6 +134,11 @@ impl Server {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The store it keeps runs in, as its start line names it.
+    pub fn store(&self) -> String {
+        self.state.store.describe()
     }
 
     /// Stops accepting, drains in-flight runs, cancels the rest, and reports.

@@ -1,5 +1,6 @@
-//! The server's state: admission into the bounded queue, the worker pool,
-//! per-flow concurrency, the store of recent runs, and shutdown.
+//! The server's state: admission into the bounded queue (committed to the
+//! store before a client is answered), the worker pool, per-flow
+//! concurrency, and each live run's handles. Finished runs are the store's.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -12,7 +13,6 @@ use tokio_util::task::TaskTracker;
 
 use super::ServerConfig;
 use super::events::RunEvents;
-use crate::store::history::{self, Bounds, History};
 use crate::error::ErrorKind;
 use crate::executor::{
     Executor, InputError, RunError, RunInput, RunOptions, RunRecord, RunStatus, new_run_id,
@@ -22,14 +22,26 @@ use crate::host::Host;
 use crate::live::{LiveFlows, LivePlugins, ReloadOutcome};
 use crate::metrics::Metrics;
 use crate::plugin::Plugin;
+use crate::store::{Accepted, NewRun, Store, StoreError, StoredRun};
 
 /// Why a run was not accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Refusal {
     /// The queue is full: try again later.
     QueueFull,
     /// The server is shutting down.
     ShuttingDown,
+    /// The store could not commit the run.
+    Store(StoreError),
+}
+
+/// A run asking to be accepted.
+pub(crate) struct Admission {
+    pub(crate) flow: Arc<Flow>,
+    /// Its input, or why it was refused (the run then fails at once).
+    pub(crate) input: Result<RunInput, InputError>,
+    /// The client's `Idempotency-Key`.
+    pub(crate) key: Option<String>,
 }
 
 /// What a shutdown did.
@@ -42,11 +54,15 @@ pub struct ShutdownReport {
     pub cancelled_running: Vec<String>,
     /// Runs cancelled before they started.
     pub cancelled_queued: Vec<String>,
+    /// Runs left unfinished in a durable store, queued or mid-run: the next
+    /// start on the same store resumes them.
+    pub left_to_resume: Vec<String>,
 }
 
 /// Resolves with the record when a run finishes.
 pub(crate) type Done = watch::Receiver<Option<Arc<RunRecord>>>;
 
+/// A live run: accepted, not finished.
 pub(crate) struct RunEntry {
     pub(crate) flow: String,
     pub(crate) status: RunStatus,
@@ -54,9 +70,20 @@ pub(crate) struct RunEntry {
     /// in the queue.
     pub(crate) started: bool,
     pub(crate) cancel: CancellationToken,
-    /// When finished, the record as kept (trimmed); the full one went to
-    /// whoever waited for the run.
-    pub(crate) record: Option<Arc<RunRecord>>,
+    /// Stops the run without a record, leaving it to resume (shutdown).
+    pub(crate) suspend: CancellationToken,
+    /// Resolves with the full record when it finishes.
+    pub(crate) done: Done,
+    /// Its sender, until the run's task takes it.
+    sender: Option<watch::Sender<Option<Arc<RunRecord>>>>,
+}
+
+/// What the server knows of a run.
+pub(crate) enum Lookup {
+    /// Live: its flow and status.
+    Live(String, RunStatus),
+    /// In the store.
+    Stored(StoredRun),
 }
 
 pub(crate) struct State {
@@ -66,22 +93,27 @@ pub(crate) struct State {
     pub(crate) flows: LiveFlows,
     pub(crate) probe: Plugin,
     pub(crate) metrics: Metrics,
+    pub(crate) store: Arc<dyn Store>,
     pub(crate) started: Instant,
     /// Milliseconds since `started` at the last heartbeat.
     pub(crate) heartbeat: std::sync::atomic::AtomicU64,
-    runs: Mutex<Runs>,
-    queued: AtomicUsize,
+    live: Mutex<HashMap<String, RunEntry>>,
+    pub(super) queued: AtomicUsize,
     in_flight: AtomicUsize,
-    accepting: AtomicBool,
+    pub(super) accepting: AtomicBool,
     workers: Arc<Semaphore>,
     flow_limits: Mutex<HashMap<String, Arc<Semaphore>>>,
-    tasks: TaskTracker,
+    pub(super) tasks: TaskTracker,
 }
 
-#[derive(Default)]
-struct Runs {
-    by_id: HashMap<String, RunEntry>,
-    finished: History,
+/// A run about to be spawned: accepted now, or found unfinished in the store.
+pub(super) struct Spawn {
+    pub(super) flow: Arc<Flow>,
+    pub(super) input: Result<RunInput, InputError>,
+    pub(super) run_id: String,
+    pub(super) hop: u32,
+    /// When a resumed run first started.
+    pub(super) started_at: Option<std::time::SystemTime>,
 }
 
 impl State {
@@ -90,6 +122,7 @@ impl State {
         plugins: LivePlugins,
         flows: LiveFlows,
         probe: Plugin,
+        store: Arc<dyn Store>,
         config: ServerConfig,
     ) -> Arc<Self> {
         Arc::new(State {
@@ -98,9 +131,10 @@ impl State {
             flows,
             probe,
             metrics: Metrics::new(),
+            store,
             started: Instant::now(),
             heartbeat: Default::default(),
-            runs: Mutex::default(),
+            live: Mutex::default(),
             queued: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             accepting: AtomicBool::new(true),
@@ -111,8 +145,8 @@ impl State {
         })
     }
 
-    fn runs(&self) -> std::sync::MutexGuard<'_, Runs> {
-        self.runs.lock().unwrap_or_else(|e| e.into_inner())
+    pub(super) fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunEntry>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn queued(&self) -> usize {
@@ -131,67 +165,177 @@ impl State {
     }
 
     /// Accepts runs, all or none: `n` queue places are taken at once, so an
-    /// event is never half-accepted. Each is a flow and its input, checked
-    /// against the flow; a run refused for its input fails at once. An event
-    /// that starts more runs than the queue holds is accepted whole when the
-    /// queue is empty, so that a retry can always get past a `429`.
-    pub(crate) fn admit(
+    /// event is never half-accepted, then the runs are committed to the
+    /// store, and only then started and answered. A run refused for its
+    /// input is accepted and fails at once. An event that starts more runs
+    /// than the queue holds is accepted whole when the queue is empty, so
+    /// that a retry can always get past a `429`. A run whose idempotency key
+    /// its flow already used is not started again: its answer is that run.
+    pub(crate) async fn admit(
         self: &Arc<Self>,
-        runs: Vec<(Arc<Flow>, Result<RunInput, InputError>)>,
+        runs: Vec<Admission>,
         hop: u32,
     ) -> Result<Vec<(String, Done)>, Refusal> {
+        self.reserve(runs.len())?;
+        self.commit(runs, hop).await
+    }
+
+    /// Commits runs whose queue places [`State::reserve`] took, then starts
+    /// them; on a store failure the places are given back.
+    pub(crate) async fn commit(
+        self: &Arc<Self>,
+        runs: Vec<Admission>,
+        hop: u32,
+    ) -> Result<Vec<(String, Done)>, Refusal> {
+        let n = runs.len();
+        let accepted_at = std::time::SystemTime::now();
+        let snapshot = self.plugins.snapshot();
+        let mut pending = Vec::with_capacity(n);
+        let mut new_runs = Vec::with_capacity(n);
+        for run in runs {
+            let run_id = new_run_id();
+            let input_text = match &run.input {
+                Ok(input) => input.get().to_string(),
+                Err(_) => "null".to_string(),
+            };
+            let plugins = run
+                .flow
+                .plugin_names()
+                .into_iter()
+                .filter_map(|name| snapshot.get(name))
+                .map(|p| (p.name().to_string(), p.hash().to_string()))
+                .collect();
+            new_runs.push(NewRun {
+                run_id: run_id.clone(),
+                flow: run.flow.name.clone(),
+                flow_version: String::new(),
+                plugins,
+                input: serde_json::value::RawValue::from_string(input_text)
+                    .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()),
+                accepted_at,
+                idempotency_key: run.key,
+                derived_from: None,
+            });
+            // Live before it is committed: a concurrent submission with the
+            // same key finds it as soon as the store answers `Existing`.
+            let done = self.register(&run_id, &run.flow.name);
+            pending.push((run.flow, run.input, run_id, done));
+        }
+        let answers = match self.store.accept(new_runs).await {
+            Ok(answers) => answers,
+            Err(e) => {
+                for (_, _, run_id, _) in &pending {
+                    self.live().remove(run_id);
+                }
+                self.queued.fetch_sub(n, Ordering::SeqCst);
+                return Err(Refusal::Store(e));
+            }
+        };
+        let mut out = Vec::with_capacity(n);
+        for ((flow, input, run_id, done), answer) in pending.into_iter().zip(answers) {
+            match answer {
+                Accepted::New => {
+                    self.spawn(Spawn {
+                        flow,
+                        input,
+                        run_id: run_id.clone(),
+                        hop,
+                        started_at: None,
+                    });
+                    out.push((run_id, done));
+                }
+                Accepted::Existing { run_id: existing } => {
+                    self.live().remove(&run_id);
+                    self.queued.fetch_sub(1, Ordering::SeqCst);
+                    out.push((existing.clone(), self.done_of(&existing).await));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes `n` queue places, all or none.
+    pub(crate) fn reserve(&self, n: usize) -> Result<(), Refusal> {
         if !self.accepting.load(Ordering::SeqCst) {
             return Err(Refusal::ShuttingDown);
         }
-        let n = runs.len();
         let capacity = self.config.queue_capacity;
         self.queued
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
                 (q + n <= capacity || q == 0).then_some(q + n)
             })
-            .map_err(|_| Refusal::QueueFull)?;
-        let mut accepted = Vec::with_capacity(n);
-        for (flow, input) in runs {
-            let run_id = new_run_id();
-            let cancel = CancellationToken::new();
-            let (tx, rx) = watch::channel(None);
-            self.runs().by_id.insert(
-                run_id.clone(),
-                RunEntry {
-                    flow: flow.name.clone(),
-                    status: RunStatus::Queued,
-                    started: false,
-                    cancel: cancel.clone(),
-                    record: None,
-                },
-            );
-            let task = self
-                .clone()
-                .run(flow, input, run_id.clone(), cancel, tx, hop);
-            self.tasks.spawn(task);
-            accepted.push((run_id, rx));
-        }
-        Ok(accepted)
+            .map(drop)
+            .map_err(|_| Refusal::QueueFull)
     }
 
-    /// One run: wait for a flow slot and a worker, run, record.
+    /// Makes `run_id` a live, queued run; returns its `done` receiver.
+    pub(super) fn register(&self, run_id: &str, flow: &str) -> Done {
+        let (tx, rx) = watch::channel(None);
+        self.live().insert(
+            run_id.to_string(),
+            RunEntry {
+                flow: flow.to_string(),
+                status: RunStatus::Queued,
+                started: false,
+                cancel: CancellationToken::new(),
+                suspend: CancellationToken::new(),
+                done: rx.clone(),
+                sender: Some(tx),
+            },
+        );
+        rx
+    }
+
+    /// The `done` receiver of an existing run: live, or already finished
+    /// (then it holds the stored record).
+    async fn done_of(&self, run_id: &str) -> Done {
+        if let Some(e) = self.live().get(run_id) {
+            return e.done.clone();
+        }
+        let record = match self.store.run(run_id).await {
+            Ok(Some(run)) => run.record,
+            _ => None,
+        };
+        watch::channel(record).1
+    }
+
+    /// Starts a registered run's task: its queue place is taken.
+    pub(super) fn spawn(self: &Arc<Self>, run: Spawn) {
+        let (cancel, suspend, done) = match self.live().get_mut(&run.run_id) {
+            Some(e) => match e.sender.take() {
+                Some(done) => (e.cancel.clone(), e.suspend.clone(), done),
+                None => return,
+            },
+            None => return,
+        };
+        let task = self.clone().run(run, cancel, suspend, done);
+        self.tasks.spawn(task);
+    }
+
+    /// One run: wait for a flow slot and a worker, run, record. Suspended
+    /// (a shutdown with a durable store), it stops without a record: the
+    /// store keeps it unfinished, to resume.
     async fn run(
         self: Arc<Self>,
-        flow: Arc<Flow>,
-        input: Result<RunInput, InputError>,
-        run_id: String,
+        run: Spawn,
         cancel: CancellationToken,
+        suspend: CancellationToken,
         done: watch::Sender<Option<Arc<RunRecord>>>,
-        hop: u32,
     ) {
+        let Spawn {
+            flow,
+            input,
+            run_id,
+            hop,
+            started_at,
+        } = run;
         let input = match input {
             Ok(input) => input,
             Err(e) => {
                 self.queued.fetch_sub(1, Ordering::SeqCst);
                 let record =
                     RunRecord::not_run(run_id.clone(), &flow, RunStatus::Failed, e.to_run_error());
-                self.metrics.run_finished(&record);
-                self.finish(&run_id, record, &done);
+                self.finish(&run_id, record, &done).await;
                 return;
             }
         };
@@ -212,20 +356,28 @@ impl State {
             (flow_permit, worker)
         };
         let permits = tokio::select! {
-            p = permits => Some(p),
-            _ = cancel.cancelled() => None,
+            p = permits => Some(Some(p)),
+            _ = cancel.cancelled() => Some(None),
+            _ = suspend.cancelled() => None,
         };
         self.queued.fetch_sub(1, Ordering::SeqCst);
+        let Some(permits) = permits else {
+            self.live().remove(&run_id);
+            return;
+        };
         let Some(_permits) = permits else {
             let why = "the run was cancelled before it started";
             let error = RunError::new("", ErrorKind::Cancelled, why);
             let record = RunRecord::not_run(run_id.clone(), &flow, RunStatus::Cancelled, error);
-            self.metrics.run_finished(&record);
-            self.finish(&run_id, record, &done);
+            self.finish(&run_id, record, &done).await;
             return;
         };
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        self.started(&run_id);
+        self.mark_started(&run_id);
+        let started_at = started_at.unwrap_or_else(std::time::SystemTime::now);
+        if let Err(e) = self.store.started(&run_id, started_at).await {
+            tracing::warn!(run = %run_id, error = %e, "the store could not mark the run started");
+        }
         self.metrics.run_started(&flow.name);
         let options = RunOptions {
             run_id: Some(run_id.clone()),
@@ -234,132 +386,62 @@ impl State {
             max_steps: self.config.max_steps_per_run,
         };
         let plugins = self.plugins.snapshot();
-        let record = self.exec.run_input(&flow, &plugins, input, options).await;
+        let running = self.exec.run_input(&flow, &plugins, input, options);
+        let record = tokio::select! {
+            record = running => Some(record),
+            _ = suspend.cancelled() => None,
+        };
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.metrics.run_finished(&record);
-        self.finish(&run_id, record, &done);
+        match record {
+            Some(record) => self.finish(&run_id, record, &done).await,
+            None => {
+                tracing::info!(run = %run_id, "run suspended: it resumes at the next start");
+                self.live().remove(&run_id);
+            }
+        }
     }
 
-    fn started(&self, run_id: &str) {
-        if let Some(e) = self.runs().by_id.get_mut(run_id) {
+    fn mark_started(&self, run_id: &str) {
+        if let Some(e) = self.live().get_mut(run_id) {
             e.status = RunStatus::Running;
             e.started = true;
         }
     }
 
-    fn finish(
+    /// Stores a finished run's record, then answers whoever waits for it.
+    pub(super) async fn finish(
         &self,
         run_id: &str,
         record: RunRecord,
         done: &watch::Sender<Option<Arc<RunRecord>>>,
     ) {
-        let status = record.status;
+        self.metrics.run_finished(&record);
         let record = Arc::new(record);
-        // Trimmed and sized outside the lock; only the waiting client's
-        // receiver holds the full record, until it has answered.
-        let kept = history::kept(&record, self.config.run_history_max_output);
-        let size = history::size(&kept);
-        let bounds = Bounds {
-            records: self.config.run_history,
-            bytes: self.config.run_history_bytes,
-        };
-        {
-            let mut runs = self.runs();
-            if let Some(e) = runs.by_id.get_mut(run_id) {
-                e.status = status;
-                e.record = Some(kept);
-            }
-            for old in runs.finished.push(run_id.to_string(), size, &bounds) {
-                runs.by_id.remove(&old);
-            }
+        if let Err(e) = self.store.finish(record.clone()).await {
+            tracing::error!(run = %run_id, error = %e, "the store could not keep the run's record");
         }
-        // Kept first: a client answered with the record finds it at `GET /runs/{id}`.
+        // Stored first: a client answered with the record finds it at `GET /runs/{id}`.
+        if let Some(e) = self.live().get_mut(run_id) {
+            e.status = record.status;
+        }
+        self.live().remove(run_id);
         done.send_replace(Some(record));
     }
 
-    /// A run's status and, when finished, its record.
-    pub(crate) fn lookup(
-        &self,
-        run_id: &str,
-    ) -> Option<(String, RunStatus, Option<Arc<RunRecord>>)> {
-        let runs = self.runs();
-        let e = runs.by_id.get(run_id)?;
-        Some((e.flow.clone(), e.status, e.record.clone()))
+    /// What the server knows of a run: live, else from the store.
+    pub(crate) async fn lookup(&self, run_id: &str) -> Result<Option<Lookup>, StoreError> {
+        if let Some(e) = self.live().get(run_id) {
+            return Ok(Some(Lookup::Live(e.flow.clone(), e.status)));
+        }
+        Ok(self.store.run(run_id).await?.map(Lookup::Stored))
     }
 
-    /// Asks a run to stop; its record says `cancelled`. `None`: unknown run.
+    /// Asks a live run to stop; its record says `cancelled`. `None`: not live.
     pub(crate) fn cancel(&self, run_id: &str) -> Option<RunStatus> {
-        let runs = self.runs();
-        let e = runs.by_id.get(run_id)?;
-        if matches!(e.status, RunStatus::Queued | RunStatus::Running) {
-            e.cancel.cancel();
-        }
+        let live = self.live();
+        let e = live.get(run_id)?;
+        e.cancel.cancel();
         Some(e.status)
-    }
-
-    /// Stops accepting, drains, cancels what is left and reports.
-    pub(crate) async fn shutdown(&self) -> ShutdownReport {
-        self.accepting.store(false, Ordering::SeqCst);
-        self.tasks.close();
-        let pending: Vec<String> = {
-            let runs = self.runs();
-            let open = |e: &&RunEntry| matches!(e.status, RunStatus::Queued | RunStatus::Running);
-            runs.by_id
-                .iter()
-                .filter(|(_, e)| open(e))
-                .map(|(id, _)| id.clone())
-                .collect()
-        };
-        // Queued runs never start once we stop: cancel them first.
-        let queued: Vec<String> = pending
-            .iter()
-            .filter(|id| {
-                self.lookup(id)
-                    .is_some_and(|(_, s, _)| s == RunStatus::Queued)
-            })
-            .cloned()
-            .collect();
-        for id in &queued {
-            self.cancel(id);
-        }
-        if tokio::time::timeout(self.config.drain_timeout, self.tasks.wait())
-            .await
-            .is_err()
-        {
-            for id in &pending {
-                if self
-                    .lookup(id)
-                    .is_some_and(|(_, s, _)| s == RunStatus::Running)
-                {
-                    tracing::warn!(run = %id, "drain deadline passed: cancelling the run");
-                    self.cancel(id);
-                }
-            }
-            self.tasks.wait().await;
-        }
-        // Sort every run that was open by how it ended.
-        let mut report = ShutdownReport::default();
-        for id in pending {
-            let Some((status, started)) = self.runs().by_id.get(&id).map(|e| (e.status, e.started))
-            else {
-                continue;
-            };
-            match (status, started) {
-                (RunStatus::Cancelled, false) => {
-                    tracing::warn!(run = %id, "queued run cancelled by shutdown: it never started");
-                    report.cancelled_queued.push(id);
-                }
-                (RunStatus::Cancelled, true) => report.cancelled_running.push(id),
-                _ => report.drained += 1,
-            }
-        }
-        tracing::info!(
-            drained = report.drained,
-            cancelled_running = report.cancelled_running.len(),
-            cancelled_queued = report.cancelled_queued.len(),
-            "shutdown complete"
-        );
-        report
     }
 
     /// Feeds plugin loads (those at start, then every reload) and load
@@ -392,11 +474,8 @@ impl State {
 
     /// The metrics text, with gauges read now.
     pub(crate) fn metrics_text(&self) -> String {
-        let (kept, bytes) = {
-            let runs = self.runs();
-            (runs.finished.len(), runs.finished.bytes())
-        };
-        self.metrics.set_history(kept, bytes);
+        let (kept, bytes) = self.store.usage();
+        self.metrics.set_history(kept, bytes as usize);
         self.metrics.set_gauges(
             self.queued(),
             self.in_flight(),

@@ -104,6 +104,10 @@ impl Store for MemoryStore {
         "memory (runs are lost when the server exits)".into()
     }
 
+    fn durable(&self) -> bool {
+        false
+    }
+
     async fn accept(&self, runs: Vec<NewRun>) -> Result<Vec<Accepted>, StoreError> {
         let mut inner = self.lock();
         let mut answers = Vec::with_capacity(runs.len());

@@ -31,7 +31,7 @@ use serde_json::value::RawValue;
 
 use crate::executor::{RunRecord, RunStatus, StepRecord};
 
-pub use url::{StoreUrl, StoreUrlError};
+pub use url::{StoreUrl, StoreUrlError, default_data_dir};
 
 /// Why the store could not do what was asked. Opening errors name the file
 /// and leave it untouched.
@@ -226,6 +226,10 @@ pub struct Retention {
 pub trait Store: Send + Sync + 'static {
     /// What it is, for the server's start line (`sqlite:/var/lib/...`).
     fn describe(&self) -> String;
+
+    /// Whether what it keeps survives the process: a shutdown then leaves
+    /// unfinished runs to resume instead of cancelling them.
+    fn durable(&self) -> bool;
 
     /// Commits runs, all or none, durably: when it returns `Ok`, a crash
     /// loses none of them. A run whose idempotency key its flow already used

@@ -14,6 +14,31 @@ pub enum StoreUrl {
     Sqlite(PathBuf),
 }
 
+impl StoreUrl {
+    /// The default store of `flowhost serve`: `flowhost.db` in `data_dir`,
+    /// else in [`default_data_dir`].
+    pub fn default_in(data_dir: Option<&std::path::Path>) -> Option<StoreUrl> {
+        let dir = match data_dir {
+            Some(d) => d.to_path_buf(),
+            None => default_data_dir()?,
+        };
+        Some(StoreUrl::Sqlite(dir.join("flowhost.db")))
+    }
+}
+
+/// Where `flowhost serve` keeps its store by default: `$FLOWHOST_DATA_DIR`,
+/// else `$XDG_DATA_HOME/flowhost`, else `~/.local/share/flowhost`.
+pub fn default_data_dir() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var("FLOWHOST_DATA_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dir) = var("XDG_DATA_HOME") {
+        return Some(PathBuf::from(dir).join("flowhost"));
+    }
+    var("HOME").map(|home| PathBuf::from(home).join(".local/share/flowhost"))
+}
+
 /// A `--store` value that names no backend this build has.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
@@ -56,6 +81,19 @@ impl fmt::Display for StoreUrl {
     }
 }
 
+impl serde::Serialize for StoreUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StoreUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +112,9 @@ mod tests {
         let e = "sqlite:".parse::<StoreUrl>().unwrap_err().to_string();
         assert!(e.contains("needs a file"), "{e}");
         let e = "mysql://x".parse::<StoreUrl>().unwrap_err().to_string();
-        assert_eq!(e, "unknown store `mysql://x`: use `sqlite:PATH` or `memory`");
+        assert_eq!(
+            e,
+            "unknown store `mysql://x`: use `sqlite:PATH` or `memory`"
+        );
     }
 }

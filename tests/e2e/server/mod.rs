@@ -65,13 +65,22 @@ impl Served {
         Served::start_on(host, plugins, flows, config).await
     }
 
+    /// A server on these plugins and flows. Its store is `config.store`, else
+    /// the one `$FLOWHOST_TEST_STORE` names (`sqlite`: a fresh file; the
+    /// README's test command runs these tests with both), else memory.
     async fn start_on(
         host: Host,
         plugins: &[&str],
         flows: &[(&str, &str)],
-        config: ServerConfig,
+        mut config: ServerConfig,
     ) -> Served {
         let (dirs, plugins_dir, flows_dir) = folders(plugins, flows);
+        if config.store.is_none() && std::env::var("FLOWHOST_TEST_STORE").as_deref() == Ok("sqlite")
+        {
+            config.store = Some(flowhost::store::StoreUrl::Sqlite(
+                dirs.path().join("runs.db"),
+            ));
+        }
         let server = Server::start(host.clone(), &plugins_dir, &flows_dir, config)
             .await
             .expect("server starts");
@@ -293,6 +302,8 @@ fn serve_binary(
         .arg(plugins_dir)
         .arg("--flows")
         .arg(flows_dir)
+        .arg("--data-dir")
+        .arg(flows_dir.with_file_name("data"))
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -11,6 +11,9 @@ pub struct SqliteStore;
 impl SqliteStore {
     /// Opens (or creates) the store at `path`.
     pub async fn open(path: &Path) -> Result<std::convert::Infallible, StoreError> {
-        Err(StoreError::Backend(format!("{}: not built yet", path.display())))
+        Err(StoreError::Backend(format!(
+            "{}: not built yet",
+            path.display()
+        )))
     }
 }

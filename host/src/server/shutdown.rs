@@ -1,0 +1,77 @@
+//! Stopping the server: no new runs, a drain of the runs in flight, then,
+//! with a durable store, the rest left unfinished to resume at the next
+//! start; with the memory store, the rest cancelled.
+
+use std::sync::atomic::Ordering;
+
+use super::state::{ShutdownReport, State};
+use crate::executor::RunStatus;
+
+impl State {
+    /// Stops accepting, drains, then suspends (durable store) or cancels
+    /// (memory store) what is left, and reports.
+    pub(crate) async fn shutdown(&self) -> ShutdownReport {
+        self.accepting.store(false, Ordering::SeqCst);
+        self.tasks.close();
+        let durable = self.store.durable();
+        let open = |status: RunStatus| -> Vec<String> {
+            self.live()
+                .iter()
+                .filter(|(_, e)| e.status == status)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        // Queued runs never start once we stop.
+        let queued = open(RunStatus::Queued);
+        for id in &queued {
+            self.stop(id, durable);
+        }
+        let running = open(RunStatus::Running);
+        let mut left = Vec::new();
+        if tokio::time::timeout(self.config.drain_timeout, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            for id in open(RunStatus::Running) {
+                if durable {
+                    tracing::warn!(run = %id, "drain deadline passed: the run is left to resume at the next start");
+                } else {
+                    tracing::warn!(run = %id, "drain deadline passed: cancelling the run");
+                }
+                self.stop(&id, durable);
+                left.push(id);
+            }
+            self.tasks.wait().await;
+        }
+        let mut report = ShutdownReport::default();
+        report.drained = running.len() - left.len();
+        if durable {
+            report.left_to_resume = queued.into_iter().chain(left).collect();
+        } else {
+            for id in &queued {
+                tracing::warn!(run = %id, "queued run cancelled by shutdown: it never started");
+            }
+            report.cancelled_queued = queued;
+            report.cancelled_running = left;
+        }
+        tracing::info!(
+            drained = report.drained,
+            cancelled_running = report.cancelled_running.len(),
+            cancelled_queued = report.cancelled_queued.len(),
+            left_to_resume = report.left_to_resume.len(),
+            "shutdown complete"
+        );
+        report
+    }
+
+    /// Stops a live run: suspended without a record, or cancelled.
+    fn stop(&self, run_id: &str, suspend: bool) {
+        if let Some(e) = self.live().get(run_id) {
+            if suspend {
+                e.suspend.cancel();
+            } else {
+                e.cancel.cancel();
+            }
+        }
+    }
+}
