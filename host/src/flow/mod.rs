@@ -219,7 +219,10 @@ pub fn parse_flow(
     let flow = cx.flow(&root);
     let mut errors = cx.errors;
     match flow {
-        Some(flow) if errors.is_empty() => Ok(flow),
+        Some(mut flow) if errors.is_empty() => {
+            flow.source = model::Source::of(text);
+            Ok(flow)
+        }
         _ => {
             errors.sort_by_key(|e| (e.line, e.column));
             errors.dedup();

@@ -31,6 +31,28 @@ pub struct Flow {
     pub(crate) steps: Vec<Step>,
     /// Runs with the error record when the flow fails (`on_error:`).
     pub(crate) on_error: Option<PluginCall>,
+    /// The text it was parsed from, and its SHA-256 (hex): a run records
+    /// which version it started with, and resumes on it.
+    pub(crate) source: Source,
+}
+
+/// A flow file's text and its content hash.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Source {
+    pub(crate) text: std::sync::Arc<str>,
+    pub(crate) hash: String,
+}
+
+impl Source {
+    pub(crate) fn of(text: &str) -> Source {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(text.as_bytes());
+        let hash = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Source {
+            text: text.into(),
+            hash,
+        }
+    }
 }
 
 impl Flow {
@@ -42,6 +64,11 @@ impl Flow {
     /// The file it was loaded from.
     pub fn file(&self) -> &Path {
         &self.file
+    }
+
+    /// The SHA-256 (hex) of the text it was parsed from: its version.
+    pub fn hash(&self) -> &str {
+        &self.source.hash
     }
 
     /// How many steps it has, nested steps (branches, cases, items' steps)

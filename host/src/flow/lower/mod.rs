@@ -221,6 +221,7 @@ impl<'a> Cx<'a> {
             concurrency,
             steps: steps?,
             on_error,
+            source: Default::default(),
         })
     }
 
