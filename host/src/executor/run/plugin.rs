@@ -120,10 +120,9 @@ impl RunCtx<'_> {
                     format!("the flow's deadline passed before attempt {attempt}"),
                 ));
             }
-            let permit = match &ps.circuit_breaker {
-                Some(_) => self.exec.breakers.acquire(&ps.plugin),
-                None => Permit::Call,
-            };
+            // Every step on a plugin sees its breaker, with or without settings.
+            let breaker = ps.circuit_breaker.as_ref();
+            let permit = self.exec.breakers.acquire(&ps.plugin, breaker.is_some());
             let outcome = if let Permit::Refused = permit {
                 rec.record.breaker_open = true;
                 Err(refused(path, &ps.plugin, attempt, last.take()))
@@ -148,11 +147,9 @@ impl RunCtx<'_> {
                 let pending = AttemptGuard::start(&self.records, &mut rec.record.attempts, attempt);
                 let (result, record) = self.attempt(attempt, path, call).instrument(span).await;
                 probe.done();
-                if let Some(spec) = &ps.circuit_breaker {
-                    self.exec
-                        .breakers
-                        .record(&ps.plugin, spec, &permit, result.is_ok());
-                }
+                self.exec
+                    .breakers
+                    .record(&ps.plugin, breaker, &permit, result.is_ok());
                 pending.finish(record);
                 result
             };
