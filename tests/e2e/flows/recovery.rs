@@ -1,13 +1,14 @@
 //! Recovering from failures: retries with backoff, circuit breakers, fallbacks.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use flowhost::executor::{BreakerState, StepStatus};
-use flowhost::{ErrorKind, Executor, RunStatus};
+use flowhost::{ErrorKind, EventSink, Executor, RunOptions, RunStatus};
 use serde_json::json;
 
-use super::output;
-use crate::support::{host, run_flow, run_flow_with, step};
+use super::{Events, output};
+use crate::support::{executor, host, parse, run_flow, run_flow_with, step};
 
 #[tokio::test]
 async fn retry_counts_and_backs_off() {
@@ -386,4 +387,39 @@ steps:
     assert_eq!(called("strict_again"), (1, false));
     assert_eq!(called("after"), (0, true));
     assert_eq!(record.error.as_ref().unwrap().step, "after");
+}
+
+#[tokio::test]
+async fn a_fallback_sees_its_steps_id_and_attempt_one() {
+    let flow = parse(
+        r#"
+flow: fbctx
+steps:
+  - id: main
+    plugin: fail
+    fallback: {plugin: emit, config: {topic: fb}}
+  - id: retried
+    plugin: fail
+    config: {kind: transient}
+    retry: {max_attempts: 3, initial_interval: 1ms}
+    fallback: {plugin: flaky}
+"#,
+    );
+    let events = Arc::new(Events::default());
+    let sink: Arc<dyn EventSink> = events.clone();
+    let options = RunOptions {
+        events: Some(sink),
+        ..RunOptions::default()
+    };
+    let plugins = crate::support::plugin_set(&flow).await;
+    let record = executor().run(&flow, &plugins, json!({}), options).await;
+    // `retried` failed on attempt 3; its fallback's call is its attempt 1.
+    assert_eq!(
+        output(&record),
+        json!({"attempt": 1, "input": {"emitted": true}})
+    );
+    assert_eq!(step(&record, "retried").attempts.len(), 3);
+    let events = events.0.lock().unwrap();
+    let ids: Vec<_> = events.iter().map(|e| e.step_id.as_str()).collect();
+    assert_eq!(ids, ["main"]);
 }
