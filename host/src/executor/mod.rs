@@ -11,7 +11,8 @@
 //!
 //! Time: a flow `timeout` is a deadline for the whole run; every attempt gets
 //! `min(step timeout, time left)`, and a retry never starts past the deadline.
-//! Circuit breakers are per plugin and shared by every run of one executor.
+//! Circuit breakers are per plugin and shared by every step and every run
+//! of one executor (see `breaker`).
 
 mod breaker;
 mod data;

@@ -1,17 +1,24 @@
 //! The record of an attempt that its step did not let finish: kept, with
 //! kind `cancelled` and the time it ran.
 
-use flowhost::ErrorKind;
-use flowhost::executor::{StepRecord, StepStatus};
+use std::time::Duration;
+
+use flowhost::executor::{Attempt, StepRecord, StepStatus};
+use flowhost::{ErrorKind, RunStatus};
 use serde_json::json;
 
+use super::cancelled_after;
 use crate::support::{run_flow, step};
 
 /// The one attempt of a cancelled plugin step.
 fn cancelled_attempt(s: &StepRecord) -> f64 {
     assert_eq!(s.status, StepStatus::Cancelled);
     assert_eq!(s.attempts.len(), 1, "{:?}", s.attempts);
-    let a = &s.attempts[0];
+    stopped(&s.attempts[0])
+}
+
+/// How long an attempt stopped mid-call ran; its fuel is unknown.
+fn stopped(a: &Attempt) -> f64 {
     assert_eq!(a.attempt, 1);
     assert_eq!(
         a.error.as_ref().map(|e| e.kind),
@@ -19,6 +26,7 @@ fn cancelled_attempt(s: &StepRecord) -> f64 {
         "{a:?}"
     );
     assert!(a.duration_ms > 0.0, "{a:?}");
+    assert_eq!(a.fuel, None, "{a:?}");
     a.duration_ms
 }
 
@@ -66,4 +74,55 @@ steps:
         .find(|s| s["path"] == "par.slow")
         .unwrap();
     assert!(slow["attempts"][0].get("fuel").is_none(), "{slow}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fallback_cut_by_an_enclosing_timeout_is_recorded() {
+    let record = run_flow(
+        r#"
+flow: fallback-cut
+steps:
+  - id: par
+    timeout: 300ms
+    parallel:
+      - id: main
+        plugin: fail
+        config: {message: down}
+        fallback: {plugin: sleep, config: {ms: 3000}}
+"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(record.error.as_ref().unwrap().kind, ErrorKind::Deadline);
+    let main = step(&record, "par.main");
+    assert_eq!(main.status, StepStatus::Cancelled);
+    // Why its fallback ran: the step's own failure, kept.
+    assert_eq!(main.error.as_ref().unwrap().message, "down");
+    assert_eq!(main.attempts.len(), 1);
+    let fallback = main.fallback.as_ref().expect("the fallback is recorded");
+    assert_eq!(fallback.plugin, "sleep");
+    assert!(fallback.version.is_some());
+    assert_eq!(fallback.attempt.attempt, 1);
+    let ms = stopped(&fallback.attempt);
+    assert!((250.0..2000.0).contains(&ms), "the fallback ran {ms} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_error_handler_cut_by_a_cancelled_run_is_recorded() {
+    let record = cancelled_after(
+        r#"
+flow: handler-cut
+steps:
+  - {id: bad, plugin: fail}
+on_error: {plugin: sleep, config: {ms: 3000}}
+"#,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(record.status, RunStatus::Cancelled);
+    let handler = step(&record, "on_error");
+    assert_eq!(handler.plugin.as_deref(), Some("sleep"));
+    assert!(handler.version.is_some());
+    let ms = cancelled_attempt(handler);
+    assert!((200.0..2000.0).contains(&ms), "the handler ran {ms} ms");
 }

@@ -3,29 +3,10 @@
 use std::time::Duration;
 
 use flowhost::executor::StepStatus;
-use flowhost::{ErrorKind, RunOptions, RunRecord, RunStatus};
-use serde_json::json;
-use tokio_util::sync::CancellationToken;
+use flowhost::{ErrorKind, RunStatus};
 
-use crate::support::{executor, parse, plugin_set, step};
-
-/// Runs `yaml`, cancelling it after `after`.
-async fn cancelled_after(yaml: &str, after: Duration) -> RunRecord {
-    let flow = parse(yaml);
-    let plugins = plugin_set(&flow).await;
-    let cancel = CancellationToken::new();
-    let options = RunOptions {
-        cancel: Some(cancel.clone()),
-        ..RunOptions::default()
-    };
-    let trigger = tokio::spawn(async move {
-        tokio::time::sleep(after).await;
-        cancel.cancel();
-    });
-    let record = executor().run(&flow, &plugins, json!({}), options).await;
-    trigger.await.unwrap();
-    record
-}
+use super::cancelled_after;
+use crate::support::step;
 
 #[tokio::test]
 async fn a_cancelled_run_names_the_step_it_stopped() {

@@ -163,3 +163,74 @@ steps:
     let record = run_flow(yaml, json!({"amount": 10})).await;
     assert_eq!(output(&record), json!({"amount": 10}));
 }
+
+#[tokio::test]
+async fn a_flow_whose_steps_are_all_skipped_outputs_its_input() {
+    let record = run_flow(
+        r#"
+flow: all-skipped
+steps:
+  - {id: a, plugin: echo, if: "${input.go}", input: {from: a}}
+  - {id: b, plugin: echo, if: "${input.go}", input: {from: b}}
+"#,
+        json!({"go": false, "n": 1}),
+    )
+    .await;
+    assert_eq!(output(&record), json!({"go": false, "n": 1}));
+    let statuses: Vec<_> = record.steps.iter().map(|s| s.status).collect();
+    assert_eq!(statuses, [StepStatus::Skipped, StepStatus::Skipped]);
+}
+
+/// A switch on `input.n` whose only case is `n > 10` and has no `default`,
+/// with its own `input` mapping; `next` gets its output, `read` shows both.
+const SWITCH_NO_DEFAULT: &str = r#"
+flow: no-default
+steps:
+  - id: route
+    input: {mapped: "${input.n}"}
+    switch:
+      - when: "${input.n > 10}"
+        steps:
+          - {id: big, plugin: echo, if: "${input.n < 100}", input: {big: true}}
+  - id: next
+    plugin: echo
+  - id: read
+    plugin: echo
+    input: {route: "${steps.route.output}", next: "${steps.next.output}"}
+"#;
+
+#[tokio::test]
+async fn a_switch_with_no_matching_case_and_no_default_passes_its_input_on() {
+    let record = run_flow(SWITCH_NO_DEFAULT, json!({"n": 1})).await;
+    // Not `null`: the switch's input (its `input` mapping), as if every step
+    // of a taken case had been skipped; `next` receives it.
+    assert_eq!(
+        output(&record),
+        json!({"route": {"mapped": 1}, "next": {"mapped": 1}})
+    );
+    let paths: Vec<_> = record.steps.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(paths, ["route", "next", "read"]);
+    assert_eq!(
+        crate::support::step(&record, "route").status,
+        StepStatus::Succeeded
+    );
+}
+
+#[tokio::test]
+async fn a_switch_whose_taken_case_skipped_every_step_passes_its_input_on() {
+    let record = run_flow(SWITCH_NO_DEFAULT, json!({"n": 500})).await;
+    assert_eq!(
+        output(&record),
+        json!({"route": {"mapped": 500}, "next": {"mapped": 500}})
+    );
+    assert_eq!(
+        crate::support::step(&record, "route.big").status,
+        StepStatus::Skipped
+    );
+    // The case taken and run: its step's output is the switch's.
+    let record = run_flow(SWITCH_NO_DEFAULT, json!({"n": 50})).await;
+    assert_eq!(
+        output(&record),
+        json!({"route": {"big": true}, "next": {"big": true}})
+    );
+}

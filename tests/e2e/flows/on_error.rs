@@ -1,24 +1,14 @@
 //! When a step fails for good: `on_error` and `continue_on_error`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use flowhost::ErrorKind;
 use flowhost::executor::StepStatus;
-use flowhost::{Event, EventSink, RunOptions, RunStatus};
+use flowhost::{EventSink, RunOptions, RunStatus};
 use serde_json::{Value, json};
 
-use super::output;
+use super::{Events, output};
 use crate::support::{executor, parse, run_flow, step};
-
-#[derive(Default)]
-struct Events(Mutex<Vec<Event>>);
-
-impl EventSink for Events {
-    fn emit(&self, event: Event) -> Result<(), String> {
-        self.0.lock().unwrap().push(event);
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn on_error_runs_with_the_error_record() {
@@ -99,12 +89,13 @@ on_error:
     let events = events.0.lock().unwrap();
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].topic, "alerts");
-    // Tagged with who emitted them: the flow, its run, and the handler's plugin.
+    // Tagged with who emitted them: the flow, its run, and the handler's
+    // step id, `on_error` (its path in the record).
     let tags: Vec<_> = events
         .iter()
         .map(|e| (e.flow.as_str(), e.run_id.len(), e.step_id.as_str()))
         .collect();
-    assert_eq!(tags, [("oe2", 36, "emit"), ("oe3", 36, "emit")]);
+    assert_eq!(tags, [("oe2", 36, "on_error"), ("oe3", 36, "on_error")]);
     let first: Value = serde_json::from_str(events[0].payload.get()).unwrap();
     assert_eq!(first["step"], "charge");
     assert_eq!(first["kind"], "permanent");

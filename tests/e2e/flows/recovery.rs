@@ -1,14 +1,14 @@
 //! Recovering from failures: retries with backoff, circuit breakers, fallbacks.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use flowhost::ErrorKind;
-use flowhost::executor::StepStatus;
-use flowhost::{Executor, RunStatus};
+use flowhost::executor::{BreakerState, StepStatus};
+use flowhost::{ErrorKind, EventSink, Executor, RunOptions, RunStatus};
 use serde_json::json;
 
-use super::output;
-use crate::support::{host, run_flow, run_flow_with, step};
+use super::{Events, output};
+use crate::support::{executor, host, parse, run_flow, run_flow_with, step};
 
 #[tokio::test]
 async fn retry_counts_and_backs_off() {
@@ -278,4 +278,148 @@ steps:
     let call = step(&record, "call");
     assert!(call.breaker_open);
     assert_eq!(call.attempts.len(), 2, "{:?}", call.attempts);
+}
+
+#[tokio::test]
+async fn a_step_without_a_breaker_is_refused_while_its_plugins_breaker_is_open() {
+    let exec = Executor::new(host().clone());
+    let record = run_flow_with(
+        &exec,
+        r#"
+flow: shared
+steps:
+  - id: guarded
+    plugin: flaky
+    config: {fail_until: 1000}
+    circuit_breaker: {failure_threshold: 1, reset_timeout: 60s}
+    continue_on_error: true
+  - id: plain
+    plugin: flaky
+    continue_on_error: true
+  - id: rescued
+    plugin: flaky
+    fallback: {plugin: flaky, input: {rescued: true}}
+"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(step(&record, "guarded").attempts.len(), 1);
+    // `plain` has no circuit_breaker, and a healthy call: refused all the same.
+    let plain = step(&record, "plain");
+    assert_eq!(plain.status, StepStatus::Continued);
+    assert!(plain.breaker_open);
+    assert!(plain.attempts.is_empty(), "{:?}", plain.attempts);
+    assert_eq!(plain.error.as_ref().unwrap().kind, ErrorKind::CircuitOpen);
+    // A fallback is not behind the breaker, even on the same plugin.
+    assert_eq!(
+        output(&record),
+        json!({"attempt": 1, "input": {"rescued": true}})
+    );
+    assert_eq!(step(&record, "rescued").status, StepStatus::Recovered);
+    assert_eq!(
+        exec.breaker_states(),
+        [("flaky".to_string(), BreakerState::Open)]
+    );
+}
+
+#[tokio::test]
+async fn failures_of_steps_without_a_breaker_count_toward_the_threshold() {
+    let exec = Executor::new(host().clone());
+    let plain_only = r#"
+flow: plain
+steps:
+  - {id: a, plugin: flaky, config: {fail_until: 1000}, continue_on_error: true}
+  - {id: b, plugin: flaky, config: {fail_until: 1000}, continue_on_error: true}
+  - {id: c, plugin: flaky, config: {fail_until: 1000}, continue_on_error: true}
+"#;
+    // Steps without circuit_breaker never open it, however often they fail,
+    // and a breaker only they used is not reported.
+    let record = run_flow_with(&exec, plain_only, json!({})).await;
+    assert_eq!(step(&record, "c").attempts.len(), 1);
+    assert!(!step(&record, "c").breaker_open);
+    assert!(
+        exec.breaker_states().is_empty(),
+        "{:?}",
+        exec.breaker_states()
+    );
+    // Their three failures in a row, then a fourth by a step whose
+    // threshold is 4: that one opens it.
+    let record = run_flow_with(
+        &exec,
+        r#"
+flow: guarded
+steps:
+  - {id: d, plugin: flaky, config: {fail_until: 1000}, circuit_breaker: {failure_threshold: 4}, continue_on_error: true}
+  - {id: e, plugin: flaky}
+"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(step(&record, "d").attempts.len(), 1);
+    assert!(step(&record, "e").breaker_open);
+    assert_eq!(record.error.as_ref().unwrap().kind, ErrorKind::CircuitOpen);
+}
+
+#[tokio::test]
+async fn the_threshold_of_the_step_whose_call_failed_decides() {
+    let exec = Executor::new(host().clone());
+    let record = run_flow_with(
+        &exec,
+        r#"
+flow: thresholds
+steps:
+  - {id: strict, plugin: flaky, config: {fail_until: 1000}, circuit_breaker: {failure_threshold: 2}, continue_on_error: true}
+  - {id: lenient, plugin: flaky, config: {fail_until: 1000}, circuit_breaker: {failure_threshold: 3}, continue_on_error: true}
+  - {id: strict_again, plugin: flaky, config: {fail_until: 1000}, circuit_breaker: {failure_threshold: 2}, continue_on_error: true}
+  - {id: after, plugin: flaky, circuit_breaker: {failure_threshold: 3}}
+"#,
+        json!({}),
+    )
+    .await;
+    let called = |path: &str| {
+        let s = step(&record, path);
+        (s.attempts.len(), s.breaker_open)
+    };
+    // Two failures in a row, the second `lenient`'s: under its threshold of 3
+    // (the strict step's 2 does not count), the breaker stays closed.
+    assert_eq!(called("lenient"), (1, false));
+    // Three, the third `strict_again`'s: past its threshold of 2, it opens.
+    assert_eq!(called("strict_again"), (1, false));
+    assert_eq!(called("after"), (0, true));
+    assert_eq!(record.error.as_ref().unwrap().step, "after");
+}
+
+#[tokio::test]
+async fn a_fallback_sees_its_steps_id_and_attempt_one() {
+    let flow = parse(
+        r#"
+flow: fbctx
+steps:
+  - id: main
+    plugin: fail
+    fallback: {plugin: emit, config: {topic: fb}}
+  - id: retried
+    plugin: fail
+    config: {kind: transient}
+    retry: {max_attempts: 3, initial_interval: 1ms}
+    fallback: {plugin: flaky}
+"#,
+    );
+    let events = Arc::new(Events::default());
+    let sink: Arc<dyn EventSink> = events.clone();
+    let options = RunOptions {
+        events: Some(sink),
+        ..RunOptions::default()
+    };
+    let plugins = crate::support::plugin_set(&flow).await;
+    let record = executor().run(&flow, &plugins, json!({}), options).await;
+    // `retried` failed on attempt 3; its fallback's call is its attempt 1.
+    assert_eq!(
+        output(&record),
+        json!({"attempt": 1, "input": {"emitted": true}})
+    );
+    assert_eq!(step(&record, "retried").attempts.len(), 3);
+    let events = events.0.lock().unwrap();
+    let ids: Vec<_> = events.iter().map(|e| e.step_id.as_str()).collect();
+    assert_eq!(ids, ["main"]);
 }

@@ -8,6 +8,7 @@ use serde_json::value::RawValue;
 
 use super::call::Spread;
 use super::ctx::RunCtx;
+use super::plugin::{Single, SingleCall};
 use super::records::Guard;
 use crate::config::Grants;
 use crate::error::ErrorKind;
@@ -82,20 +83,17 @@ impl RunCtx<'_> {
         };
         // Outside the flow's deadline: a timed-out run is when an alert
         // matters most. The host's default limits bound it instead.
-        let limits = self.limits().clone();
-        let (result, attempt, version) = self
-            .single_call(
-                call,
-                &input,
-                limits,
-                &Grants::default(),
-                "on_error",
-                Spread::Inline,
-            )
-            .await;
-        rec.record.version = version;
-        rec.record.attempts.push(attempt);
-        match result {
+        let grants = Grants::default();
+        let one = SingleCall {
+            call,
+            role: Single::OnError,
+            input: &input,
+            limits: self.limits().clone(),
+            grants: &grants,
+            path: "on_error",
+            spread: Spread::Inline,
+        };
+        match self.single_call(one, &mut rec.record).await {
             Ok(_) => rec.finish(StepStatus::Succeeded, None),
             Err(f) => {
                 tracing::warn!(run = %self.run_id, error = %crate::printable::printable(&f.to_string()), "on_error handler failed");

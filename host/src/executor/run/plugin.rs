@@ -7,12 +7,12 @@ use tracing::Instrument;
 
 use super::call::{Call, Spread, config_json};
 use super::ctx::RunCtx;
-use super::records::{AttemptGuard, Guard};
+use super::records::{AttemptGuard, AttemptSlot, Guard};
 use crate::config::{Grants, Limits};
 use crate::error::ErrorKind;
 use crate::executor::breaker::{Breakers, Permit};
 use crate::executor::data::{Data, Doc};
-use crate::executor::record::{Attempt, FallbackRecord, RunError};
+use crate::executor::record::{Attempt, RunError, StepRecord};
 use crate::executor::scope::Scope;
 use crate::flow::{PluginCall, PluginStep, Step};
 
@@ -48,24 +48,21 @@ impl RunCtx<'_> {
             ),
             None => input,
         };
-        let limits = self.within_deadline(at.plugin.limits.apply(self.limits(), at.step.timeout));
-        let (result, attempt, version) = self
-            .single_call(
-                fallback,
-                &fb_input,
-                limits,
-                &at.plugin.grants,
-                at.path,
-                at.spread,
-            )
-            .await;
-        rec.record.fallback = Some(FallbackRecord {
-            plugin: fallback.plugin.clone(),
-            version,
-            attempt,
-        });
-        // A recovered step keeps its own error in the record.
+        // A recovered step keeps its own error in the record, and so does
+        // one cancelled while its fallback runs.
         rec.record.error = Some(err.record());
+        let one = SingleCall {
+            call: fallback,
+            role: Single::Fallback {
+                step_id: &at.step.id,
+            },
+            input: &fb_input,
+            limits: self.within_deadline(at.plugin.limits.apply(self.limits(), at.step.timeout)),
+            grants: &at.plugin.grants,
+            path: at.path,
+            spread: at.spread,
+        };
+        let result = self.single_call(one, &mut rec.record).await;
         result.map_err(|mut f| {
             f.causes.insert(
                 0,
@@ -120,10 +117,9 @@ impl RunCtx<'_> {
                     format!("the flow's deadline passed before attempt {attempt}"),
                 ));
             }
-            let permit = match &ps.circuit_breaker {
-                Some(_) => self.exec.breakers.acquire(&ps.plugin),
-                None => Permit::Call,
-            };
+            // Every step on a plugin sees its breaker, with or without settings.
+            let breaker = ps.circuit_breaker.as_ref();
+            let permit = self.exec.breakers.acquire(&ps.plugin, breaker.is_some());
             let outcome = if let Permit::Refused = permit {
                 rec.record.breaker_open = true;
                 Err(refused(path, &ps.plugin, attempt, last.take()))
@@ -145,14 +141,13 @@ impl RunCtx<'_> {
                 );
                 let span =
                     tracing::info_span!("attempt", step = %path, plugin = %ps.plugin, attempt);
-                let pending = AttemptGuard::start(&self.records, &mut rec.record.attempts, attempt);
+                let slot = AttemptSlot::Attempts(&mut rec.record.attempts);
+                let pending = AttemptGuard::start(&self.records, slot, attempt);
                 let (result, record) = self.attempt(attempt, path, call).instrument(span).await;
                 probe.done();
-                if let Some(spec) = &ps.circuit_breaker {
-                    self.exec
-                        .breakers
-                        .record(&ps.plugin, spec, &permit, result.is_ok());
-                }
+                self.exec
+                    .breakers
+                    .record(&ps.plugin, breaker, &permit, result.is_ok());
                 pending.finish(record);
                 result
             };
@@ -181,43 +176,81 @@ impl RunCtx<'_> {
         }
     }
 
-    /// One call of a fallback or `on_error` plugin, under `limits` as given:
-    /// its output, its one attempt, and the plugin version it ran.
+    /// One call of a fallback or `on_error` plugin, under its `limits` as
+    /// given, with no retry and no breaker. Its attempt and plugin version go
+    /// to `rec` (see [`Single`]), also when the call is cancelled midway.
     pub(super) async fn single_call(
         &self,
-        call: &PluginCall,
-        input: &Doc,
-        limits: Limits,
-        grants: &Grants,
-        path: &str,
-        spread: Spread,
-    ) -> (Result<Doc, RunError>, Attempt, Option<String>) {
-        let Some(plugin) = self.plugins.get(&call.plugin) else {
+        one: SingleCall<'_>,
+        rec: &mut StepRecord,
+    ) -> Result<Doc, RunError> {
+        let plugin = self.plugins.get(&one.call.plugin);
+        let version = plugin.map(|p| p.hash().to_string());
+        let (step_id, slot) = match one.role {
+            Single::Fallback { step_id } => (
+                step_id,
+                AttemptSlot::Fallback {
+                    entry: &mut rec.fallback,
+                    plugin: &one.call.plugin,
+                    version,
+                },
+            ),
+            Single::OnError => {
+                rec.version = version;
+                ("on_error", AttemptSlot::Attempts(&mut rec.attempts))
+            }
+        };
+        let pending = AttemptGuard::start(&self.records, slot, 1);
+        let Some(plugin) = plugin else {
             let f = RunError::new(
-                path,
+                one.path,
                 ErrorKind::PluginNotFound,
-                self.plugins.not_found_message(&call.plugin),
+                self.plugins.not_found_message(&one.call.plugin),
             );
-            let attempt = Attempt {
+            pending.finish(Attempt {
                 attempt: 1,
                 start_ms: self.records.ms(Instant::now()),
                 duration_ms: 0.0,
                 fuel: Some(0),
                 error: Some(f.record()),
-            };
-            return (Err(f), attempt, None);
+            });
+            return Err(f);
         };
-        let one = Call {
+        let call = Call {
             plugin,
-            ctx: self.context(&call.plugin, 1, &config_json(&call.config)),
-            input,
-            limits,
-            options: self.call_options(grants),
-            spread,
+            ctx: self.context(step_id, 1, &config_json(&one.call.config)),
+            input: one.input,
+            limits: one.limits,
+            options: self.call_options(one.grants),
+            spread: one.spread,
         };
-        let (result, attempt) = self.attempt(1, path, one).await;
-        (result, attempt, Some(plugin.hash().to_string()))
+        let (result, attempt) = self.attempt(1, one.path, call).await;
+        pending.finish(attempt);
+        result
     }
+}
+
+/// What a single call stands for: it decides the step id its plugin sees
+/// and where its attempt is recorded.
+pub(super) enum Single<'a> {
+    /// The fallback of the step `step_id`: its plugin sees that id and
+    /// attempt 1; its attempt is the step record's `fallback` entry.
+    Fallback { step_id: &'a str },
+    /// The flow's `on_error` handler: its plugin sees step id `on_error`;
+    /// its attempt and version are those of its own record.
+    OnError,
+}
+
+/// One call of a fallback or `on_error` plugin.
+pub(super) struct SingleCall<'a> {
+    pub(super) call: &'a PluginCall,
+    pub(super) role: Single<'a>,
+    pub(super) input: &'a Doc,
+    pub(super) limits: Limits,
+    pub(super) grants: &'a Grants,
+    /// The path its failure names: its step's, or `on_error`.
+    pub(super) path: &'a str,
+    pub(super) spread: Spread,
 }
 
 /// The error of attempt `attempt`, refused by the open breaker of `plugin`;

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::error::ErrorKind;
-use crate::executor::record::{Attempt, ErrorRecord, RunError, StepRecord, StepStatus, StepType};
+use crate::executor::record::{
+    Attempt, ErrorRecord, FallbackRecord, RunError, StepRecord, StepStatus, StepType,
+};
 
 /// The records of a run's steps, as they finish.
 pub(crate) struct Records {
@@ -161,28 +163,56 @@ impl Drop for Guard<'_> {
     }
 }
 
-/// An attempt in progress. Dropped unfinished (its step was cancelled: the
-/// run was, a fail-fast sibling failed, or an enclosing timeout passed), it
-/// records the attempt as `cancelled` with its time so far. Its fuel is
-/// unknown: the guest's store went with the dropped call.
+/// Where an attempt's record goes.
+pub(super) enum AttemptSlot<'a> {
+    /// The attempts of a plugin step, or of `on_error`.
+    Attempts(&'a mut Vec<Attempt>),
+    /// A fallback's one call: the `fallback` entry of its step's record.
+    Fallback {
+        entry: &'a mut Option<FallbackRecord>,
+        plugin: &'a str,
+        version: Option<String>,
+    },
+}
+
+impl AttemptSlot<'_> {
+    fn put(&mut self, attempt: Attempt) {
+        match self {
+            AttemptSlot::Attempts(list) => list.push(attempt),
+            AttemptSlot::Fallback {
+                entry,
+                plugin,
+                version,
+            } => {
+                **entry = Some(FallbackRecord {
+                    plugin: plugin.to_string(),
+                    version: version.take(),
+                    attempt,
+                });
+            }
+        }
+    }
+}
+
+/// An attempt in progress: of a plugin step, a fallback or `on_error`.
+/// Dropped unfinished (the run was cancelled, a fail-fast sibling failed, or
+/// an enclosing timeout passed), it records the attempt as `cancelled` with
+/// its time so far. Its fuel is unknown: the guest's store went with the
+/// dropped call.
 pub(super) struct AttemptGuard<'a> {
     records: &'a Records,
-    attempts: &'a mut Vec<Attempt>,
+    slot: AttemptSlot<'a>,
     attempt: u32,
     start: Instant,
     done: bool,
 }
 
 impl<'a> AttemptGuard<'a> {
-    /// Attempt number `attempt`, starting now; its record goes to `attempts`.
-    pub(super) fn start(
-        records: &'a Records,
-        attempts: &'a mut Vec<Attempt>,
-        attempt: u32,
-    ) -> Self {
+    /// Attempt number `attempt`, starting now; its record goes to `slot`.
+    pub(super) fn start(records: &'a Records, slot: AttemptSlot<'a>, attempt: u32) -> Self {
         AttemptGuard {
             records,
-            attempts,
+            slot,
             attempt,
             start: Instant::now(),
             done: false,
@@ -191,7 +221,7 @@ impl<'a> AttemptGuard<'a> {
 
     /// The attempt finished: `record` is what it did.
     pub(super) fn finish(mut self, record: Attempt) {
-        self.attempts.push(record);
+        self.slot.put(record);
         self.done = true;
     }
 }
@@ -202,7 +232,7 @@ impl Drop for AttemptGuard<'_> {
             return;
         }
         let ms = self.start.elapsed().as_secs_f64() * 1e3;
-        self.attempts.push(Attempt {
+        self.slot.put(Attempt {
             attempt: self.attempt,
             start_ms: self.records.ms(self.start),
             duration_ms: ms,

@@ -235,13 +235,14 @@ impl RunCtx<'_> {
                 break;
             }
         }
-        match chosen {
-            Some(steps) => self
-                .run_steps(steps, scope.clone(), input, path, spread)
-                .await
-                .map_err(|f| f.within(StepType::Switch, path)),
-            None => Ok(Data::from_value(Value::Null)),
-        }
+        // No case taken: the input passes on, as through a case whose
+        // steps were all skipped.
+        let Some(steps) = chosen else {
+            return Ok(input);
+        };
+        self.run_steps(steps, scope.clone(), input, path, spread)
+            .await
+            .map_err(|f| f.within(StepType::Switch, path))
     }
 
     async fn run_for_each(&self, f: &ForEach, scope: &Scope, path: &str) -> Result<Doc, RunError> {
