@@ -129,6 +129,42 @@ fn a_failed_flow_exits_1_naming_the_step_and_its_causes() {
 }
 
 #[test]
+fn the_trace_marks_the_failure_that_cancelled_its_siblings_as_critical() {
+    let (_dir, flow) = flow_in_temp_dir(
+        "cut.yaml",
+        "flow: cut\nsteps:\n  - id: skipped\n    if: \"${false}\"\n    plugin: echo\n  - id: outer\n    parallel:\n      - {id: slow, plugin: sleep, config: {ms: 400}}\n      - {id: bad, plugin: fail, config: {kind: permanent, message: nope}}\n",
+    );
+    let (code, _, err) = run(flowhost().args([
+        "run",
+        flow.to_str().unwrap(),
+        "--plugins",
+        &plugins(),
+        "--trace",
+    ]));
+    assert_eq!(code, 1, "{err}");
+    let line = |path: &str| {
+        err.lines()
+            .find(|l| {
+                l.get(2..)
+                    .is_some_and(|l| l.starts_with(&format!("{path} ")))
+            })
+            .unwrap_or_else(|| panic!("no line for {path}:\n{err}"))
+    };
+    // The failing branch decided when `outer` ended; the cancelled one did not.
+    assert!(line("outer.bad").starts_with("* "), "{err}");
+    assert!(line("outer.slow").starts_with("  "), "{err}");
+    assert!(line("outer.slow").contains("cancelled"), "{err}");
+    // A skipped plugin step names its plugin.
+    let skipped = line("skipped");
+    assert_eq!(
+        skipped[2..].split_whitespace().nth(1),
+        Some("echo"),
+        "{err}"
+    );
+    assert!(skipped.contains("skipped"), "{err}");
+}
+
+#[test]
 fn an_unwritable_record_path_is_bad_usage_found_before_the_run() {
     let (code, out, err) = run(flowhost().args([
         "run",
