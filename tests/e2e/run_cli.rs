@@ -42,6 +42,38 @@ fn check_accepts_a_valid_flow() {
 }
 
 #[test]
+fn check_counts_steps_saying_when_nested_ones_are_included() {
+    let (code, out, err) = run(flowhost().args(["check", &example("retry.yaml")]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("ok: flow `retry`, 1 step, plugins: flaky"),
+        "{out}"
+    );
+    let (code, out, err) = run(flowhost().args(["check", &example("orders.yaml")]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("ok: flow `orders`, 9 steps (2 top-level), plugins: "),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_step_id_beyond_ascii_is_refused_saying_ascii() {
+    let (_dir, flow) = flow_in_temp_dir(
+        "umlaut.yaml",
+        "flow: umlaut\nsteps:\n  - id: prüfen\n    plugin: echo\n",
+    );
+    let (code, _, err) = run(flowhost().args(["check", flow.to_str().unwrap()]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "umlaut.yaml:3:9: invalid step id `prüfen`: use ASCII letters, digits, `_` and `-`"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_prints_every_error_with_its_position_and_exits_2() {
     let (_dir, flow) = flow_in_temp_dir(
         "broken.yaml",
