@@ -14,6 +14,10 @@ pub(crate) use http_grant::canonical_host;
 pub use http_grant::{HttpGrant, HttpGrantError};
 
 /// Limits on one guest call, enforced on every call (fuel only when capped).
+///
+/// Limits that would fail every call (a zero `timeout`, `fuel: Some(0)`, a
+/// `max_memory` under [`Limits::MIN_MEMORY`]) fail the call at once with a
+/// `host` error naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -48,6 +52,24 @@ impl Limits {
     /// The smallest `max_memory` accepted: one WebAssembly page (64 KiB).
     /// Below it no guest could have a memory, so every call would fail.
     pub const MIN_MEMORY: u64 = 64 << 10;
+
+    /// Why these limits would fail every call, naming the field, if they
+    /// would: a zero `timeout`, a `fuel` cap of 0, or a `max_memory` under
+    /// [`Limits::MIN_MEMORY`]. Flow files, flags and `flowhost.toml` refuse
+    /// these where they are read; limits built in code are checked here,
+    /// where every call's limits reach the runtime.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let why = if self.timeout.is_zero() {
+            "`timeout` is zero; it must be greater than zero"
+        } else if self.fuel == Some(0) {
+            "`fuel` is Some(0); a cap must be at least 1 (None sets no cap)"
+        } else if self.max_memory < Self::MIN_MEMORY {
+            "`max_memory` is under Limits::MIN_MEMORY, 64KiB (one WebAssembly page)"
+        } else {
+            return Ok(());
+        };
+        Err(format!("invalid limits: {why}"))
+    }
 }
 
 impl Default for Limits {
@@ -265,5 +287,48 @@ impl Config {
     /// The compile cache's size limit in bytes.
     pub fn cache_size_limit(&self) -> u64 {
         self.cache_limit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_that_would_fail_every_call_are_named_by_their_field() {
+        assert_eq!(Limits::default().check(), Ok(()));
+        let at_minimums = Limits {
+            timeout: Duration::from_nanos(1),
+            fuel: Some(1),
+            max_memory: Limits::MIN_MEMORY,
+            ..Limits::default()
+        };
+        assert_eq!(at_minimums.check(), Ok(()));
+        let cases = [
+            (
+                Limits {
+                    timeout: Duration::ZERO,
+                    ..Limits::default()
+                },
+                "invalid limits: `timeout` is zero; it must be greater than zero",
+            ),
+            (
+                Limits {
+                    fuel: Some(0),
+                    ..Limits::default()
+                },
+                "invalid limits: `fuel` is Some(0); a cap must be at least 1 (None sets no cap)",
+            ),
+            (
+                Limits {
+                    max_memory: Limits::MIN_MEMORY - 1,
+                    ..Limits::default()
+                },
+                "invalid limits: `max_memory` is under Limits::MIN_MEMORY, 64KiB (one WebAssembly page)",
+            ),
+        ];
+        for (limits, want) in cases {
+            assert_eq!(limits.check(), Err(want.to_string()), "{limits:?}");
+        }
     }
 }

@@ -1,6 +1,6 @@
-//! Durations that users give (flow files, flags, `flowhost.toml`): the
-//! longest one accepted, and instants after a duration, computed so that no
-//! duration can overflow them.
+//! Durations that users give (flow files, flags, `flowhost.toml`): how they
+//! are written, the longest one accepted, and instants after a duration,
+//! computed so that no duration can overflow them.
 
 use std::time::{Duration, Instant};
 
@@ -13,14 +13,37 @@ use std::time::{Duration, Instant};
 /// `Instant` overflows.
 pub const MAX_DURATION: Duration = Duration::from_secs(31_557_600);
 
+/// A duration as a flow file or a flag writes it: a number and a unit
+/// (`500ms`, `2s`, `1m`, `1h 30m`; humantime's units, surrounding spaces
+/// ignored), at most [`MAX_DURATION`]. Flow files and the `flowhost` flags
+/// read durations through this one function, so they accept the same text.
+///
+/// # Errors
+/// [`DurationError`]: not a duration, or longer than [`MAX_DURATION`].
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let d = humantime::parse_duration(text.trim()).map_err(|_| DurationError::NotADuration)?;
+    if d > MAX_DURATION {
+        return Err(DurationError::TooLong);
+    }
+    Ok(d)
+}
+
+/// Why a text is not a duration [`parse_duration`] accepts; it displays as
+/// the reason alone (the caller names the text and where it was).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DurationError {
+    /// Not a number and a unit.
+    #[error("expected a number and a unit, such as 500ms, 2s or 1m")]
+    NotADuration,
+    /// Longer than [`MAX_DURATION`].
+    #[error("it is longer than the maximum of 1year (365.25 days)")]
+    TooLong,
+}
+
 /// Why `d` is refused, if it is longer than [`MAX_DURATION`].
 pub(crate) fn too_long(d: Duration) -> Option<String> {
-    (d > MAX_DURATION).then(|| {
-        format!(
-            "it is longer than the maximum of {} (365.25 days)",
-            humantime::format_duration(MAX_DURATION)
-        )
-    })
+    (d > MAX_DURATION).then(|| DurationError::TooLong.to_string())
 }
 
 /// The instant `d` after `start`. Never panics: a `d` past what an
@@ -71,7 +94,24 @@ mod tests {
         assert!(too_long(MAX_DURATION).is_none());
         assert_eq!(
             too_long(MAX_DURATION + Duration::from_nanos(1)).unwrap(),
+            DurationError::TooLong.to_string()
+        );
+        assert_eq!(
+            too_long(MAX_DURATION + Duration::from_nanos(1)).unwrap(),
             "it is longer than the maximum of 1year (365.25 days)"
+        );
+    }
+
+    #[test]
+    fn durations_are_parsed_as_flow_files_write_them() {
+        assert_eq!(parse_duration(" 1h 30m "), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1y"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("5x"), Err(DurationError::NotADuration));
+        assert_eq!(parse_duration("2"), Err(DurationError::NotADuration));
+        assert_eq!(
+            parse_duration("18446744073709551615s"),
+            Err(DurationError::TooLong)
         );
     }
 

@@ -63,7 +63,7 @@ pub use cache::{
 #[doc(hidden)]
 pub use config::Metering;
 pub use config::{Config, DirGrant, DirMode, Grants, HttpGrant, HttpGrantError, Limits};
-pub use duration::MAX_DURATION;
+pub use duration::{DurationError, MAX_DURATION, parse_duration};
 pub use error::{
     CallError, ErrorClass, ErrorKind, Limit, LoadError, LoadErrorReason, SetupError, StepError,
     UnknownErrorKind,

@@ -153,3 +153,69 @@ fn a_zero_fuel_cap_or_memory_under_a_page_is_bad_usage() {
     ]));
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn bad_usage_is_one_line_naming_what_is_wrong() {
+    let echo = path("testing/echo");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["call"],
+            "flowhost: missing <PLUGIN> (see flowhost call --help)",
+        ),
+        (
+            &["call", &echo, "--bogus"],
+            "flowhost: unexpected argument '--bogus' (see flowhost call --help)",
+        ),
+        (
+            &["call", &echo, "--timeout", "5 fortnights"],
+            "flowhost: invalid value `5 fortnights` for --timeout: expected a number and a unit, \
+             such as 500ms, 2s or 1m (see flowhost call --help)",
+        ),
+        (
+            &["call", &echo, "--timeout", "0ms"],
+            "flowhost: invalid value `0ms` for --timeout: a deadline must be greater than zero \
+             (see flowhost call --help)",
+        ),
+        (
+            &["call", &echo, "--max-output", "lots"],
+            "flowhost: invalid value `lots` for --max-output: expected a number of bytes, \
+             or a number and a unit such as 512KiB, 64MiB or 1GB (see flowhost call --help)",
+        ),
+        (
+            &["call", &echo, "--fuel", "0"],
+            "flowhost: invalid value `0` for --fuel: the cap must be at least 1 \
+             (0 would stop every call at once) (see flowhost call --help)",
+        ),
+    ];
+    for (args, want) in cases {
+        let (code, out, err) = run(flowhost().args(*args));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert_eq!(err, format!("{want}\n"), "{args:?}");
+    }
+}
+
+#[test]
+fn flag_durations_are_written_as_in_flow_files() {
+    // A flow file's `timeout: 1h 30m` and `timeout: " 2s "` are read alike.
+    for timeout in ["1h 30m", " 2s ", "1500ms"] {
+        let (code, out, err) =
+            run(flowhost().args(["call", &path("testing/echo"), "--timeout", timeout]));
+        assert_eq!((code, out.trim()), (0, "{}"), "{timeout}: {err}");
+    }
+}
+
+#[test]
+fn help_and_version_print_on_stdout_and_exit_0() {
+    let (code, out, _) = run(flowhost().args(["call", "--help"]));
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("Usage: flowhost call [OPTIONS] <PLUGIN>"),
+        "{out}"
+    );
+    // `--input` defaults to `{}`: an option, never shown as required.
+    assert!(out.contains("[default: {}]"), "{out}");
+    let (code, out, _) = run(flowhost().arg("--version"));
+    assert_eq!(code, 0);
+    assert!(out.starts_with("flowhost "), "{out}");
+}

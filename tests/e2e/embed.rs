@@ -48,6 +48,28 @@ async fn context_reaches_the_step() {
 }
 
 #[tokio::test]
+async fn limits_built_in_code_are_checked_naming_the_field() {
+    let zero_fuel = flowhost::Limits {
+        fuel: Some(0),
+        ..flowhost::Limits::default()
+    };
+    let tiny_memory = flowhost::Limits {
+        max_memory: 1024,
+        ..flowhost::Limits::default()
+    };
+    for (limits, field) in [(zero_fuel, "`fuel`"), (tiny_memory, "`max_memory`")] {
+        let report = call("testing/echo", "{}", "{}", crate::support::limited(limits)).await;
+        let err = report.result.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Host, "{err}");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("host: invalid limits: {field}")),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn describe_returns_metadata() {
     let p = plugin("validate-order").await;
     let meta = host().describe(&p).await.unwrap();

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use flowhost::{DirGrant, DirMode, HttpGrant, Limits, MAX_DURATION};
+use flowhost::{DirGrant, DirMode, HttpGrant, Limits, parse_duration};
 
 use super::Failure;
 
@@ -34,43 +34,47 @@ pub(crate) async fn text_arg(flag: &str, value: &str) -> Result<(String, String)
     }
 }
 
-/// A duration such as `500ms` or `2s`, at most [`MAX_DURATION`].
-pub(crate) fn duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("`{s}` is not a duration like 500ms or 2s: {e}"))?;
-    if d > MAX_DURATION {
-        return Err(format!(
-            "`{s}` is longer than the maximum of {} (365.25 days)",
-            humantime::format_duration(MAX_DURATION)
-        ));
+// The value parsers below answer with the reason alone: the one-line usage
+// error names the flag and the value (`invalid value `5x` for --timeout: ...`).
+
+/// A deadline: a duration as flow files write it (`500ms`, `2s`, `1h 30m`),
+/// greater than zero and at most [`MAX_DURATION`](flowhost::MAX_DURATION),
+/// as a flow's `timeout` is.
+pub(crate) fn timeout(s: &str) -> Result<Duration, String> {
+    match parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("a deadline must be greater than zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
     }
-    Ok(d)
 }
 
-/// A size such as `64MiB` or `1048576`.
+/// A size as flow files write it: bytes (`1048576`) or a number and a unit
+/// (`64MiB`).
 pub(crate) fn size(s: &str) -> Result<u64, String> {
-    s.parse::<bytesize::ByteSize>()
+    s.trim()
+        .parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
-        .map_err(|e| format!("`{s}` is not a size like 64MiB: {e}"))
+        .map_err(|_| {
+            "expected a number of bytes, or a number and a unit such as 512KiB, 64MiB or 1GB"
+                .to_string()
+        })
 }
 
 /// A memory cap: a size of at least [`Limits::MIN_MEMORY`] (64 KiB).
 pub(crate) fn memory(s: &str) -> Result<u64, String> {
     let bytes = size(s)?;
     if bytes < Limits::MIN_MEMORY {
-        return Err(format!(
-            "`{s}` is below the minimum of 64KiB (one WebAssembly page)"
-        ));
+        return Err("it must be at least 64KiB (one WebAssembly page)".into());
     }
     Ok(bytes)
 }
 
 /// A fuel cap: an integer of at least 1.
 pub(crate) fn fuel(s: &str) -> Result<u64, String> {
-    match s.parse::<u64>() {
-        Ok(0) => Err("`0` would stop every call at once: the cap must be at least 1".into()),
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("the cap must be at least 1 (0 would stop every call at once)".into()),
         Ok(fuel) => Ok(fuel),
-        Err(_) => Err(format!("`{s}` is not a whole number of fuel units")),
+        Err(_) => Err("expected a whole number of fuel units".into()),
     }
 }
 
@@ -89,10 +93,10 @@ pub(crate) fn dir_grant(s: &str) -> Result<DirGrant, String> {
     let mode = match parts.next() {
         None | Some("ro") => DirMode::Ro,
         Some("rw") => DirMode::Rw,
-        Some(other) => return Err(format!("`{other}` is not a mode: use ro or rw")),
+        Some(other) => return Err(format!("the mode must be ro or rw, not `{other}`")),
     };
     if !host.is_dir() {
-        return Err(format!("{}: no such directory", host.display()));
+        return Err(format!("{} is not a directory", host.display()));
     }
     Ok(DirGrant { host, guest, mode })
 }
@@ -105,8 +109,11 @@ mod tests {
     fn parses_sizes_and_grants() {
         assert_eq!(size("64MiB"), Ok(64 << 20));
         assert_eq!(size("1024"), Ok(1024));
-        assert_eq!(duration("1y"), Ok(MAX_DURATION));
-        assert!(duration("18446744073709551615s").is_err());
+        assert_eq!(timeout("1y"), Ok(flowhost::MAX_DURATION));
+        assert!(timeout("18446744073709551615s").is_err());
+        assert_eq!(timeout("2s"), Ok(Duration::from_secs(2)));
+        assert!(timeout("0s").is_err() && timeout("5x").is_err());
+        assert_eq!(size(" 64MiB "), Ok(64 << 20));
         assert!(size("lots").is_err());
         assert_eq!(memory("64KiB"), Ok(64 << 10));
         assert!(memory("0").is_err() && memory("65535").is_err());

@@ -19,7 +19,7 @@ pub(crate) struct CallArgs {
     #[arg(long, default_value = "{}")]
     config: String,
     /// Deadline for the call.
-    #[arg(long, value_parser = args::duration)]
+    #[arg(long, value_parser = args::timeout)]
     timeout: Option<Duration>,
     /// A cap on the call's fuel (about one unit per guest instruction);
     /// without it only the deadline bounds CPU time.

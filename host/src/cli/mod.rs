@@ -1,7 +1,7 @@
 //! Command-line front end: argument parsing, logging setup and exit codes.
 //!
 //! Exit codes: 0 success; 1 the step or flow failed; 2 bad usage or input
-//! (a bad flag, bad JSON, a missing file, not a step component).
+//! (a bad flag, bad JSON, a missing file, not a step component), on one line.
 
 mod args;
 mod build;
@@ -16,6 +16,7 @@ mod plugins;
 mod run;
 mod serve;
 mod trace;
+mod usage;
 
 use std::process::ExitCode;
 
@@ -88,7 +89,7 @@ impl Failure {
 }
 
 pub(crate) fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = usage::parse();
     let _logging = init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -77,15 +77,25 @@ pub(crate) async fn check(args: CheckArgs) -> Result<(), Failure> {
         None => None,
     };
     let flow = parse(&args.flow, files.as_ref()).await?;
-    let steps = flow.step_count();
     let plugins: Vec<_> = flow.plugin_names().into_iter().collect();
     println!(
-        "{}: ok: flow `{}`, {steps} steps, plugins: {}",
+        "{}: ok: flow `{}`, {}, plugins: {}",
         args.flow.display(),
         flow.name(),
+        step_count(flow.step_count(), flow.top_level_step_count()),
         plugins.join(", ")
     );
     Ok(())
+}
+
+/// `1 step`, `3 steps`, or with nested steps counted `9 steps (4 top-level)`.
+fn step_count(all: usize, top_level: usize) -> String {
+    let steps = if all == 1 { "step" } else { "steps" };
+    if all == top_level {
+        format!("{all} {steps}")
+    } else {
+        format!("{all} {steps} ({top_level} top-level)")
+    }
 }
 
 pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {

@@ -1,10 +1,12 @@
 //! The `--trace` timeline: every step on one line, a bar for when it ran,
-//! and `*` on the critical path (the steps that decided the run's wall time).
+//! and `*` on the critical path (the steps that decided the run's wall time:
+//! of concurrent branches or items, the one that ended last, or the failure
+//! that cancelled the others).
 
 use std::collections::HashSet;
 use std::fmt::Write;
 
-use flowhost::executor::{RunRecord, StepRecord, StepType};
+use flowhost::executor::{RunRecord, StepRecord, StepStatus, StepType};
 
 const WIDTH: usize = 40;
 
@@ -94,9 +96,8 @@ fn mark<'a>(step: &'a StepRecord, all: &'a [StepRecord], marked: &mut HashSet<&'
         .iter()
         .filter(|s| parent(&s.path) == Some(step.path.as_str()))
         .collect();
-    let end = |s: &StepRecord| s.start_ms + s.duration_ms;
     match step.kind {
-        // Concurrent children: only the group that finished last decided the time.
+        // Concurrent children: only the group that decided when the step ended.
         StepType::Parallel | StepType::ForEach => {
             let group = |s: &StepRecord| -> String {
                 let rest = &s.path[step.path.len()..];
@@ -105,8 +106,8 @@ fn mark<'a>(step: &'a StepRecord, all: &'a [StepRecord], marked: &mut HashSet<&'
                     _ => rest.to_string(),
                 }
             };
-            if let Some(last) = children.iter().max_by(|a, b| end(a).total_cmp(&end(b))) {
-                let g = group(last);
+            if let Some(decider) = decider(&children) {
+                let g = group(decider);
                 for c in children.iter().filter(|c| group(c) == g) {
                     mark(c, all, marked);
                 }
@@ -118,6 +119,23 @@ fn mark<'a>(step: &'a StepRecord, all: &'a [StepRecord], marked: &mut HashSet<&'
             }
         }
     }
+}
+
+/// The concurrent child that decided when its step ended: the one that
+/// finished last, or, when a failure cut the others short (they are
+/// `cancelled`), the failure that did it, which is the first to end.
+fn decider<'a>(children: &[&'a StepRecord]) -> Option<&'a StepRecord> {
+    let end = |s: &StepRecord| s.start_ms + s.duration_ms;
+    let cut_short = children.iter().any(|c| c.status == StepStatus::Cancelled);
+    let failure = children
+        .iter()
+        .filter(|c| c.status == StepStatus::Failed)
+        .min_by(|a, b| end(a).total_cmp(&end(b)));
+    match failure {
+        Some(failed) if cut_short => Some(failed),
+        _ => children.iter().max_by(|a, b| end(a).total_cmp(&end(b))),
+    }
+    .copied()
 }
 
 #[cfg(test)]

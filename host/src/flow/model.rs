@@ -77,6 +77,11 @@ impl Flow {
         self.all_steps().len()
     }
 
+    /// How many top-level steps it has (`steps:`), nested ones not counted.
+    pub fn top_level_step_count(&self) -> usize {
+        self.steps.len()
+    }
+
     #[cfg(test)]
     /// Checks a flow input against `input_schema` (always `Ok` without one).
     ///

@@ -260,6 +260,9 @@ pub(crate) fn new_store(
     limits: &Limits,
     options: &CallOptions,
 ) -> Result<Store<StepState>, CallError> {
+    // Every call's limits pass here: ones built in code are checked once,
+    // as flow files and flags are where they are read.
+    limits.check().map_err(CallError::Host)?;
     let logs = Arc::new(logs::LogSink::new(plugin.name(), ctx, limits.max_log));
     let wasi = sandbox::wasi_ctx(&options.grants, &logs, ctx)?;
     let state = StepState {

@@ -112,9 +112,11 @@ async fn start_run(
     NamedFlow(flow): NamedFlow,
     Query(q): Query<RunQuery>,
     headers: HeaderMap,
-    Input(mut input): Input,
+    body: Input,
 ) -> Answer {
     let key = idempotency_key(&headers)?;
+    let warnings = body.warnings();
+    let Input(mut input) = body;
     input.check(&flow)?;
     let admission = Admission {
         flow,
@@ -128,7 +130,10 @@ async fn start_run(
     if q.wait == Some(false) {
         let r = (
             StatusCode::ACCEPTED,
-            axum::Json(json!({"run_id": run_id, "status": "queued"})),
+            axum::Json(with_warnings(
+                json!({"run_id": run_id, "status": "queued"}),
+                &warnings,
+            )),
         )
             .into_response();
         return Ok(with_run_id(r, &run_id));
@@ -148,6 +153,7 @@ async fn start_run(
         status: record.status,
         output: record.output.as_deref(),
         error: record.error.as_ref(),
+        warnings: &warnings,
     };
     Ok(with_run_id(
         (StatusCode::OK, axum::Json(body)).into_response(),
@@ -164,6 +170,16 @@ struct Finished<'a> {
     output: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a RunError>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warnings: &'a [String],
+}
+
+/// `answer` with a `warnings` list, when there is anything to warn about.
+fn with_warnings(mut answer: Value, warnings: &[String]) -> Value {
+    if !warnings.is_empty() {
+        answer["warnings"] = json!(warnings);
+    }
+    answer
 }
 
 async fn get_run(Extract(state): S, Path(id): Path<String>) -> Answer {
@@ -304,20 +320,14 @@ async fn list_plugins(Extract(state): S) -> Response {
     axum::Json(json!({ "plugins": state.plugins.statuses().await })).into_response()
 }
 
-async fn publish_event(
-    Extract(state): S,
-    Path(topic): Path<String>,
-    Input(payload): Input,
-) -> Answer {
+async fn publish_event(Extract(state): S, Path(topic): Path<String>, body: Input) -> Answer {
     events::check_topic(&topic).map_err(ApiError::BadRequest)?;
-    let runs = events::publish(&state, &topic, payload, 0)
+    let warnings = body.warnings();
+    let runs = events::publish(&state, &topic, body.0, 0)
         .await
         .map_err(|r| refused(&state, r))?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(json!({"topic": topic, "runs": runs})),
-    )
-        .into_response())
+    let answer = with_warnings(json!({"topic": topic, "runs": runs}), &warnings);
+    Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
 }
 
 async fn metrics(Extract(state): S) -> Response {

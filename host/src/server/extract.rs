@@ -1,5 +1,6 @@
 //! The API's extractors: axum's, with their refusals answered as
-//! [`ApiError`]s, and a run's input read once from the request body.
+//! [`ApiError`]s, and a run's input read once from the request body, with
+//! the warnings its answer carries.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -84,5 +85,23 @@ impl<S: Send + Sync> FromRequest<S> for Input {
             reason: format!("not UTF-8: {e}"),
         })?;
         Ok(Input(RunInput::parse(text, "the request body")?))
+    }
+}
+
+impl Input {
+    /// What the answer warns about: a body that is JSON but that expressions
+    /// cannot read (a number beyond a double, nesting over 128 levels). The
+    /// run still starts, and its first step gets the body as written, as
+    /// `flowhost run --input` does with its warning on stderr.
+    pub(crate) fn warnings(&self) -> Vec<String> {
+        self.0
+            .unreadable()
+            .map(|reason| {
+                format!(
+                    "the request body: {reason}; steps get it as written, but expressions cannot read it"
+                )
+            })
+            .into_iter()
+            .collect()
     }
 }

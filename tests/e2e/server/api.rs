@@ -276,3 +276,39 @@ async fn every_refusal_answers_in_the_api_error_shape() {
     );
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_expressions_cannot_read_runs_with_a_warning() {
+    let plain = "flow: plain\nsteps:\n  - {id: a, plugin: echo}\n";
+    let s = Served::start(&["testing/echo"], &[("plain", plain)], config()).await;
+    let warning = "the request body: the JSON cannot be read: number out of range \
+                   at line 1 column 12; steps get it as written, but expressions cannot read it";
+
+    // Waited for: the output is the body as written, and the answer warns.
+    let r = s.post("/flows/plain/runs", r#"{"big":1e400}"#).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains(r#""status":"succeeded""#), "{}", r.body);
+    assert!(r.body.contains(r#""output":{"big":1e400}"#), "{}", r.body);
+    assert!(
+        r.body
+            .contains(&format!(r#""warnings":[{}]"#, json!(warning))),
+        "{}",
+        r.body
+    );
+
+    // Not waited for, and as an event's payload: the same warning.
+    let r = s
+        .post("/flows/plain/runs?wait=false", r#"{"big":1e400}"#)
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.json()["warnings"], json!([warning]));
+    let r = s.post("/events/nobody.listens", r#"{"big":1e400}"#).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.json()["warnings"], json!([warning]));
+
+    // A body expressions can read: no warnings.
+    let r = s.post("/flows/plain/runs", r#"{"big":1e300}"#).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json().get("warnings").is_none(), "{}", r.body);
+    s.shutdown().await;
+}

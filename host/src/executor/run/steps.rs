@@ -64,6 +64,10 @@ impl RunCtx<'_> {
         spread: Spread,
     ) -> Result<Option<Doc>, RunError> {
         let mut rec = Guard::start(&self.records, path, StepType::of(&step.kind))?;
+        if let StepKind::Plugin(p) = &step.kind {
+            // Named from the start, so a skipped or cancelled step names it too.
+            rec.record.plugin = Some(p.plugin.clone());
+        }
         let input = match self.step_input(step, scope, default, path).await {
             Ok(Some(input)) => input,
             Ok(None) => {

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use super::Cx;
-use crate::duration::too_long;
 use crate::flow::yaml::{Kind, Node};
 
 impl Cx<'_> {
@@ -59,23 +58,12 @@ impl Cx<'_> {
             self.wrong_type(node, field, "a duration such as 500ms, 2s or 1m");
             return None;
         };
-        match humantime::parse_duration(text.trim()) {
-            Ok(d) => match too_long(d) {
-                None => Some(d),
-                Some(why) => {
-                    self.err(
-                        node.pos,
-                        format!("invalid duration `{text}` for `{field}`: {why}"),
-                    );
-                    None
-                }
-            },
-            Err(_) => {
+        match crate::duration::parse_duration(&text) {
+            Ok(d) => Some(d),
+            Err(why) => {
                 self.err(
                     node.pos,
-                    format!(
-                        "invalid duration `{text}` for `{field}`: expected a number and a unit, such as 500ms, 2s or 1m"
-                    ),
+                    format!("invalid duration `{text}` for `{field}`: {why}"),
                 );
                 None
             }

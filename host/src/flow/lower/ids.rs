@@ -56,7 +56,7 @@ impl Cx<'_> {
             self.err(
                 n.pos,
                 format!(
-                    "invalid step id `{id}`: use letters, digits, `_` and `-`, starting with a letter or `_`"
+                    "invalid step id `{id}`: use ASCII letters, digits, `_` and `-`, starting with a letter or `_`"
                 ),
             );
             return None;
