@@ -100,7 +100,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use expr::MAX_EXPR_DEPTH;
-pub(crate) use expr::{Bindings, Bounds, EvalError, describe_json};
+pub(crate) use expr::{Bindings, Bounds, EvalError, NoOutput, describe_json};
 pub use model::Flow;
 pub(crate) use model::{
     CircuitBreaker, ForEach, Parallel, PluginCall, PluginStep, SchemaId, Step, StepKind, Switch,
