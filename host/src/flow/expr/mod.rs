@@ -39,7 +39,7 @@ pub use limits::MAX_EXPR_DEPTH;
 use limits::{check_eval_depth, compile_bounded, excerpt};
 #[cfg(test)]
 pub(crate) use messages::{MAX_LITERAL, describe, literal};
-pub(crate) use messages::NoOutput;
+pub(crate) use messages::{NoOutput, is_ident};
 pub(crate) use meter::Bounds;
 #[cfg(test)]
 pub(crate) use meter::{MAX_BYTES, MAX_STEPS};
