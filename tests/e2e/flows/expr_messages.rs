@@ -130,6 +130,31 @@ on_error:
 }
 
 #[tokio::test]
+async fn on_error_reading_the_first_step_that_failed_says_it_did_not_finish() {
+    let record = run_flow(
+        r#"
+flow: first
+steps:
+  - id: bad
+    plugin: fail
+    config: {kind: invalid-input, message: "no"}
+on_error:
+  plugin: echo
+  input: "${steps.bad.output}"
+"#,
+        json!({}),
+    )
+    .await;
+    let error = step(&record, "on_error").error.as_ref().unwrap();
+    assert_eq!(error.kind, ErrorKind::Expression);
+    assert_eq!(
+        error.message,
+        "expression `steps.bad.output`: step `bad` did not finish (it failed, or the run \
+         stopped before it), so it has no output; `has(steps.bad)` tells whether it has one"
+    );
+}
+
+#[tokio::test]
 async fn on_error_reading_a_skipped_step_says_it_was_skipped() {
     let record = run_flow(
         r#"

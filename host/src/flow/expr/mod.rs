@@ -215,6 +215,12 @@ impl Bindings for Value {
             _ => Vec::new(),
         }
     }
+
+    /// A JSON scope with an `error` is `on_error`'s when the run failed
+    /// before any step ended: the steps it reads failed or never ran.
+    fn no_output(&self, _id: &str) -> Option<NoOutput> {
+        self.get("error").map(|_| NoOutput::Unfinished)
+    }
 }
 
 /// Variables bound for one evaluation, converted once and shared by every
