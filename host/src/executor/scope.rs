@@ -1,6 +1,7 @@
 //! What expressions can see: the flow input, earlier step outputs, the
 //! for_each item and index, the run, and (in fallbacks and `on_error`) the
-//! error. Cloning a scope is cheap: step outputs form a shared list.
+//! error. Cloning a scope is cheap: step outputs form a shared list, which
+//! also keeps the steps that left none (skipped or continued), to say so.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::data::Doc;
-use crate::flow::Bindings;
+use crate::flow::{Bindings, NoOutput};
 
 #[derive(Clone)]
 pub(crate) struct Scope {
@@ -21,8 +22,26 @@ pub(crate) struct Scope {
 
 struct Entry {
     id: String,
-    output: Doc,
+    outcome: Outcome,
     next: Option<Arc<Entry>>,
+}
+
+/// What a step that ended left for the steps after it.
+pub(crate) enum Outcome {
+    Output(Doc),
+    /// Its `if` was false.
+    Skipped,
+    /// It failed under `continue_on_error`.
+    Continued,
+}
+
+impl Outcome {
+    pub(crate) fn output(&self) -> Option<&Doc> {
+        match self {
+            Outcome::Output(d) => Some(d),
+            Outcome::Skipped | Outcome::Continued => None,
+        }
+    }
 }
 
 impl Scope {
@@ -62,20 +81,20 @@ impl Scope {
         }
     }
 
-    /// Records a step's output, visible to the steps after it.
-    pub(crate) fn push(&mut self, id: &str, output: Doc) {
+    /// Records how a step ended, visible to the steps after it.
+    pub(crate) fn push(&mut self, id: &str, outcome: Outcome) {
         self.steps = Some(Arc::new(Entry {
             id: id.to_string(),
-            output,
+            outcome,
             next: self.steps.take(),
         }));
     }
 
-    fn output(&self, id: &str) -> Option<&Doc> {
+    fn outcome(&self, id: &str) -> Option<&Outcome> {
         let mut cur = self.steps.as_deref();
         while let Some(e) = cur {
             if e.id == id {
-                return Some(&e.output);
+                return Some(&e.outcome);
             }
             cur = e.next.as_deref();
         }
@@ -101,7 +120,10 @@ impl Bindings for Scope {
     }
 
     fn output(&self, id: &str) -> Result<Option<&Value>, String> {
-        Scope::output(self, id).map(|d| d.value()).transpose()
+        self.outcome(id)
+            .and_then(Outcome::output)
+            .map(|d| d.value())
+            .transpose()
     }
 
     fn step_ids(&self) -> Vec<&str> {
@@ -112,5 +134,16 @@ impl Bindings for Scope {
             cur = e.next.as_deref();
         }
         ids
+    }
+
+    fn no_output(&self, id: &str) -> Option<NoOutput> {
+        match self.outcome(id) {
+            Some(Outcome::Output(_)) => None,
+            Some(Outcome::Skipped) => Some(NoOutput::Skipped),
+            Some(Outcome::Continued) => Some(NoOutput::Continued),
+            // Checked at load, a step read and not in the scope can only be
+            // one `on_error` reads: it failed, or never ran.
+            None => self.error.as_ref().map(|_| NoOutput::Unfinished),
+        }
     }
 }

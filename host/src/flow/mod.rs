@@ -86,8 +86,9 @@
 //! enclosing step itself is not visible (it has not finished), sibling
 //! parallel branches are not visible to each other, and steps nested inside
 //! an earlier composite step are not visible outside it (read them through
-//! the composite's output: `steps.enrich.output.user`). `on_error` may read
-//! any step of the flow (a step that did not run has no output).
+//! the composite's output: `steps.enrich.output.user`; the load error says
+//! how). `on_error` may read any top-level step of the flow (one that did not
+//! run has no output, and reading it says why).
 
 mod expr;
 mod lower;
@@ -100,7 +101,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use expr::MAX_EXPR_DEPTH;
-pub(crate) use expr::{Bindings, Bounds, EvalError, describe_json};
+pub(crate) use expr::{Bindings, Bounds, EvalError, NoOutput, describe_json};
 pub use model::Flow;
 pub(crate) use model::{
     CircuitBreaker, ForEach, Parallel, PluginCall, PluginStep, SchemaId, Step, StepKind, Switch,

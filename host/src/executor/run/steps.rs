@@ -15,7 +15,7 @@ use super::records::Guard;
 use crate::error::ErrorKind;
 use crate::executor::data::{Data, Doc};
 use crate::executor::record::{RunError, StepStatus, StepType};
-use crate::executor::scope::Scope;
+use crate::executor::scope::{Outcome, Scope};
 use crate::flow::{EvalError, ForEach, Parallel, Step, StepKind, Switch, describe_json};
 
 impl RunCtx<'_> {
@@ -38,15 +38,16 @@ impl RunCtx<'_> {
                 } else {
                     format!("{prefix}.{}", step.id)
                 };
-                if let Some(out) = self
+                let outcome = self
                     .run_step(step, &scope, prev.clone(), &path, spread)
-                    .await?
-                {
-                    scope.push(&step.id, out.clone());
-                    prev = out;
-                    if top && self.flow.on_error.is_some() {
-                        *self.top.lock().unwrap_or_else(|e| e.into_inner()) = Some(scope.clone());
-                    }
+                    .await?;
+                if let Some(out) = outcome.output() {
+                    prev = out.clone();
+                }
+                // Kept without an output too, so that reading it says why.
+                scope.push(&step.id, outcome);
+                if top && self.flow.on_error.is_some() {
+                    *self.top.lock().unwrap_or_else(|e| e.into_inner()) = Some(scope.clone());
                 }
             }
             Ok(prev)
@@ -54,7 +55,8 @@ impl RunCtx<'_> {
         .boxed()
     }
 
-    /// One step of any kind. `Ok(None)`: skipped, or failed under `continue_on_error`.
+    /// One step of any kind: its output, or that it was skipped, or failed
+    /// under `continue_on_error`.
     async fn run_step(
         &self,
         step: &Step,
@@ -62,7 +64,7 @@ impl RunCtx<'_> {
         default: Doc,
         path: &str,
         spread: Spread,
-    ) -> Result<Option<Doc>, RunError> {
+    ) -> Result<Outcome, RunError> {
         let mut rec = Guard::start(&self.records, path, StepType::of(&step.kind))?;
         if let StepKind::Plugin(p) = &step.kind {
             // Named from the start, so a skipped or cancelled step names it too.
@@ -72,7 +74,7 @@ impl RunCtx<'_> {
             Ok(Some(input)) => input,
             Ok(None) => {
                 rec.finish(StepStatus::Skipped, None);
-                return Ok(None);
+                return Ok(Outcome::Skipped);
             }
             Err(f) => {
                 rec.finish(StepStatus::Failed, Some(&f));
@@ -100,13 +102,13 @@ impl RunCtx<'_> {
                     StepStatus::Succeeded
                 };
                 rec.finish(status, None);
-                Ok(Some(out))
+                Ok(Outcome::Output(out))
             }
             // The step cap ends the run: going on would only be refused again.
             Err(f) if step.continue_on_error && f.kind != ErrorKind::TooManySteps => {
                 tracing::warn!(run = %self.run_id, step = %path, error = %crate::printable::printable(&f.to_string()), "step failed; continue_on_error lets the flow go on");
                 rec.finish(StepStatus::Continued, Some(&f));
-                Ok(None)
+                Ok(Outcome::Continued)
             }
             Err(f) => {
                 rec.finish(StepStatus::Failed, Some(&f));
@@ -214,7 +216,7 @@ impl RunCtx<'_> {
         .map_err(|f| f.within(StepType::Parallel, path))?;
         let object: BTreeMap<&str, &RawValue> = outputs
             .iter()
-            .map(|(id, out)| (*id, out.as_deref().map_or(RawValue::NULL, Data::raw)))
+            .map(|(id, out)| (*id, out.output().map_or(RawValue::NULL, |d| d.raw())))
             .collect();
         Ok(Data::compose(&object))
     }

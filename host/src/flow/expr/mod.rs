@@ -4,7 +4,8 @@
 //! Here: one compiled CEL expression, the scope it is evaluated against, and
 //! conditions. `template.rs` holds strings and mappings with `${...}` parts,
 //! `refs.rs` finds what an expression reads, `json.rs` converts values
-//! between JSON and CEL, `limits.rs` bounds an expression's depth at load.
+//! between JSON and CEL, `limits.rs` bounds an expression's depth at load,
+//! `messages.rs` words evaluation errors in CEL's terms.
 //!
 //! Every evaluation is bounded: `rewrite.rs` makes a compiled expression
 //! charge a meter (`meter.rs`: comprehension steps, bytes built, time,
@@ -15,6 +16,7 @@ mod bounded;
 mod funcs;
 mod json;
 mod limits;
+mod messages;
 mod meter;
 mod refs;
 mod rewrite;
@@ -26,7 +28,7 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 
 use cel::objects::{Key, Map};
-use cel::{Context, Env, IdedExpr, Program, Value as Cel};
+use cel::{Context, Env, ExecutionError, IdedExpr, Program, Value as Cel};
 use serde_json::Value;
 
 pub(crate) use bounded::EvalError;
@@ -35,6 +37,9 @@ pub(crate) use json::describe_json;
 use json::{to_cel, to_json};
 pub use limits::MAX_EXPR_DEPTH;
 use limits::{check_eval_depth, compile_bounded, excerpt};
+#[cfg(test)]
+pub(crate) use messages::{MAX_LITERAL, describe, literal};
+pub(crate) use messages::{NoOutput, is_ident};
 pub(crate) use meter::Bounds;
 #[cfg(test)]
 pub(crate) use meter::{MAX_BYTES, MAX_STEPS};
@@ -152,14 +157,20 @@ impl Expr {
             meter::admit(u64::MAX).map_err(|stop| self.error(stop.message()))?;
         }
         let mut ctx = Context::with_env(ENV.clone());
-        for (name, value) in &vars.0 {
+        for (name, value) in &vars.vars {
             ctx.add_variable_from_value(name.as_str(), value.clone());
         }
         let result = Cel::resolve(&self.bounded, &ctx);
         if let Some(stop) = meter::stopped() {
             return Err(self.error(stop.message()));
         }
-        result.map_err(|e| self.error(e.to_string()))
+        result.map_err(|e| {
+            let no_output = match &e {
+                ExecutionError::NoSuchKey(key) => vars.no_output(key),
+                _ => None,
+            };
+            self.error(no_output.unwrap_or_else(|| messages::describe(&e)))
+        })
     }
 
     pub(super) fn eval_json(&self, vars: &Vars) -> Result<Value, ExprError> {
@@ -176,8 +187,13 @@ pub(crate) trait Bindings {
     fn var(&self, name: &str) -> Result<Option<Cow<'_, Value>>, String>;
     /// The output of the step `id`, if it ran.
     fn output(&self, id: &str) -> Result<Option<&Value>, String>;
-    /// Every step that ran, for `steps` read as a whole (`steps[name]`).
+    /// Every step that ran, for `steps` read as a whole (`steps[name]`);
+    /// steps without an output may be among them.
     fn step_ids(&self) -> Vec<&str>;
+    /// Why the step `id` has no output, when the scope knows.
+    fn no_output(&self, _id: &str) -> Option<NoOutput> {
+        None
+    }
 }
 
 /// A JSON scope: `{"input": ..., "steps": {"<id>": {"output": ...}}, ...}`.
@@ -199,11 +215,22 @@ impl Bindings for Value {
             _ => Vec::new(),
         }
     }
+
+    /// A JSON scope with an `error` is `on_error`'s when the run failed
+    /// before any step ended: the steps it reads failed or never ran.
+    fn no_output(&self, _id: &str) -> Option<NoOutput> {
+        self.get("error").map(|_| NoOutput::Unfinished)
+    }
 }
 
 /// Variables bound for one evaluation, converted once and shared by every
 /// expression of a template. Only what the expressions read is converted.
-pub(super) struct Vars(Vec<(String, Cel)>);
+pub(super) struct Vars {
+    vars: Vec<(String, Cel)>,
+    /// The steps read that have no output, with why: the message when an
+    /// evaluation fails for want of one.
+    missing: Vec<(String, NoOutput)>,
+}
 
 impl Vars {
     /// # Errors
@@ -215,6 +242,7 @@ impl Vars {
             meter::admit(Vars::weight(scope, refs)).map_err(|s| s.message())?;
         }
         let mut vars = Vec::new();
+        let mut missing = Vec::new();
         for name in &refs.vars {
             if name == "steps" {
                 let ids = refs.step_ids(scope);
@@ -223,15 +251,19 @@ impl Vars {
                     let out = scope
                         .output(id)
                         .map_err(|e| format!("cannot read `steps.{id}.output`: {e}"))?;
-                    if let Some(out) = out {
-                        let entry = HashMap::from([(Key::from("output"), to_cel(out))]);
-                        map.insert(
-                            Key::from(id),
-                            Cel::Map(Map {
-                                map: Arc::new(entry),
-                            }),
-                        );
-                    }
+                    let Some(out) = out else {
+                        if let Some(why) = scope.no_output(id) {
+                            missing.push((id.to_string(), why));
+                        }
+                        continue;
+                    };
+                    let entry = HashMap::from([(Key::from("output"), to_cel(out))]);
+                    map.insert(
+                        Key::from(id),
+                        Cel::Map(Map {
+                            map: Arc::new(entry),
+                        }),
+                    );
                 }
                 vars.push((name.clone(), Cel::Map(Map { map: Arc::new(map) })));
             } else if let Some(value) = scope
@@ -241,7 +273,15 @@ impl Vars {
                 vars.push((name.clone(), to_cel(&value)));
             }
         }
-        Ok(Vars(vars))
+        Ok(Vars { vars, missing })
+    }
+
+    /// Why the step `id`, read and missing, has no output.
+    fn no_output(&self, id: &str) -> Option<String> {
+        self.missing
+            .iter()
+            .find(|(m, _)| m == id)
+            .map(|(_, why)| why.message(id))
     }
 
     /// How heavy the variables `refs` reads are ([`json::weight`]). One

@@ -1,8 +1,9 @@
 //! Expressions: compiled once, and checked against what their scope may read.
 
 use super::Cx;
+use super::ids::Composite;
 use crate::flow::Pos;
-use crate::flow::expr::{Condition, Expr, TNode, Template, compile_str, unescape};
+use crate::flow::expr::{Condition, Expr, TNode, Template, compile_str, is_ident, unescape};
 use crate::flow::yaml::{Kind, Node};
 
 /// What expressions may read at some point of the flow, besides the step
@@ -60,15 +61,18 @@ impl Cx<'_> {
             }
         }
         for id in &expr.refs().steps {
-            let known = self.all_ids.contains(id);
-            if self.visible.contains_key(id) || (scope.any_step && known) {
+            let known = self.ids.all.contains(id);
+            if self.visible.contains_key(id) || (scope.any_step && self.top_level(id)) {
                 continue;
             }
             if known {
+                let why = self
+                    .nested(id, scope)
+                    .unwrap_or_else(|| "has not run yet at this point".into());
                 self.err(
                     pos,
                     format!(
-                        "expression `{}` refers to step `{id}`, which has not run yet at this point",
+                        "expression `{}` refers to step `{id}`, which {why}",
                         expr.source()
                     ),
                 );
@@ -82,6 +86,47 @@ impl Cx<'_> {
                 );
             }
         }
+    }
+
+    /// Whether `id` is a step of the flow's own sequence.
+    fn top_level(&self, id: &str) -> bool {
+        self.ids.all.contains(id) && !self.ids.parents.contains_key(id)
+    }
+
+    /// For a step `id` nested in a composite step visible here: where it is
+    /// and how to read it through the outermost such composite.
+    fn nested(&self, id: &str, scope: Scope) -> Option<String> {
+        let visible =
+            |p: &str| self.visible.contains_key(p) || (scope.any_step && self.top_level(p));
+        let mut within = Vec::new();
+        let mut child = id;
+        // Bounded: each step's parent came before it in the file.
+        for _ in 0..=self.ids.parents.len() {
+            let parent = self.ids.parents.get(child)?;
+            within.push(format!("`{}`", parent.id));
+            if visible(&parent.id) {
+                let (read, what) = match parent.kind {
+                    Composite::Parallel => (
+                        format!("{}.output{}", step_ref(&parent.id), field(child)),
+                        "a parallel step's output maps each branch to its output",
+                    ),
+                    Composite::Switch => (
+                        format!("{}.output", step_ref(&parent.id)),
+                        "a switch step's output is the last output of the case it ran",
+                    ),
+                    Composite::ForEach => (
+                        format!("{}.output", step_ref(&parent.id)),
+                        "a for_each step's output lists each item's last output",
+                    ),
+                };
+                return Some(format!(
+                    "is inside {} and is not visible here; read it through `{read}` ({what})",
+                    within.join(" inside ")
+                ));
+            }
+            child = &parent.id;
+        }
+        None
     }
 
     /// The id in a `steps.a-b` of `src` that is a step of the flow, or whose
@@ -102,7 +147,7 @@ impl Cx<'_> {
             let Some((first, _)) = id.split_once('-') else {
                 continue;
             };
-            if !first.is_empty() && (self.all_ids.contains(id) || !self.all_ids.contains(first)) {
+            if !first.is_empty() && (self.ids.all.contains(id) || !self.ids.all.contains(first)) {
                 return Some(id.to_string());
             }
         }
@@ -170,5 +215,19 @@ impl Cx<'_> {
                 None
             }
         }
+    }
+}
+
+/// `steps.<id>`, or `steps['<id>']` for an id CEL cannot spell as a field.
+fn step_ref(id: &str) -> String {
+    format!("steps{}", field(id))
+}
+
+/// `.<name>`, or `['<name>']` for a name CEL cannot spell as a field.
+fn field(name: &str) -> String {
+    if is_ident(name) {
+        format!(".{name}")
+    } else {
+        format!("['{name}']")
     }
 }

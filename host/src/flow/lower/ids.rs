@@ -1,7 +1,7 @@
 //! Step ids: gathered before the real pass, and checked for their form and
 //! uniqueness.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::{Cx, Fields};
 use crate::flow::Pos;
@@ -23,23 +23,62 @@ pub(super) fn step_id(node: &Node) -> Option<&str> {
     }
 }
 
-/// Gathers every step id in the file, before the real pass.
-pub(super) fn collect_ids(node: &Node, is_step: bool, ids: &mut HashSet<String>) {
-    match &node.kind {
-        Kind::Seq(items) => items.iter().for_each(|i| collect_ids(i, is_step, ids)),
-        Kind::Map(entries) => {
-            if is_step && let Some(id) = step_id(node) {
-                ids.insert(id.to_string());
-            }
-            for e in entries {
-                match e.key.as_str() {
-                    "steps" | "parallel" | "default" => collect_ids(&e.value, true, ids),
-                    "switch" if is_step => collect_ids(&e.value, false, ids),
-                    _ => {}
+/// The composite step a nested step is in.
+#[derive(Debug, Clone)]
+pub(super) struct Parent {
+    pub(super) id: String,
+    pub(super) kind: Composite,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Composite {
+    Parallel,
+    Switch,
+    ForEach,
+}
+
+/// Every step id in the file and, for a nested step, the composite it is in:
+/// gathered before the real pass. A duplicate id keeps its first place.
+#[derive(Default)]
+pub(super) struct Ids {
+    pub(super) all: HashSet<String>,
+    pub(super) parents: HashMap<String, Parent>,
+}
+
+impl Ids {
+    /// Gathers the steps under `node`: steps when `is_step`, nested in `parent`.
+    pub(super) fn collect(&mut self, node: &Node, is_step: bool, parent: Option<&Parent>) {
+        match &node.kind {
+            Kind::Seq(items) => items.iter().for_each(|i| self.collect(i, is_step, parent)),
+            Kind::Map(entries) => {
+                let id = if is_step { step_id(node) } else { None };
+                if let Some(id) = id
+                    && self.all.insert(id.to_string())
+                    && let Some(p) = parent
+                {
+                    self.parents.insert(id.to_string(), p.clone());
+                }
+                // This step, as the parent of the steps it holds.
+                let this = |kind| {
+                    id.map(|id| Parent {
+                        id: id.to_string(),
+                        kind,
+                    })
+                };
+                for e in entries {
+                    let (inner, steps) = match e.key.as_str() {
+                        "steps" if is_step => (this(Composite::ForEach), true),
+                        "parallel" if is_step => (this(Composite::Parallel), true),
+                        "switch" if is_step => (this(Composite::Switch), false),
+                        // The flow's steps, and a switch case's.
+                        "steps" | "parallel" | "default" => (parent.cloned(), true),
+                        _ => continue,
+                    };
+                    self.collect(&e.value, steps, inner.as_ref());
                 }
             }
+            _ => {}
         }
-        _ => {}
     }
 }
 

@@ -15,14 +15,14 @@ mod steps;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::model::{Flow, InputSchema, PluginCall, Trigger};
 use super::yaml::{Entry, Kind, Node};
 use super::{FlowError, Pos};
 use exprs::Scope;
-use ids::collect_ids;
+use ids::Ids;
 
 const FLOW_FIELDS: &[&str] = &[
     "flow",
@@ -53,8 +53,9 @@ pub(super) struct Cx<'a> {
     file: &'a Path,
     plugins: Option<&'a dyn Fn(&str) -> bool>,
     pub(super) errors: Vec<FlowError>,
-    /// Every step id in the file, for "unknown" versus "not run yet".
-    all_ids: HashSet<String>,
+    /// Every step id in the file, for "unknown" versus "not run yet", and
+    /// where each nested one is.
+    ids: Ids,
     /// Ids seen so far, with where.
     seen: HashMap<String, Pos>,
     /// Step ids whose outputs are visible at this point of the pass, each
@@ -72,7 +73,7 @@ impl<'a> Cx<'a> {
             file,
             plugins,
             errors: Vec::new(),
-            all_ids: HashSet::new(),
+            ids: Ids::default(),
             seen: HashMap::new(),
             visible: HashMap::new(),
             shown: Vec::new(),
@@ -158,7 +159,7 @@ impl<'a> Cx<'a> {
 
     pub(super) fn flow(&mut self, root: &Node) -> Option<Flow> {
         let fields = self.fields(root, "the flow", FLOW_FIELDS)?;
-        collect_ids(root, false, &mut self.all_ids);
+        self.ids.collect(root, false, None);
 
         let name = self
             .required(&fields, "flow", "the flow", root.pos)

@@ -315,14 +315,20 @@ fn the_bounded_functions_evaluate_as_cel_has_them() {
         ("${'abc'.indexOf('a', 3)}", "index out of range: 3"),
         ("${'abc'.indexOf('a', -1)}", "index out of range: -1"),
         ("${'abc'.lastIndexOf('a', 5)}", "index out of range: 5"),
-        ("${[1].join()}", "got 'int', want 'string'"),
-        ("${'x'.join()}", "no matching overload for 'join'"),
-        ("${'x'.distinct()}", "no matching overload for 'distinct'"),
+        ("${[1].join()}", "expected a string, got an int"),
+        ("${'x'.join()}", "`join` cannot be called on a string"),
+        (
+            "${'x'.distinct()}",
+            "`distinct` cannot be called on a string",
+        ),
         (
             "${1.replace('a', 'b')}",
-            "no matching overload for 'replace'",
+            "`replace` cannot be called on an int with a string and a string",
         ),
-        ("${[1].indexOf(1)}", "no matching overload for 'indexOf'"),
+        (
+            "${[1].indexOf(1)}",
+            "`indexOf` cannot be called on a list with an int",
+        ),
     ];
     for (expr, want) in errors {
         let e = eval(expr, scope.clone(), &Bounds::default()).unwrap_err();

@@ -1,11 +1,13 @@
 //! Unit tests for flows: the model a file lowers to (`model.rs`), the
 //! validation messages (fixture files, `fixtures.rs`), expressions
-//! (`exprs.rs`) and their bounds (`bounds.rs`), and retries (`retry.rs`).
+//! (`exprs.rs`), their bounds (`bounds.rs`) and error messages
+//! (`messages.rs`), and retries (`retry.rs`).
 
 mod bounds;
 mod exprs;
 mod fixtures;
 mod limits;
+mod messages;
 mod model;
 mod retry;
 
