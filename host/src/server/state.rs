@@ -232,6 +232,7 @@ impl State {
             cancel: Some(cancel),
             events: Some(Arc::new(RunEvents::new(&self, hop))),
             max_steps: self.config.max_steps_per_run,
+            ..RunOptions::default()
         };
         let plugins = self.plugins.snapshot();
         let record = self.exec.run_input(&flow, &plugins, input, options).await;
