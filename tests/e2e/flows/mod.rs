@@ -1,7 +1,7 @@
 //! Flow patterns through the executor: data passing, parallel, switch,
 //! for_each, retries, circuit breakers, fallbacks, deadlines, cancellation,
-//! on_error, continue_on_error, `if`, step timeouts, the input schema and
-//! the cap on steps.
+//! on_error, continue_on_error, `if`, step timeouts, the input schema,
+//! the cap on steps and durable runs (journal and resume).
 //! Each test asserts on the output and on the run record. One module per
 //! concern.
 
@@ -13,6 +13,7 @@ mod cancel;
 mod data;
 mod deadlines;
 mod documents;
+mod journal;
 mod on_error;
 mod patterns;
 mod recovery;
