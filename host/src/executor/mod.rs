@@ -13,16 +13,22 @@
 //! `min(step timeout, time left)`, and a retry never starts past the deadline.
 //! Circuit breakers are per plugin and shared by every step and every run
 //! of one executor (see `breaker`).
+//!
+//! Durability: with a [`RunJournal`], every plugin step's result is journaled
+//! in a store as it completes, and a run resumed with the entries of an
+//! earlier life replays them instead of calling those steps again (see
+//! [`journal`](self::journal)).
 
 mod breaker;
 mod data;
 mod input;
+mod journal;
 mod record;
 mod run;
 mod scope;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +36,7 @@ use tracing::Instrument;
 
 pub use breaker::BreakerState;
 pub use input::{InputError, RunInput};
+pub use journal::RunJournal;
 pub use record::{
     Attempt, ErrorRecord, FallbackRecord, OutputTrimmed, RunError, RunRecord, RunStatus,
     StepRecord, StepStatus, StepType,
@@ -62,7 +69,7 @@ struct Inner {
 /// Options of one run.
 #[derive(Clone)]
 pub struct RunOptions {
-    /// The run id; a fresh one when `None`.
+    /// The run id; when `None`, the journal's, else a fresh one.
     pub run_id: Option<String>,
     /// Cancels the run, stopping its running guest calls.
     pub cancel: Option<CancellationToken>,
@@ -74,6 +81,13 @@ pub struct RunOptions {
     /// for_each whose items would pass it fails before any item runs.
     /// Default: [`RunOptions::DEFAULT_MAX_STEPS`].
     pub max_steps: usize,
+    /// Journals every plugin step's result as it completes, and replays the
+    /// results an earlier life of the run journaled.
+    pub journal: Option<Arc<RunJournal>>,
+    /// When the run first started, for a run resumed after a stop: its flow
+    /// `timeout` and every time in its record count from then, so the
+    /// deadline counts wall time across restarts. `None`: now.
+    pub started_at: Option<SystemTime>,
 }
 
 impl RunOptions {
@@ -88,6 +102,8 @@ impl Default for RunOptions {
             cancel: None,
             events: None,
             max_steps: Self::DEFAULT_MAX_STEPS,
+            journal: None,
+            started_at: None,
         }
     }
 }
@@ -99,6 +115,8 @@ impl std::fmt::Debug for RunOptions {
             .field("cancel", &self.cancel)
             .field("events", &self.events.is_some())
             .field("max_steps", &self.max_steps)
+            .field("journal", &self.journal)
+            .field("started_at", &self.started_at)
             .finish()
     }
 }
@@ -151,12 +169,16 @@ impl Executor {
         mut input: RunInput,
         options: RunOptions,
     ) -> RunRecord {
-        let run_id = options.run_id.clone().unwrap_or_else(new_run_id);
+        let run_id = options
+            .run_id
+            .clone()
+            .or_else(|| options.journal.as_ref().map(|j| j.run_id().to_string()))
+            .unwrap_or_else(new_run_id);
         if let Err(e) = input.check(flow) {
             return RunRecord::not_run(run_id, flow, RunStatus::Failed, e.to_run_error());
         }
-        let started = Instant::now();
-        let started_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        let (started, first) = first_start(options.started_at);
+        let started_at = humantime::format_rfc3339_millis(first).to_string();
         let run_id_ref = run_id.clone();
         let ctx = run::RunCtx::new(&self.inner, flow, plugins, &run_id_ref, started, &options);
         // The run id is the correlation id of every log line of the run.
@@ -207,6 +229,19 @@ impl Executor {
             steps,
         }
     }
+}
+
+/// When the run first started, on this process's clock and on the wall
+/// clock: `started_at` (moved back by the time since then), or now.
+fn first_start(started_at: Option<SystemTime>) -> (Instant, SystemTime) {
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let Some(at) = started_at else {
+        return (now, wall);
+    };
+    let earlier = wall.duration_since(at).unwrap_or_default();
+    // A start before the clock can count from is taken as now; a run
+    // resumed past its deadline fails on the wall clock all the same.
+    (now.checked_sub(earlier).unwrap_or(now), at)
 }
 
 /// A fresh run id.

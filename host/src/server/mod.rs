@@ -20,6 +20,7 @@ mod probe;
 mod resume;
 mod shutdown;
 mod state;
+mod versions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

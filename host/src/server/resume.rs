@@ -26,7 +26,8 @@ impl State {
             self.queued.fetch_add(1, Ordering::SeqCst);
             let done = self.register(&run_id, &u.run.flow);
             drop(done);
-            let Some(flow) = self.flow(&u.run.flow) else {
+            let (flow, plugins) = self.pinned(&u.run).await;
+            let Some(flow) = flow else {
                 self.queued.fetch_sub(1, Ordering::SeqCst);
                 let error = RunError::new(
                     "",
@@ -48,6 +49,8 @@ impl State {
                 run_id,
                 hop: 0,
                 started_at: u.started_at,
+                journaled: u.steps,
+                plugins: Some(plugins),
             });
             resumed += 1;
         }

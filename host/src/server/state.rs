@@ -15,14 +15,16 @@ use super::ServerConfig;
 use super::events::RunEvents;
 use crate::error::ErrorKind;
 use crate::executor::{
-    Executor, InputError, RunError, RunInput, RunOptions, RunRecord, RunStatus, new_run_id,
+    Executor, InputError, RunError, RunInput, RunJournal, RunOptions, RunRecord, RunStatus,
+    new_run_id,
 };
 use crate::flow::Flow;
 use crate::host::Host;
 use crate::live::{LiveFlows, LivePlugins, ReloadOutcome};
 use crate::metrics::Metrics;
 use crate::plugin::Plugin;
-use crate::store::{Accepted, NewRun, Store, StoreError, StoredRun};
+use crate::registry::PluginSet;
+use crate::store::{Accepted, NewRun, StepEntry, Store, StoreError, StoredRun};
 
 /// Why a run was not accepted.
 #[derive(Debug)]
@@ -94,6 +96,8 @@ pub(crate) struct State {
     pub(crate) probe: Plugin,
     pub(crate) metrics: Metrics,
     pub(crate) store: Arc<dyn Store>,
+    /// Flow and plugin versions already kept in the store.
+    pub(super) kept: super::versions::Kept,
     pub(crate) started: Instant,
     /// Milliseconds since `started` at the last heartbeat.
     pub(crate) heartbeat: std::sync::atomic::AtomicU64,
@@ -114,6 +118,10 @@ pub(super) struct Spawn {
     pub(super) hop: u32,
     /// When a resumed run first started.
     pub(super) started_at: Option<std::time::SystemTime>,
+    /// What a resumed run's earlier life journaled.
+    pub(super) journaled: Vec<StepEntry>,
+    /// The plugins a resumed run started with; `None`: the loaded ones.
+    pub(super) plugins: Option<PluginSet>,
 }
 
 impl State {
@@ -132,6 +140,7 @@ impl State {
             probe,
             metrics: Metrics::new(),
             store,
+            kept: Default::default(),
             started: Instant::now(),
             heartbeat: Default::default(),
             live: Mutex::default(),
@@ -205,10 +214,17 @@ impl State {
                 .filter_map(|name| snapshot.get(name))
                 .map(|p| (p.name().to_string(), p.hash().to_string()))
                 .collect();
+            if let Err(e) = self.keep_versions(&run.flow, &plugins).await {
+                for (_, _, run_id, _) in &pending {
+                    self.live().remove(run_id);
+                }
+                self.queued.fetch_sub(n, Ordering::SeqCst);
+                return Err(Refusal::Store(e));
+            }
             new_runs.push(NewRun {
                 run_id: run_id.clone(),
                 flow: run.flow.name.clone(),
-                flow_version: String::new(),
+                flow_version: run.flow.hash().to_string(),
                 plugins,
                 input: serde_json::value::RawValue::from_string(input_text)
                     .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()),
@@ -241,6 +257,8 @@ impl State {
                         run_id: run_id.clone(),
                         hop,
                         started_at: None,
+                        journaled: Vec::new(),
+                        plugins: None,
                     });
                     out.push((run_id, done));
                 }
@@ -328,6 +346,8 @@ impl State {
             run_id,
             hop,
             started_at,
+            journaled,
+            plugins,
         } = run;
         let input = match input {
             Ok(input) => input,
@@ -384,8 +404,14 @@ impl State {
             cancel: Some(cancel),
             events: Some(Arc::new(RunEvents::new(&self, hop))),
             max_steps: self.config.max_steps_per_run,
+            // Only a durable store resumes: the memory store keeps no journal.
+            journal: self
+                .store
+                .durable()
+                .then(|| Arc::new(RunJournal::new(self.store.clone(), &run_id, journaled))),
+            started_at: Some(started_at),
         };
-        let plugins = self.plugins.snapshot();
+        let plugins = plugins.unwrap_or_else(|| self.plugins.snapshot());
         let running = self.exec.run_input(&flow, &plugins, input, options);
         let record = tokio::select! {
             record = running => Some(record),

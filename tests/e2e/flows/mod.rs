@@ -1,7 +1,8 @@
 //! Flow patterns through the executor: data passing, parallel, switch,
 //! for_each, retries, circuit breakers, fallbacks, deadlines, cancellation,
 //! on_error, continue_on_error, `if`, step timeouts, the input schema,
-//! the cap on steps and what failing expressions say.
+//! the cap on steps, what failing expressions say, and durable runs
+//! (journal and resume).
 //! Each test asserts on the output and on the run record. One module per
 //! concern.
 
@@ -20,6 +21,7 @@ mod data;
 mod deadlines;
 mod documents;
 mod expr_messages;
+mod journal;
 mod on_error;
 mod patterns;
 mod recovery;

@@ -3,12 +3,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::records::Records;
 use crate::config::{DirGrant, Grants, Limits};
+use crate::error::ErrorKind;
+use crate::executor::record::RunError;
 use crate::executor::scope::Scope;
-use crate::executor::{Inner, RunOptions};
+use crate::executor::{Inner, RunJournal, RunOptions};
 use crate::flow::{Bounds, Flow};
 use crate::registry::PluginSet;
 use crate::runtime::events::EventSink;
@@ -21,6 +23,11 @@ pub(crate) struct RunCtx<'a> {
     pub(super) plugins: &'a PluginSet,
     pub(super) run_id: &'a str,
     pub(super) deadline: Option<Instant>,
+    /// Set when the run resumed after its deadline had passed: why every
+    /// step that is not replayed fails.
+    expired: Option<String>,
+    /// Where plugin steps' results go, and what an earlier life left there.
+    pub(super) journal: Option<Arc<RunJournal>>,
     events: Option<Arc<dyn EventSink>>,
     flow_dir: PathBuf,
     pub(super) records: Records,
@@ -29,6 +36,8 @@ pub(crate) struct RunCtx<'a> {
 }
 
 impl<'a> RunCtx<'a> {
+    /// A run that started at `started` (for a resumed run, its first start,
+    /// `options.started_at`, on this process's clock).
     pub(crate) fn new(
         exec: &'a Inner,
         flow: &'a Flow,
@@ -37,12 +46,19 @@ impl<'a> RunCtx<'a> {
         started: Instant,
         options: &RunOptions,
     ) -> Self {
+        let expired = options.started_at.and_then(|at| expired(flow, at));
+        let deadline = match expired {
+            Some(_) => Some(Instant::now()),
+            None => flow.timeout.map(|t| crate::duration::after(started, t)),
+        };
         RunCtx {
             exec,
             flow,
             plugins,
             run_id,
-            deadline: flow.timeout.map(|t| crate::duration::after(started, t)),
+            deadline,
+            expired,
+            journal: options.journal.clone(),
             events: options.events.clone(),
             flow_dir: flow
                 .file
@@ -69,6 +85,38 @@ impl<'a> RunCtx<'a> {
     pub(super) fn remaining(&self) -> Option<Duration> {
         self.deadline
             .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// The failure of a step at `path` that would run (not replayed) in a
+    /// run resumed past its deadline.
+    pub(super) fn expired_at(&self, path: &str) -> Option<RunError> {
+        let why = self.expired.as_ref()?;
+        Some(RunError::new(path, ErrorKind::Deadline, why.clone()))
+    }
+
+    /// Waits until `at`, when attempt `attempt` of the step at `path` is due
+    /// (at once if it is past), unless the flow's deadline comes first: then
+    /// the step fails with its last error, `last`, saying so.
+    pub(super) async fn wait_for_retry(
+        &self,
+        path: &str,
+        attempt: u32,
+        last: &Option<RunError>,
+        at: SystemTime,
+    ) -> Result<(), RunError> {
+        let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
+        if self.remaining().is_some_and(|r| r <= wait) {
+            let mut err = last.clone().unwrap_or_else(|| {
+                RunError::new(path, ErrorKind::Deadline, "the flow's deadline passed")
+            });
+            err.causes.push(format!(
+                "no retry: the flow's deadline comes before attempt {attempt}"
+            ));
+            return Err(err);
+        }
+        tracing::debug!(run = %self.run_id, step = %path, attempt, ?wait, "resuming a retry");
+        tokio::time::sleep(wait).await;
+        Ok(())
     }
 
     /// `limits` with a timeout no later than the flow's deadline (at least
@@ -129,4 +177,20 @@ impl<'a> RunCtx<'a> {
             events: self.events.clone(),
         }
     }
+}
+
+/// Why a run of `flow` that first started at `started_at` cannot go on: its
+/// `timeout` ran out while it was stopped. `None` while time is left.
+fn expired(flow: &Flow, started_at: SystemTime) -> Option<String> {
+    let timeout = flow.timeout?;
+    let elapsed = SystemTime::now().duration_since(started_at).ok()?;
+    (elapsed >= timeout).then(|| {
+        format!(
+            "the flow's timeout of {} ran out while the run was stopped \
+             (it started at {}, {} before it resumed)",
+            crate::duration::for_people(timeout),
+            humantime::format_rfc3339_millis(started_at),
+            crate::duration::for_people(elapsed),
+        )
+    })
 }

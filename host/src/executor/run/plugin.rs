@@ -12,7 +12,7 @@ use crate::config::{Grants, Limits};
 use crate::error::ErrorKind;
 use crate::executor::breaker::{Breakers, Permit};
 use crate::executor::data::{Data, Doc};
-use crate::executor::record::{Attempt, RunError, StepRecord};
+use crate::executor::record::{Attempt, RunError, StepRecord, StepStatus};
 use crate::executor::scope::Scope;
 use crate::flow::{PluginCall, PluginStep, Step};
 
@@ -101,6 +101,15 @@ impl RunCtx<'_> {
         let mut attempt = 1u32;
         // The last failed call: a breaker that opens mid-retry keeps it as a cause.
         let mut last: Option<RunError> = None;
+        // A retry an earlier life of the run was waiting for resumes on time.
+        if let Some(resume) = self.journal.as_ref().and_then(|j| j.resume(path)) {
+            rec.record.start_ms = resume.record.start_ms;
+            rec.record.attempts = resume.record.attempts;
+            rec.record.breaker_open = resume.record.breaker_open;
+            (attempt, last) = (resume.next, resume.last);
+            self.wait_for_retry(path, attempt, &last, resume.retry_at)
+                .await?;
+        }
         loop {
             if let Some(t) = per_attempt.filter(|_| attempt > 1) {
                 let rendered = t
@@ -171,6 +180,10 @@ impl RunCtx<'_> {
                 return Err(err);
             }
             tracing::debug!(run = %self.run_id, step = %path, attempt, ?delay, "retrying");
+            if let Some(journal) = &self.journal {
+                let state = rec.snapshot(StepStatus::Failed, Some(&err));
+                journal.retry_in(state, delay).await?;
+            }
             tokio::time::sleep(delay).await;
             attempt += 1;
         }

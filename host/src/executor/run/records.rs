@@ -97,9 +97,10 @@ impl Records {
 /// cancelled, or a fail-fast sibling failed), it records the step as cancelled.
 pub(super) struct Guard<'a> {
     records: &'a Records,
-    start: Instant,
     pub(super) record: StepRecord,
     done: bool,
+    /// The record is an earlier life's: it keeps its times.
+    replayed: bool,
 }
 
 impl<'a> Guard<'a> {
@@ -120,7 +121,6 @@ impl<'a> Guard<'a> {
         let start = Instant::now();
         Guard {
             records,
-            start,
             record: StepRecord {
                 path: path.to_string(),
                 kind,
@@ -135,7 +135,28 @@ impl<'a> Guard<'a> {
                 error: None,
             },
             done: false,
+            replayed: false,
         }
+    }
+
+    /// The step's result was journaled by an earlier life of the run:
+    /// `record` is what it recorded then, times included.
+    pub(super) fn replay(&mut self, record: StepRecord) {
+        let path = std::mem::take(&mut self.record.path);
+        self.record = StepRecord { path, ..record };
+        self.replayed = true;
+    }
+
+    /// The record as it would be if the step finished now with `status`
+    /// (and `error`): what the journal keeps of a finished step.
+    pub(super) fn snapshot(&self, status: StepStatus, error: Option<&RunError>) -> StepRecord {
+        let mut record = self.record.clone();
+        record.status = status;
+        if let Some(f) = error {
+            record.error = Some(f.record());
+        }
+        record.duration_ms = self.elapsed_ms();
+        record
     }
 
     pub(super) fn finish(&mut self, status: StepStatus, error: Option<&RunError>) {
@@ -147,8 +168,15 @@ impl<'a> Guard<'a> {
         self.push();
     }
 
+    /// From the step's start (an earlier life's, for a resumed step) to now.
+    fn elapsed_ms(&self) -> f64 {
+        (self.records.ms(Instant::now()) - self.record.start_ms).max(0.0)
+    }
+
     fn push(&mut self) {
-        self.record.duration_ms = self.start.elapsed().as_secs_f64() * 1e3;
+        if !self.replayed {
+            self.record.duration_ms = self.elapsed_ms();
+        }
         // `push` runs once per guard (finish, or drop unfinished): move, don't clone.
         let record = std::mem::replace(&mut self.record, StepRecord::empty());
         self.records.push(record);

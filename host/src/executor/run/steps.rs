@@ -70,55 +70,90 @@ impl RunCtx<'_> {
             // Named from the start, so a skipped or cancelled step names it too.
             rec.record.plugin = Some(p.plugin.clone());
         }
-        let input = match self.step_input(step, scope, default, path).await {
-            Ok(Some(input)) => input,
-            Ok(None) => {
-                rec.finish(StepStatus::Skipped, None);
-                return Ok(Outcome::Skipped);
-            }
-            Err(f) => {
+        // A plugin step journaled by an earlier life of the run is not
+        // evaluated or called again: its recorded outcome stands.
+        let replay = match &step.kind {
+            StepKind::Plugin(_) => self.journal.as_ref().and_then(|j| j.replay(path)),
+            _ => None,
+        };
+        let result = if let Some(replay) = replay {
+            rec.replay(replay.record);
+            replay.result
+        } else {
+            if let Some(f) = self.expired_at(path) {
                 rec.finish(StepStatus::Failed, Some(&f));
                 return Err(f);
             }
-        };
-        let result = match &step.kind {
-            StepKind::Plugin(plugin) => {
-                let at = PluginRun {
-                    step,
-                    plugin,
-                    scope,
-                    path,
-                    spread,
-                };
-                self.run_plugin(&at, input, &mut rec).await
+            let input = match self.step_input(step, scope, default, path).await {
+                Ok(Some(input)) => input,
+                Ok(None) => {
+                    rec.finish(StepStatus::Skipped, None);
+                    return Ok(Outcome::Skipped);
+                }
+                Err(f) => {
+                    rec.finish(StepStatus::Failed, Some(&f));
+                    return Err(f);
+                }
+            };
+            match &step.kind {
+                StepKind::Plugin(plugin) => {
+                    let at = PluginRun {
+                        step,
+                        plugin,
+                        scope,
+                        path,
+                        spread,
+                    };
+                    let result = self.run_plugin(&at, input, &mut rec).await;
+                    self.journal_result(step, &rec, result).await
+                }
+                _ => self.run_composite(step, scope, input, path, spread).await,
             }
-            _ => self.run_composite(step, scope, input, path, spread).await,
         };
+        let status = final_status(step, &rec, &result);
         match result {
             Ok(out) => {
-                let status = if rec.record.fallback.is_some() {
-                    StepStatus::Recovered
-                } else {
-                    StepStatus::Succeeded
-                };
                 rec.finish(status, None);
                 Ok(Outcome::Output(out))
             }
-            // The step cap ends the run: going on would only be refused again.
-            Err(f) if step.continue_on_error && f.kind != ErrorKind::TooManySteps => {
+            Err(f) if status == StepStatus::Continued => {
                 tracing::warn!(run = %self.run_id, step = %path, error = %crate::printable::printable(&f.to_string()), "step failed; continue_on_error lets the flow go on");
-                rec.finish(StepStatus::Continued, Some(&f));
+                rec.finish(status, Some(&f));
                 Ok(Outcome::Continued)
             }
             Err(f) => {
-                rec.finish(StepStatus::Failed, Some(&f));
+                rec.finish(status, Some(&f));
                 Err(f)
             }
         }
     }
 
-    /// A step's input: its `input` mapping rendered, else `default`.
-    /// `None` when its `if` is false.
+    /// Journals a plugin step's result, when the run has a journal, before
+    /// the run goes on. A journal that fails fails the step, with `host`.
+    async fn journal_result(
+        &self,
+        step: &Step,
+        rec: &Guard<'_>,
+        result: Result<Doc, RunError>,
+    ) -> Result<Doc, RunError> {
+        let Some(journal) = &self.journal else {
+            return result;
+        };
+        let status = final_status(step, rec, &result);
+        let record = rec.snapshot(status, result.as_ref().err());
+        match journal.completed(record, &result).await {
+            Ok(()) => result,
+            Err(mut f) => {
+                if let Err(failed) = result {
+                    f.causes.push(format!("the step had failed: {failed}"));
+                }
+                Err(f)
+            }
+        }
+    }
+
+    /// A step's input: the one a rerun gave it, else its `input` mapping
+    /// rendered, else `default`. `None` when its `if` is false.
     async fn step_input(
         &self,
         step: &Step,
@@ -126,6 +161,9 @@ impl RunCtx<'_> {
         default: Doc,
         path: &str,
     ) -> Result<Option<Doc>, RunError> {
+        if let Some(input) = self.journal.as_ref().and_then(|j| j.input_at(path)) {
+            return Ok(Some(input));
+        }
         if step.condition.is_none() && step.input.is_none() {
             return Ok(Some(default));
         }
@@ -287,5 +325,19 @@ impl RunCtx<'_> {
         }
         let array: Vec<&RawValue> = outputs.iter().flatten().map(|d| d.raw()).collect();
         Ok(Data::compose(&array))
+    }
+}
+
+/// What becomes of a step with `result`: `recovered` when its fallback
+/// answered, `continued` when `continue_on_error` lets the flow go on past
+/// its failure (not past the step cap, which would only refuse again).
+fn final_status(step: &Step, rec: &Guard<'_>, result: &Result<Doc, RunError>) -> StepStatus {
+    match result {
+        Ok(_) if rec.record.fallback.is_some() => StepStatus::Recovered,
+        Ok(_) => StepStatus::Succeeded,
+        Err(f) if step.continue_on_error && f.kind != ErrorKind::TooManySteps => {
+            StepStatus::Continued
+        }
+        Err(_) => StepStatus::Failed,
     }
 }

@@ -1,0 +1,194 @@
+//! A run's journal: where its plugin steps' results go as they complete, and
+//! what an earlier life of the run left there, replayed instead of calling
+//! the steps again.
+//!
+//! Only plugin steps (the leaves) are journaled, by path (`lines[3].price`);
+//! composite steps, conditions and expressions are evaluated again on a
+//! resume, which is deterministic given the recorded outputs. A step whose
+//! result was journaled is not called again; a step that was in flight (no
+//! entry) runs again; a step that was waiting out a retry backoff resumes
+//! with its earlier attempts, at its scheduled time. The journal knows the
+//! store only through the [`Store`] trait.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::value::RawValue;
+
+use super::data::{Data, Doc};
+use super::record::{RunError, StepRecord, StepStatus};
+use crate::error::ErrorKind;
+use crate::store::{StepEntry, Store};
+
+/// The journal of one run: built on a [`Store`], with the entries an earlier
+/// life of the run wrote (from [`Store::unfinished`], or chosen for a rerun).
+/// Given to a run in [`RunOptions::journal`](crate::executor::RunOptions).
+pub struct RunJournal {
+    store: Arc<dyn Store>,
+    run_id: String,
+    /// The earlier entries by path; a later entry replaces an earlier one.
+    earlier: HashMap<String, StepEntry>,
+    /// A step that gets this input instead of its own (a rerun from it).
+    input_at: Option<(String, Doc)>,
+}
+
+impl std::fmt::Debug for RunJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunJournal")
+            .field("store", &self.store.describe())
+            .field("run_id", &self.run_id)
+            .field("earlier", &self.earlier.len())
+            .field("input_at", &self.input_at.as_ref().map(|(p, _)| p))
+            .finish()
+    }
+}
+
+/// A journaled result, replayed: the step's record and its outcome.
+pub(crate) struct Replay {
+    pub(crate) record: StepRecord,
+    pub(crate) result: Result<Doc, RunError>,
+}
+
+/// A step resuming its retries: its earlier attempts and when the next starts.
+pub(crate) struct Resume {
+    pub(crate) record: StepRecord,
+    /// The number of the next attempt.
+    pub(crate) next: u32,
+    /// The last attempt's failure.
+    pub(crate) last: Option<RunError>,
+    /// When the next attempt is due.
+    pub(crate) retry_at: SystemTime,
+}
+
+impl RunJournal {
+    /// The journal of run `run_id` in `store`, which an earlier life of the
+    /// run left with `entries` (empty for a new run).
+    pub fn new(store: Arc<dyn Store>, run_id: impl Into<String>, entries: Vec<StepEntry>) -> Self {
+        let earlier = entries.into_iter().map(|e| (e.path.clone(), e)).collect();
+        RunJournal {
+            store,
+            run_id: run_id.into(),
+            earlier,
+            input_at: None,
+        }
+    }
+
+    /// The step at `path` gets `input` instead of evaluating its own `if` and
+    /// `input` (and runs, whatever an earlier entry at `path` says): a rerun
+    /// from that step with a new input.
+    pub fn with_input_at(mut self, path: impl Into<String>, input: Box<RawValue>) -> Self {
+        self.input_at = Some((path.into(), Data::from_raw(input)));
+        self
+    }
+
+    /// The run the entries are written for.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The input given to the step at `path` by [`RunJournal::with_input_at`].
+    pub(crate) fn input_at(&self, path: &str) -> Option<Doc> {
+        self.input_at
+            .as_ref()
+            .filter(|(p, _)| p == path)
+            .map(|(_, input)| input.clone())
+    }
+
+    /// The earlier entry at `path`, unless the step is to run again anyway.
+    fn entry(&self, path: &str) -> Option<&StepEntry> {
+        if self.input_at.as_ref().is_some_and(|(p, _)| p == path) {
+            return None;
+        }
+        self.earlier.get(path)
+    }
+
+    /// The completed result journaled at `path`, to use instead of calling
+    /// the step. A cancelled step is never journaled; if one is found, the
+    /// step runs again.
+    pub(crate) fn replay(&self, path: &str) -> Option<Replay> {
+        let entry = self.entry(path).filter(|e| e.retry_at.is_none())?;
+        let failed = matches!(
+            entry.record.status,
+            StepStatus::Failed | StepStatus::Continued
+        );
+        let result = match (&entry.record.error, &entry.output) {
+            (Some(e), _) if e.kind == ErrorKind::Cancelled => return None,
+            (Some(e), _) if failed => Err(RunError::new(path, e.kind, e.message.clone())),
+            (_, Some(out)) => Ok(Data::from_raw(out.clone())),
+            (_, None) => Ok(Data::from_value(serde_json::Value::Null)),
+        };
+        Some(Replay {
+            record: entry.record.clone(),
+            result,
+        })
+    }
+
+    /// The retry the step at `path` was waiting for, if it was.
+    pub(crate) fn resume(&self, path: &str) -> Option<Resume> {
+        let entry = self.entry(path)?;
+        let retry_at = entry.retry_at?;
+        let attempts = &entry.record.attempts;
+        let last = attempts.last();
+        Some(Resume {
+            record: entry.record.clone(),
+            next: last.map_or(1, |a| a.attempt.saturating_add(1)),
+            last: last
+                .and_then(|a| a.error.as_ref())
+                .map(|e| RunError::new(path, e.kind, e.message.clone())),
+            retry_at,
+        })
+    }
+
+    /// Journals the result of the step at `path`, whose record (with its
+    /// final status) is `record`; when it returns `Ok`, the result survives
+    /// a crash. A cancellation is not a result: nothing is written.
+    pub(crate) async fn completed(
+        &self,
+        record: StepRecord,
+        result: &Result<Doc, RunError>,
+    ) -> Result<(), RunError> {
+        let output = match result {
+            Ok(doc) => Some(doc.raw().to_owned()),
+            Err(f) if f.kind == ErrorKind::Cancelled => return Ok(()),
+            Err(_) => None,
+        };
+        self.write(record, output, None).await
+    }
+
+    /// Journals that the step at `record.path` waits `delay` before its next
+    /// attempt, with its attempts so far, so that a resumed run retries it
+    /// at that time.
+    pub(crate) async fn retry_in(
+        &self,
+        record: StepRecord,
+        delay: Duration,
+    ) -> Result<(), RunError> {
+        let at = SystemTime::now()
+            .checked_add(delay)
+            .unwrap_or_else(SystemTime::now);
+        self.write(record, None, Some(at)).await
+    }
+
+    async fn write(
+        &self,
+        record: StepRecord,
+        output: Option<Box<RawValue>>,
+        retry_at: Option<SystemTime>,
+    ) -> Result<(), RunError> {
+        let path = record.path.clone();
+        let entry = StepEntry {
+            path: path.clone(),
+            record,
+            output,
+            retry_at,
+        };
+        self.store.journal(&self.run_id, entry).await.map_err(|e| {
+            RunError::new(
+                &path,
+                ErrorKind::Host,
+                format!("the run's journal could not record the step: {e}"),
+            )
+        })
+    }
+}
