@@ -310,6 +310,9 @@ impl Store for BrokenJournal {
     fn describe(&self) -> String {
         "broken".into()
     }
+    fn durable(&self) -> bool {
+        true
+    }
     async fn accept(&self, runs: Vec<NewRun>) -> Result<Vec<Accepted>, StoreError> {
         self.0.accept(runs).await
     }
