@@ -266,13 +266,28 @@ pub async fn http(
     path: &str,
     body: Option<&str>,
 ) -> Response {
+    http_with(method, addr, path, body, &[]).await
+}
+
+/// [`http`] with extra request headers.
+pub async fn http_with(
+    method: &str,
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Response {
     use http_body_util::{BodyExt, Full};
-    let request = http::Request::builder()
+    let mut request = http::Request::builder()
         .method(method)
         .uri(path)
         .header(http::header::HOST, addr.to_string())
         .header(http::header::CONNECTION, "close")
-        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::CONTENT_TYPE, "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
         .body(Full::new(bytes::Bytes::from(body.unwrap_or("").to_owned())))
         .expect("a valid request");
     let exchange = async {

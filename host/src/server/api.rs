@@ -35,6 +35,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/runs", get(list_runs))
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/cancel", post(cancel_run))
+        .route("/runs/{id}/rerun", post(super::rerun::rerun_run))
         .route("/plugins", get(list_plugins))
         .route("/events/{topic}", post(publish_event))
         .route("/metrics", get(metrics))
@@ -55,7 +56,7 @@ async fn wrong_method(method: Method, uri: Uri) -> ApiError {
 }
 
 /// Why a run was not accepted, as the API answers it.
-fn refused(state: &State, refusal: Refusal) -> ApiError {
+pub(super) fn refused(state: &State, refusal: Refusal) -> ApiError {
     match refusal {
         Refusal::QueueFull => ApiError::QueueFull {
             waiting: state.config.queue_capacity,
@@ -122,6 +123,7 @@ async fn start_run(
         flow,
         input: Ok(input),
         key,
+        rerun: None,
     };
     let (run_id, mut done) = match state.admit(vec![admission], 0).await {
         Ok(mut runs) => runs.remove(0),

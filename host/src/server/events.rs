@@ -61,6 +61,7 @@ fn triggered(state: &State, topic: &str, payload: RunInput) -> Vec<Admission> {
                 flow,
                 input: checked,
                 key: None,
+                rerun: None,
             }
         })
         .collect()

@@ -17,6 +17,7 @@ mod extract;
 mod health;
 
 mod probe;
+mod rerun;
 mod resume;
 mod shutdown;
 mod state;

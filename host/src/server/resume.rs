@@ -51,6 +51,7 @@ impl State {
                 started_at: u.started_at,
                 journaled: u.steps,
                 plugins: Some(plugins),
+                input_at: None,
             });
             resumed += 1;
         }

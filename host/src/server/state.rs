@@ -24,7 +24,7 @@ use crate::live::{LiveFlows, LivePlugins, ReloadOutcome};
 use crate::metrics::Metrics;
 use crate::plugin::Plugin;
 use crate::registry::PluginSet;
-use crate::store::{Accepted, NewRun, StepEntry, Store, StoreError, StoredRun};
+use crate::store::{Accepted, DerivedFrom, NewRun, StepEntry, Store, StoreError, StoredRun};
 
 /// Why a run was not accepted.
 #[derive(Debug)]
@@ -44,6 +44,18 @@ pub(crate) struct Admission {
     pub(crate) input: Result<RunInput, InputError>,
     /// The client's `Idempotency-Key`.
     pub(crate) key: Option<String>,
+    /// Set for a rerun: what it reuses of the run it reruns.
+    pub(crate) rerun: Option<Rerun>,
+}
+
+/// What a rerun takes from the run it reruns.
+pub(crate) struct Rerun {
+    /// The run and step it derives from.
+    pub(crate) from: DerivedFrom,
+    /// The journaled results it reuses (of the steps before `from`).
+    pub(crate) journaled: Vec<StepEntry>,
+    /// A new input for the step at `from`.
+    pub(crate) input_at: Option<(String, Box<serde_json::value::RawValue>)>,
 }
 
 /// What a shutdown did.
@@ -122,6 +134,8 @@ pub(super) struct Spawn {
     pub(super) journaled: Vec<StepEntry>,
     /// The plugins a resumed run started with; `None`: the loaded ones.
     pub(super) plugins: Option<PluginSet>,
+    /// A rerun's new input for one step.
+    pub(super) input_at: Option<(String, Box<serde_json::value::RawValue>)>,
 }
 
 impl State {
@@ -215,9 +229,10 @@ impl State {
                 .map(|p| (p.name().to_string(), p.hash().to_string()))
                 .collect();
             if let Err(e) = self.keep_versions(&run.flow, &plugins).await {
-                for (_, _, run_id, _) in &pending {
+                for (_, _, run_id, _, _) in &pending {
                     self.live().remove(run_id);
                 }
+                self.live().remove(&run_id);
                 self.queued.fetch_sub(n, Ordering::SeqCst);
                 return Err(Refusal::Store(e));
             }
@@ -230,17 +245,17 @@ impl State {
                     .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()),
                 accepted_at,
                 idempotency_key: run.key,
-                derived_from: None,
+                derived_from: run.rerun.as_ref().map(|r| r.from.clone()),
             });
             // Live before it is committed: a concurrent submission with the
             // same key finds it as soon as the store answers `Existing`.
             let done = self.register(&run_id, &run.flow.name);
-            pending.push((run.flow, run.input, run_id, done));
+            pending.push((run.flow, run.input, run_id, done, run.rerun));
         }
         let answers = match self.store.accept(new_runs).await {
             Ok(answers) => answers,
             Err(e) => {
-                for (_, _, run_id, _) in &pending {
+                for (_, _, run_id, _, _) in &pending {
                     self.live().remove(run_id);
                 }
                 self.queued.fetch_sub(n, Ordering::SeqCst);
@@ -248,17 +263,22 @@ impl State {
             }
         };
         let mut out = Vec::with_capacity(n);
-        for ((flow, input, run_id, done), answer) in pending.into_iter().zip(answers) {
+        for ((flow, input, run_id, done, rerun), answer) in pending.into_iter().zip(answers) {
             match answer {
                 Accepted::New => {
+                    let (journaled, input_at) = match rerun {
+                        Some(r) => (self.reuse(&run_id, r.journaled).await, r.input_at),
+                        None => (Vec::new(), None),
+                    };
                     self.spawn(Spawn {
                         flow,
                         input,
                         run_id: run_id.clone(),
                         hop,
                         started_at: None,
-                        journaled: Vec::new(),
+                        journaled,
                         plugins: None,
+                        input_at,
                     });
                     out.push((run_id, done));
                 }
@@ -348,6 +368,7 @@ impl State {
             started_at,
             journaled,
             plugins,
+            input_at,
         } = run;
         let input = match input {
             Ok(input) => input,
@@ -405,10 +426,13 @@ impl State {
             events: Some(Arc::new(RunEvents::new(&self, hop))),
             max_steps: self.config.max_steps_per_run,
             // Only a durable store resumes: the memory store keeps no journal.
-            journal: self
-                .store
-                .durable()
-                .then(|| Arc::new(RunJournal::new(self.store.clone(), &run_id, journaled))),
+            journal: self.store.durable().then(|| {
+                let journal = RunJournal::new(self.store.clone(), &run_id, journaled);
+                Arc::new(match input_at {
+                    Some((path, input)) => journal.with_input_at(path, input),
+                    None => journal,
+                })
+            }),
             started_at: Some(started_at),
         };
         let plugins = plugins.unwrap_or_else(|| self.plugins.snapshot());

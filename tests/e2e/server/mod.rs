@@ -18,6 +18,7 @@ mod api;
 mod events;
 mod lifecycle;
 mod limits;
+mod store;
 
 /// A server started on a temporary flows and plugins folder.
 struct Served {

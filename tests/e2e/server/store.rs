@@ -1,0 +1,261 @@
+//! Runs kept in a store: listing with pagination, idempotent submission,
+//! reruns, and a durable store that leaves unfinished runs to the next start.
+
+use std::sync::Arc;
+
+use flowhost::store::StoreUrl;
+
+use super::*;
+use crate::support::http_with;
+
+/// A flow of `append` steps writing to `log.txt` in `dir` around a nap of
+/// `nap_ms`: `a` (line "a"), `nap`, `b` (the input's `line`, else "b").
+fn append_flow(name: &str, dir: &Path, nap_ms: u64) -> String {
+    let grant = format!(
+        "    config: {{file: /out/log.txt}}\n    allow: {{dirs: [{{host: \"{}\", guest: /out, mode: rw}}]}}\n",
+        dir.display()
+    );
+    format!(
+        "flow: {name}\nsteps:\n  - id: a\n    plugin: append\n    input: {{line: a}}\n{grant}\
+         \x20 - id: nap\n    plugin: sleep\n    config: {{ms: {nap_ms}}}\n\
+         \x20 - id: b\n    plugin: append\n    input: {{line: \"${{has(input.line) ? input.line : 'b'}}\"}}\n{grant}"
+    )
+}
+
+fn log_lines(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("log.txt"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn sqlite_config(dir: &Path) -> ServerConfig {
+    ServerConfig {
+        store: Some(StoreUrl::Sqlite(dir.join("runs.db"))),
+        ..config()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_listed_newest_first_a_page_at_a_time() {
+    let s = Served::start(&["testing/echo"], &[("greet", GREET)], config()).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let r = s
+            .post("/flows/greet/runs", &format!("{{\"name\": \"n{i}\"}}"))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        ids.push(r.json()["run_id"].as_str().unwrap().to_string());
+        // Distinct acceptance times make the order certain.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    ids.reverse();
+    let mut seen = Vec::new();
+    let mut path = "/runs?flow=greet&limit=2".to_string();
+    loop {
+        let r = s.get(&path).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let page = r.json();
+        for run in page["runs"].as_array().unwrap() {
+            assert_eq!(run["flow"], "greet");
+            assert_eq!(run["status"], "succeeded");
+            seen.push(run["run_id"].as_str().unwrap().to_string());
+        }
+        match page["next"].as_str() {
+            Some(next) => path = format!("/runs?flow=greet&limit=2&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    let r = s.get("/runs?status=failed").await;
+    assert_eq!(r.json()["runs"], json!([]));
+    let r = s.get("/runs?limit=0").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = s.get("/runs?cursor=nonsense").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_idempotency_key_gives_one_run_even_when_sent_at_once() {
+    let s = Served::start(
+        &["testing/sleep"],
+        &[("nap", &sleep_flow("nap", 200, ""))],
+        config(),
+    )
+    .await;
+    let addr = s.addr;
+    let sends = (0..8).map(|_| {
+        tokio::spawn(async move {
+            http_with(
+                "POST",
+                addr,
+                "/flows/nap/runs",
+                Some("{}"),
+                &[("idempotency-key", "order-42")],
+            )
+            .await
+        })
+    });
+    let answers = futures::future::join_all(sends).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for a in answers {
+        let r = a.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["status"], "succeeded", "{}", r.body);
+        ids.insert(r.json()["run_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let listed = s.get("/runs?flow=nap").await.json();
+    assert_eq!(listed["runs"].as_array().unwrap().len(), 1, "{listed}");
+    // A later submission with the key answers the same run; another key, a new one.
+    let again = http_with(
+        "POST",
+        addr,
+        "/flows/nap/runs",
+        Some("{}"),
+        &[("idempotency-key", "order-42")],
+    )
+    .await;
+    assert!(ids.contains(again.json()["run_id"].as_str().unwrap()));
+    let other = http_with(
+        "POST",
+        addr,
+        "/flows/nap/runs",
+        Some("{}"),
+        &[("idempotency-key", "order-43")],
+    )
+    .await;
+    assert!(!ids.contains(other.json()["run_id"].as_str().unwrap()));
+    let bad = http_with(
+        "POST",
+        addr,
+        "/flows/nap/runs",
+        Some("{}"),
+        &[("idempotency-key", "")],
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_reuses_the_steps_before_its_from_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let flow = append_flow("twice", &out, 10);
+    let s = Served::start(
+        &["testing/append", "testing/sleep"],
+        &[("twice", &flow)],
+        sqlite_config(dir.path()),
+    )
+    .await;
+    let first = s.post("/flows/twice/runs", "{}").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let id = first.json()["run_id"].as_str().unwrap().to_string();
+    assert_eq!(log_lines(&out), ["a", "b"]);
+
+    // From the start: every step runs again.
+    let r = s.post(&format!("/runs/{id}/rerun"), "").await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(
+        r.json()["derived_from"],
+        json!({"run_id": id, "step": null})
+    );
+    s.wait_finished(r.json()["run_id"].as_str().unwrap()).await;
+    assert_eq!(log_lines(&out), ["a", "b", "a", "b"]);
+
+    // From `nap`: `a` is reused, `nap` and `b` run.
+    let r = s
+        .post(&format!("/runs/{id}/rerun"), r#"{"from": "nap"}"#)
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let rerun = s.wait_finished(r.json()["run_id"].as_str().unwrap()).await;
+    assert_eq!(rerun["status"], "succeeded", "{rerun}");
+    assert_eq!(log_lines(&out), ["a", "b", "a", "b", "b"]);
+    assert_eq!(rerun["steps"].as_array().unwrap().len(), 3, "{rerun}");
+
+    // From `b` with a new input: `b` gets it.
+    let r = s
+        .post(
+            &format!("/runs/{id}/rerun"),
+            r#"{"from": "b", "input": {"line": "patched"}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let rerun = s.wait_finished(r.json()["run_id"].as_str().unwrap()).await;
+    assert_eq!(rerun["output"], json!({"appended": "patched"}), "{rerun}");
+    assert_eq!(log_lines(&out).last().unwrap(), "patched");
+    assert_eq!(log_lines(&out).len(), 6);
+
+    let r = s
+        .post(&format!("/runs/{id}/rerun"), r#"{"from": "nope"}"#)
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = s.post("/runs/no-such-run/rerun", "").await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_store_keeps_unfinished_runs_for_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let flow = append_flow("slow", &out, 3000);
+    let config = ServerConfig {
+        drain_timeout: Duration::from_millis(200),
+        ..sqlite_config(dir.path())
+    };
+    let host = Host::new(Config::default().cache(Some(cache_dir()))).expect("host");
+    let (_dirs, plugins_dir, flows_dir) =
+        folders(&["testing/append", "testing/sleep"], &[("slow", &flow)]);
+    let server = Server::start(host.clone(), &plugins_dir, &flows_dir, config.clone())
+        .await
+        .expect("server starts");
+    let r = http(
+        "POST",
+        server.addr(),
+        "/flows/slow/runs?wait=false",
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.json()["run_id"].as_str().unwrap().to_string();
+    let log = out.clone();
+    poll_until(Duration::from_secs(10), "step a ran", move || {
+        let ran = log_lines(&log) == ["a"];
+        async move { ran }
+    })
+    .await;
+    let report = server.shutdown().await;
+    assert_eq!(report.left_to_resume, [id.clone()], "{report:?}");
+    assert!(report.cancelled_running.is_empty(), "{report:?}");
+
+    // The next start resumes it: `a` is not run again.
+    let server = Server::start(host, &plugins_dir, &flows_dir, config)
+        .await
+        .expect("server starts again");
+    let addr = server.addr();
+    let record = Arc::new(tokio::sync::Mutex::new(Value::Null));
+    let seen = record.clone();
+    let path = format!("/runs/{id}");
+    poll_until(
+        Duration::from_secs(20),
+        "the resumed run finishes",
+        move || {
+            let (seen, path) = (seen.clone(), path.clone());
+            async move {
+                let r = http("GET", addr, &path, None).await;
+                let done = r.json()["status"] == "succeeded";
+                *seen.lock().await = r.json();
+                done
+            }
+        },
+    )
+    .await;
+    assert_eq!(log_lines(&out), ["a", "b"], "{}", record.lock().await);
+    server.shutdown().await;
+}
