@@ -326,3 +326,38 @@ fn serve_binary(
         }
     }
 }
+
+/// Every server test again, on a SQLite store: the test binary runs itself
+/// with `FLOWHOST_TEST_STORE=sqlite` on the `server::` tests, so that
+/// `cargo test` checks both stores.
+#[test]
+fn the_server_tests_pass_on_a_sqlite_store_too() {
+    if std::env::var_os("FLOWHOST_TEST_STORE").is_some() {
+        return;
+    }
+    let me = std::env::current_exe().expect("the test binary");
+    let out = std::process::Command::new(me)
+        .args([
+            "server::",
+            "--skip",
+            "the_server_tests_pass_on_a_sqlite_store_too",
+        ])
+        .env("FLOWHOST_TEST_STORE", "sqlite")
+        .output()
+        .expect("the test binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = stdout
+        .lines()
+        .filter(|l| l.contains("FAILED") || l.starts_with("test result"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        out.status.success(),
+        "server tests on a SQLite store:\n{summary}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(" passed;") && !stdout.contains(" 0 passed;"),
+        "{summary}"
+    );
+}
