@@ -19,7 +19,8 @@ use serde_json::value::RawValue;
 use super::data::{Data, Doc};
 use super::record::{RunError, StepRecord, StepStatus};
 use crate::error::ErrorKind;
-use crate::store::{StepEntry, Store};
+use crate::runtime::events::Event;
+use crate::store::{Emitted, StepEntry, Store};
 
 /// The journal of one run: built on a [`Store`], with the entries an earlier
 /// life of the run wrote (from [`Store::unfinished`], or chosen for a rerun).
@@ -48,6 +49,9 @@ impl std::fmt::Debug for RunJournal {
 pub(crate) struct Replay {
     pub(crate) record: StepRecord,
     pub(crate) result: Result<Doc, RunError>,
+    /// The events the step emitted, to hand on again (their key makes it
+    /// start nothing twice).
+    pub(crate) emitted: Vec<Event>,
 }
 
 /// A step resuming its retries: its earlier attempts and when the next starts.
@@ -118,9 +122,21 @@ impl RunJournal {
             (_, Some(out)) => Ok(Data::from_raw(out.clone())),
             (_, None) => Ok(Data::from_value(serde_json::Value::Null)),
         };
+        let emitted = entry
+            .emitted
+            .iter()
+            .map(|e| {
+                let mut event = Event::default();
+                event.topic = e.topic.clone();
+                event.payload = e.payload.clone();
+                event.run_id = self.run_id.clone();
+                event
+            })
+            .collect();
         Some(Replay {
             record: entry.record.clone(),
             result,
+            emitted,
         })
     }
 
@@ -147,13 +163,15 @@ impl RunJournal {
         &self,
         record: StepRecord,
         result: &Result<Doc, RunError>,
+        emitted: &[Event],
     ) -> Result<(), RunError> {
         let output = match result {
             Ok(doc) => Some(doc.raw().to_owned()),
             Err(f) if f.kind == ErrorKind::Cancelled => return Ok(()),
             Err(_) => None,
         };
-        self.write(record, output, None).await
+        let emitted = emitted.iter().map(Emitted::from).collect();
+        self.write(record, output, None, emitted).await
     }
 
     /// Journals that the step at `record.path` waits `delay` before its next
@@ -167,7 +185,7 @@ impl RunJournal {
         let at = SystemTime::now()
             .checked_add(delay)
             .unwrap_or_else(SystemTime::now);
-        self.write(record, None, Some(at)).await
+        self.write(record, None, Some(at), Vec::new()).await
     }
 
     async fn write(
@@ -175,6 +193,7 @@ impl RunJournal {
         record: StepRecord,
         output: Option<Box<RawValue>>,
         retry_at: Option<SystemTime>,
+        emitted: Vec<Emitted>,
     ) -> Result<(), RunError> {
         let path = record.path.clone();
         let entry = StepEntry {
@@ -182,6 +201,7 @@ impl RunJournal {
             record,
             output,
             retry_at,
+            emitted,
         };
         self.store.journal(&self.run_id, entry).await.map_err(|e| {
             RunError::new(

@@ -23,6 +23,7 @@ mod breaker;
 mod data;
 mod input;
 mod journal;
+mod outbox;
 mod record;
 mod run;
 mod scope;

@@ -25,4 +25,22 @@ pub struct Event {
 pub trait EventSink: Send + Sync {
     /// Accepts or refuses one event.
     fn emit(&self, event: Event) -> Result<(), String>;
+
+    /// Checks an event a journaled step emits, which is held until the
+    /// step's result is journaled ([`EventSink::emit_journaled`]); an `Err`
+    /// refuses it, as from `emit`. Default: accepted.
+    fn check(&self, _event: &Event) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Hands on the events of a step whose result is now journaled. `key`
+    /// names the step's execution (its run id and path); with each event's
+    /// index it identifies the event, so that a call again with the same
+    /// key (a resumed run replaying the step) starts nothing twice.
+    /// Default: [`EventSink::emit`] each.
+    fn emit_journaled(&self, _key: &str, events: Vec<Event>) {
+        for event in events {
+            let _ = self.emit(event);
+        }
+    }
 }

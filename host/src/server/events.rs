@@ -84,11 +84,10 @@ impl RunEvents {
     }
 }
 
-impl EventSink for RunEvents {
-    fn emit(&self, event: Event) -> Result<(), String> {
-        let Some(state) = self.state.upgrade() else {
-            return Err("the server is shutting down".into());
-        };
+impl RunEvents {
+    /// The checks every event a step emits passes: its topic, the run's
+    /// limit on emits, the loop guard. Counts the event.
+    fn admissible(&self, state: &State, event: &Event) -> Result<(), String> {
         let topic = printable(&event.topic);
         if let Err(why) = check_topic(&event.topic) {
             tracing::warn!(run = %event.run_id, %topic, "emit refused: {why}");
@@ -106,6 +105,17 @@ impl EventSink for RunEvents {
                 self.hop, state.config.max_event_hops
             ));
         }
+        Ok(())
+    }
+}
+
+impl EventSink for RunEvents {
+    fn emit(&self, event: Event) -> Result<(), String> {
+        let Some(state) = self.state.upgrade() else {
+            return Err("the server is shutting down".into());
+        };
+        self.admissible(&state, &event)?;
+        let topic = printable(&event.topic);
         // The runtime checked the payload is JSON when it was emitted.
         let payload = RunInput::from_raw(event.payload);
         let runs = triggered(&state, &event.topic, payload);
@@ -130,5 +140,41 @@ impl EventSink for RunEvents {
             }
         });
         Ok(())
+    }
+
+    fn check(&self, event: &Event) -> Result<(), String> {
+        let Some(state) = self.state.upgrade() else {
+            return Err("the server is shutting down".into());
+        };
+        self.admissible(&state, event)
+    }
+
+    /// The runs of a journaled step's events: past the queue's capacity
+    /// (the step's result that emitted them is committed already), each
+    /// with the idempotency key `emit KEY INDEX`, so a replay of the step
+    /// starts none twice.
+    fn emit_journaled(&self, key: &str, events: Vec<Event>) {
+        let Some(state) = self.state.upgrade() else {
+            return;
+        };
+        let mut runs = Vec::new();
+        for (i, event) in events.into_iter().enumerate() {
+            let payload = RunInput::from_raw(event.payload);
+            for mut run in triggered(&state, &event.topic, payload) {
+                run.key = Some(format!("emit {key} {i}"));
+                runs.push(run);
+            }
+        }
+        if runs.is_empty() {
+            return;
+        }
+        state.queued.fetch_add(runs.len(), Ordering::SeqCst);
+        let hop = self.hop + 1;
+        let key = key.to_string();
+        tokio::spawn(async move {
+            if let Err(Refusal::Store(e)) = state.commit(runs, hop).await {
+                tracing::error!(step = %key, error = %e, "the store could not accept the runs a journaled step's events start");
+            }
+        });
     }
 }

@@ -114,7 +114,7 @@ pub(crate) struct State {
     /// Milliseconds since `started` at the last heartbeat.
     pub(crate) heartbeat: std::sync::atomic::AtomicU64,
     live: Mutex<HashMap<String, RunEntry>>,
-    pub(super) queued: AtomicUsize,
+    pub(crate) queued: AtomicUsize,
     in_flight: AtomicUsize,
     pub(super) accepting: AtomicBool,
     workers: Arc<Semaphore>,

@@ -144,6 +144,20 @@ pub struct StepEntry {
     /// Set while the step waits for a retry: when the next attempt starts.
     #[serde(with = "unix_ms::option", default)]
     pub retry_at: Option<SystemTime>,
+    /// The events the step emitted, handed on once this entry is journaled
+    /// (its outbox).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emitted: Vec<Emitted>,
+}
+
+/// An event as journaled with its step's result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Emitted {
+    /// Its topic.
+    pub topic: String,
+    /// Its payload.
+    pub payload: Box<RawValue>,
 }
 
 /// An accepted run without a final record, as a resuming server finds it.

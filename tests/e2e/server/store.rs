@@ -259,3 +259,66 @@ async fn a_durable_store_keeps_unfinished_runs_for_the_next_start() {
     assert_eq!(log_lines(&out), ["a", "b"], "{}", record.lock().await);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journaled_steps_events_start_their_runs_once_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let source = "flow: source\nsteps:\n  - id: tell\n    plugin: emit\n    config: {topic: made}\n    input: {line: made}\n  - id: nap\n    plugin: sleep\n    config: {ms: 3000}\n";
+    let sink = format!(
+        "flow: sink\ntriggers: [{{event: made}}]\nsteps:\n  - id: write\n    plugin: append\n    config: {{file: /out/log.txt}}\n    allow: {{dirs: [{{host: \"{}\", guest: /out, mode: rw}}]}}\n",
+        out.display()
+    );
+    let config = ServerConfig {
+        drain_timeout: Duration::from_millis(200),
+        ..sqlite_config(dir.path())
+    };
+    let host = Host::new(Config::default().cache(Some(cache_dir()))).expect("host");
+    let (_dirs, plugins_dir, flows_dir) = folders(
+        &["testing/emit", "testing/sleep", "testing/append"],
+        &[("source", source), ("sink", &sink)],
+    );
+    let server = Server::start(host.clone(), &plugins_dir, &flows_dir, config.clone())
+        .await
+        .expect("server starts");
+    let r = http(
+        "POST",
+        server.addr(),
+        "/flows/source/runs?wait=false",
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.json()["run_id"].as_str().unwrap().to_string();
+    let log = out.clone();
+    poll_until(Duration::from_secs(10), "the sink ran", move || {
+        let ran = log_lines(&log) == ["made"];
+        async move { ran }
+    })
+    .await;
+    let report = server.shutdown().await;
+    assert_eq!(report.left_to_resume, [id.clone()], "{report:?}");
+
+    // Resumed, `tell` is replayed: its event is handed on again under the
+    // same key, and starts no second sink run.
+    let server = Server::start(host, &plugins_dir, &flows_dir, config)
+        .await
+        .expect("server starts again");
+    let addr = server.addr();
+    let path = format!("/runs/{id}");
+    poll_until(
+        Duration::from_secs(20),
+        "the resumed run finishes",
+        move || {
+            let path = path.clone();
+            async move { http("GET", addr, &path, None).await.json()["status"] == "succeeded" }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(log_lines(&out), ["made"]);
+    let sinks = http("GET", addr, "/runs?flow=sink", None).await.json();
+    assert_eq!(sinks["runs"].as_array().unwrap().len(), 1, "{sinks}");
+    server.shutdown().await;
+}

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::records::Records;
 use crate::config::{DirGrant, Grants, Limits};
 use crate::error::ErrorKind;
+use crate::executor::outbox::Outbox;
 use crate::executor::record::RunError;
 use crate::executor::scope::Scope;
 use crate::executor::{Inner, RunJournal, RunOptions};
@@ -154,8 +155,18 @@ impl<'a> RunCtx<'a> {
         }
     }
 
-    /// Grants with relative directories resolved against the flow file's folder.
-    pub(super) fn call_options(&self, grants: &Grants) -> CallOptions {
+    /// Where the run's steps' events go.
+    pub(super) fn events(&self) -> Option<Arc<dyn EventSink>> {
+        self.events.clone()
+    }
+
+    /// Grants with relative directories resolved against the flow file's
+    /// folder; events go to `outbox` when the step has one.
+    pub(super) fn call_options(
+        &self,
+        grants: &Grants,
+        outbox: Option<&Arc<Outbox>>,
+    ) -> CallOptions {
         let dirs = grants
             .dirs
             .iter()
@@ -174,7 +185,10 @@ impl<'a> RunCtx<'a> {
                 dirs,
                 ..grants.clone()
             },
-            events: self.events.clone(),
+            events: match outbox {
+                Some(o) => Some(o.clone() as Arc<dyn EventSink>),
+                None => self.events.clone(),
+            },
         }
     }
 }

@@ -92,6 +92,7 @@ impl RunCtx<'_> {
             grants: &grants,
             path: "on_error",
             spread: Spread::Inline,
+            outbox: None,
         };
         match self.single_call(one, &mut rec.record).await {
             Ok(_) => rec.finish(StepStatus::Succeeded, None),

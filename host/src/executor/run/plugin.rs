@@ -1,6 +1,7 @@
 //! Plugin steps: the attempts (breaker, deadline, retries with backoff), and
 //! the fallback when they all fail.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::Instrument;
@@ -12,6 +13,7 @@ use crate::config::{Grants, Limits};
 use crate::error::ErrorKind;
 use crate::executor::breaker::{Breakers, Permit};
 use crate::executor::data::{Data, Doc};
+use crate::executor::outbox::Outbox;
 use crate::executor::record::{Attempt, RunError, StepRecord, StepStatus};
 use crate::executor::scope::Scope;
 use crate::flow::{PluginCall, PluginStep, Step};
@@ -25,6 +27,8 @@ pub(super) struct PluginRun<'a> {
     /// The step's id path, for example `lines[3].price`.
     pub(super) path: &'a str,
     pub(super) spread: Spread,
+    /// Holds the step's events until its result is journaled.
+    pub(super) outbox: Option<Arc<Outbox>>,
 }
 
 impl RunCtx<'_> {
@@ -61,6 +65,7 @@ impl RunCtx<'_> {
             grants: &at.plugin.grants,
             path: at.path,
             spread: at.spread,
+            outbox: at.outbox.as_ref(),
         };
         let result = self.single_call(one, &mut rec.record).await;
         result.map_err(|mut f| {
@@ -95,7 +100,7 @@ impl RunCtx<'_> {
         rec.record.plugin = Some(ps.plugin.clone());
         rec.record.version = Some(plugin.hash().to_string());
         let config = config_json(&ps.config);
-        let options = self.call_options(&ps.grants);
+        let options = self.call_options(&ps.grants, at.outbox.as_ref());
         let per_attempt = at.step.input.as_ref().filter(|t| t.reads("run"));
         let mut input = input.clone();
         let mut attempt = 1u32;
@@ -234,7 +239,7 @@ impl RunCtx<'_> {
             ctx: self.context(step_id, 1, &config_json(&one.call.config)),
             input: one.input,
             limits: one.limits,
-            options: self.call_options(one.grants),
+            options: self.call_options(one.grants, one.outbox),
             spread: one.spread,
         };
         let (result, attempt) = self.attempt(1, one.path, call).await;
@@ -264,6 +269,8 @@ pub(super) struct SingleCall<'a> {
     /// The path its failure names: its step's, or `on_error`.
     pub(super) path: &'a str,
     pub(super) spread: Spread,
+    /// Its step's outbox (a fallback of a journaled step).
+    pub(super) outbox: Option<&'a Arc<Outbox>>,
 }
 
 /// The error of attempt `attempt`, refused by the open breaker of `plugin`;

@@ -8,12 +8,15 @@ use futures::future::{BoxFuture, FutureExt};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use std::sync::Arc;
+
 use super::call::Spread;
 use super::ctx::RunCtx;
 use super::plugin::PluginRun;
 use super::records::Guard;
 use crate::error::ErrorKind;
 use crate::executor::data::{Data, Doc};
+use crate::executor::outbox::Outbox;
 use crate::executor::record::{RunError, StepStatus, StepType};
 use crate::executor::scope::{Outcome, Scope};
 use crate::flow::{EvalError, ForEach, Parallel, Step, StepKind, Switch, describe_json};
@@ -78,6 +81,7 @@ impl RunCtx<'_> {
         };
         let result = if let Some(replay) = replay {
             rec.replay(replay.record);
+            self.hand_on(path, replay.emitted);
             replay.result
         } else {
             if let Some(f) = self.expired_at(path) {
@@ -97,15 +101,22 @@ impl RunCtx<'_> {
             };
             match &step.kind {
                 StepKind::Plugin(plugin) => {
+                    // A journaled step's events wait for its result's entry.
+                    let outbox = self
+                        .journal
+                        .as_ref()
+                        .and(self.events())
+                        .map(|sink| Arc::new(Outbox::new(sink)));
                     let at = PluginRun {
                         step,
                         plugin,
                         scope,
                         path,
                         spread,
+                        outbox: outbox.clone(),
                     };
                     let result = self.run_plugin(&at, input, &mut rec).await;
-                    self.journal_result(step, &rec, result).await
+                    self.journal_result(step, &rec, result, outbox).await
                 }
                 _ => self.run_composite(step, scope, input, path, spread).await,
             }
@@ -135,20 +146,32 @@ impl RunCtx<'_> {
         step: &Step,
         rec: &Guard<'_>,
         result: Result<Doc, RunError>,
+        outbox: Option<Arc<Outbox>>,
     ) -> Result<Doc, RunError> {
         let Some(journal) = &self.journal else {
             return result;
         };
         let status = final_status(step, rec, &result);
         let record = rec.snapshot(status, result.as_ref().err());
-        match journal.completed(record, &result).await {
-            Ok(()) => result,
+        let emitted = outbox.map(|o| o.take()).unwrap_or_default();
+        match journal.completed(record, &result, &emitted).await {
+            Ok(()) => {
+                self.hand_on(&rec.record.path, emitted);
+                result
+            }
             Err(mut f) => {
                 if let Err(failed) = result {
                     f.causes.push(format!("the step had failed: {failed}"));
                 }
                 Err(f)
             }
+        }
+    }
+
+    /// Hands on the events of the journaled step at `path`.
+    fn hand_on(&self, path: &str, events: Vec<crate::runtime::events::Event>) {
+        if let (false, Some(sink)) = (events.is_empty(), self.events()) {
+            sink.emit_journaled(&format!("{} {path}", self.run_id), events);
         }
     }
 
