@@ -23,6 +23,9 @@ pub mod memory;
 pub mod sqlite;
 mod url;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -280,7 +283,7 @@ pub trait Store: Send + Sync + 'static {
 pub async fn open(url: &StoreUrl, bounds: memory::Bounds) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match url {
         StoreUrl::Memory => Arc::new(memory::MemoryStore::new(bounds)),
-        StoreUrl::Sqlite(path) => match sqlite::SqliteStore::open(path).await? {},
+        StoreUrl::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path).await?),
     })
 }
 
