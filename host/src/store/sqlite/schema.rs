@@ -132,9 +132,13 @@ pub(super) fn inspect(conn: &Connection, name: &str) -> Result<Found, StoreError
         }
         // Reads the table's first page: a damaged one shows up now, not
         // in the middle of serving.
-        conn.query_row(&format!("SELECT 1 FROM {table} LIMIT 1"), [], |_| Ok(()))
-            .optional()
-            .map_err(sql)?;
+        conn.query_row(
+            &format!("SELECT 1 FROM {table} NOT INDEXED LIMIT 1"),
+            [],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(sql)?;
     }
     Ok(Found::Store(version))
 }

@@ -78,6 +78,23 @@ async fn a_damaged_store_is_refused() {
     fs::write(&path, &good[..page]).unwrap();
     assert_not_a_store(refused(&path).await, "corrupt");
 
+    // A table's first page overwritten: the schema reads well, the table not.
+    let copy = dir.path().join("copy.db");
+    fs::write(&copy, &good).unwrap();
+    let root: i64 = rusqlite::Connection::open(&copy)
+        .unwrap()
+        .query_row(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'steps'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let root = usize::try_from(root).unwrap();
+    let mut bad = good.clone();
+    bad[(root - 1) * page..root * page].fill(0x5a);
+    fs::write(&path, &bad).unwrap();
+    assert_not_a_store(refused(&path).await, "corrupt");
+
     // Intact again, it opens.
     fs::write(&path, &good).unwrap();
     let store = SqliteStore::open(&path).await.unwrap();

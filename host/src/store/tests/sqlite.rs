@@ -1,6 +1,7 @@
 //! What only the SQLite store does: it survives its process, commits in
 //! groups, prunes, and shares its file with readers.
 
+use std::fs;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -374,4 +375,58 @@ async fn a_reader_never_creates_a_store() {
         "{message}"
     );
     assert!(!path.exists());
+}
+
+/// Copies a store's files as they are (a `kill -9` leaves them so), with or
+/// without its `-shm` index.
+fn copy_live(from: &Path, to: &Path, with_shm: bool) {
+    let mut suffixes = vec!["", "-wal"];
+    if with_shm {
+        suffixes.push("-shm");
+    }
+    for suffix in suffixes {
+        let file = |p: &Path| PathBuf::from(format!("{}{suffix}", p.display()));
+        fs::copy(file(from), file(to)).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_store_left_by_a_killed_server_opens_with_every_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store
+        .accept((0..50).map(|i| new_run(&format!("r{i}"), "f", i)).collect())
+        .await
+        .unwrap();
+    for i in 0..50 {
+        let id = format!("r{i}");
+        store.started(&id, at(100)).await.unwrap();
+        store.journal(&id, entry("a", Some("1"))).await.unwrap();
+        if i % 2 == 0 {
+            store.finish(Arc::new(record(&id, "f", "2"))).await.unwrap();
+        }
+    }
+    let wal = fs::metadata(format!("{}-wal", path.display())).unwrap();
+    assert!(
+        wal.len() > 0,
+        "the commits are in the WAL, not yet in the file"
+    );
+    for with_shm in [true, false] {
+        let copy = dir.path().join(format!("copy-{with_shm}.db"));
+        copy_live(&path, &copy, with_shm);
+        for reader in [true, false] {
+            let copied = if reader {
+                SqliteStore::open_reader(&copy).await
+            } else {
+                SqliteStore::open(&copy).await
+            };
+            let copied = copied.unwrap_or_else(|e| panic!("shm {with_shm}, reader {reader}: {e}"));
+            let unfinished = copied.unfinished().await.unwrap();
+            assert_eq!(unfinished.len(), 25, "shm {with_shm}, reader {reader}");
+            assert_eq!(unfinished[0].steps.len(), 1);
+            assert_eq!(copied.usage().0, 25);
+        }
+        assert_eq!(integrity(&copy), "ok");
+    }
 }
