@@ -5,8 +5,9 @@
 //!   file. [`SqliteStore::open_reader`] reads a store beside its server.
 //! - [`schema`] holds the tables and their versioned migrations.
 //! - One thread writes ([`writer`]): every write is a message, and what is
-//!   queued commits in one transaction (group commit). Reads use a small
-//!   pool of read-only connections off the runtime ([`read`]).
+//!   queued commits in one transaction (group commit). Another copies the
+//!   WAL back into the file ([`checkpoint`]). Reads use a small pool of
+//!   read-only connections off the runtime ([`read`]).
 //!
 //! # Durability
 //! The file is in WAL mode. A transaction holding an `accept` commits with
@@ -27,6 +28,7 @@
 //! it; [`Store::run`] puts them back together. A finished run's journal is
 //! removed with the finish, like the memory store's.
 
+mod checkpoint;
 mod open;
 mod ops;
 mod read;
@@ -59,9 +61,10 @@ const PRUNE_CHUNK: usize = 500;
 #[derive(Debug)]
 pub struct SqliteStore {
     name: String,
+    /// Closed first: the last connection to close checkpoints the WAL.
+    readers: Arc<Readers>,
     /// `None` when opened for reading.
     writer: Option<Writer>,
-    readers: Arc<Readers>,
     shared: Arc<Shared>,
     /// Holds the lock; declared last so that it is closed after every
     /// connection (closing it drops this process's SQLite locks on the file).

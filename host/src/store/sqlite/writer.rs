@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoint::Checkpointer;
 use super::ops::{self, Effects, FinishRow, PruneBound, RunRow, StepRow};
 use crate::store::{Accepted, StoreError};
 
@@ -111,7 +112,7 @@ impl Work {
 
 type Reply = oneshot::Sender<Result<Done, StoreError>>;
 
-/// What a SQLite store's writer has committed: figures for tests and benches.
+/// What a SQLite store's writer has done: figures for tests and benches.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WriteCounters {
@@ -121,6 +122,8 @@ pub struct WriteCounters {
     pub operations: u64,
     /// About how many bytes they wrote (rows' texts and blobs).
     pub bytes: u64,
+    /// Checkpoints run beside the writer.
+    pub checkpoints: u64,
 }
 
 /// What the writer keeps up to date for readers of the store's figures.
@@ -129,6 +132,7 @@ pub(super) struct Shared {
     transactions: AtomicU64,
     operations: AtomicU64,
     bytes: AtomicU64,
+    pub(super) checkpoints: AtomicU64,
     /// Finished runs kept.
     pub(super) finished: AtomicU64,
     /// The database and WAL files' sizes.
@@ -141,6 +145,7 @@ impl Shared {
             transactions: self.transactions.load(Ordering::Relaxed),
             operations: self.operations.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
         }
     }
 
@@ -160,15 +165,19 @@ impl Shared {
 pub(super) struct Writer {
     queue: Option<mpsc::Sender<(Work, Reply)>>,
     thread: Option<JoinHandle<()>>,
+    /// Ends after the writer's connection closes; its own closes last,
+    /// checkpointing the WAL and removing it.
+    _checkpoints: Checkpointer,
 }
 
 impl Writer {
     /// Starts the thread on `conn`, a migrated store at `path`.
     pub(super) fn spawn(
-        conn: Connection,
+        mut conn: Connection,
         path: PathBuf,
         shared: Arc<Shared>,
     ) -> Result<Writer, StoreError> {
+        let checkpoints = Checkpointer::spawn(&path, &mut conn, shared.clone())?;
         let (queue, rx) = mpsc::channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("flowhost-store".into())
@@ -185,6 +194,7 @@ impl Writer {
         Ok(Writer {
             queue: Some(queue),
             thread: Some(thread),
+            _checkpoints: checkpoints,
         })
     }
 

@@ -104,6 +104,8 @@ async fn a_reopened_store_holds_everything_it_held() {
     let again = store.accept(vec![keyed("z", "orders", "k")]).await.unwrap();
     assert_eq!(again, [Accepted::Existing { run_id: "a".into() }]);
     drop(store);
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    assert!(!wal.exists(), "a closed store leaves no WAL behind");
     // A WAL-mode file of schema version 1, marked as a flowhost store.
     let conn = rusqlite::Connection::open(&path).unwrap();
     let pragma = |name: &str| -> String {
@@ -429,4 +431,37 @@ async fn a_store_left_by_a_killed_server_opens_with_every_commit() {
         }
         assert_eq!(integrity(&copy), "ok");
     }
+}
+
+#[tokio::test]
+async fn large_outputs_are_checkpointed_beside_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let size = |p: &Path| fs::metadata(p).unwrap().len();
+    let before = size(&path);
+    let runs = (0..6).map(|i| new_run(&format!("r{i}"), "f", i)).collect();
+    store.accept(runs).await.unwrap();
+    let big = format!("\"{}\"", "z".repeat(1 << 20));
+    for i in 0..6 {
+        let id = format!("r{i}");
+        store.journal(&id, entry("a", Some(&big))).await.unwrap();
+    }
+    assert_eq!(
+        store.write_counters().transactions,
+        7,
+        "one write at a time"
+    );
+    let waited = std::time::Instant::now();
+    while store.write_counters().checkpoints == 0 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(10),
+            "no checkpoint ran"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The WAL's pages were copied into the database file.
+    assert!(size(&path) > before + (4 << 20), "{} bytes", size(&path));
+    let (_, steps) = store.replay_source("r5").await.unwrap().unwrap();
+    assert_eq!(steps[0].output.as_ref().unwrap().get(), big);
 }
