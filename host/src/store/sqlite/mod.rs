@@ -132,70 +132,86 @@ async fn blocking<T: Send + 'static>(
 fn open_store(path: PathBuf, mode: Mode) -> Result<SqliteStore, StoreError> {
     let name = open::shown(&path);
     let probed = open::probe(&path, mode)?;
-    let (found, inspected) = if probed.empty {
-        (Found::Empty, None)
+    // A file without bytes is a new store; any other is inspected first.
+    let inspected = if probed.empty {
+        None
     } else {
-        let conn = open::read_connection(&path)?;
-        (schema::inspect(&conn, &name)?, Some(conn))
+        Some(open::read_connection(&path)?)
+    };
+    let found = match &inspected {
+        Some(conn) => schema::inspect(conn, &name)?,
+        None => Found::Empty,
     };
     let shared = Arc::new(Shared::default());
-    let sql = |e| open::sqlite_error(&name, e);
-    let (writer, readers) = match mode {
-        Mode::Read => {
-            match found {
-                Found::Store(schema::VERSION) => {}
-                Found::Empty => {
-                    return Err(StoreError::NotAStore {
-                        path: name,
-                        why: "an empty SQLite database, not yet a store".into(),
-                    });
-                }
-                Found::Store(old) => {
-                    return Err(StoreError::Backend(format!(
-                        "{name}: a store of schema version {old}, older than this flowhost's {}: start `flowhost serve` on it once to upgrade it",
-                        schema::VERSION
-                    )));
-                }
-            }
-            if let Some(conn) = &inspected {
-                let finished = read::count_finished(conn).map_err(sql)?;
-                shared.finished.store(finished, Ordering::Relaxed);
-            }
-            (None, Readers::new(path.clone(), inspected))
-        }
-        Mode::Write => {
-            drop(inspected);
-            let mut conn = open::write_connection(&path)?;
-            if found == Found::Empty {
-                schema::prepare_empty(&conn, &name)?;
-            }
-            let journal: String = conn
-                .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-                .map_err(sql)?;
-            if !journal.eq_ignore_ascii_case("wal") {
-                return Err(StoreError::Backend(format!(
-                    "{name}: SQLite cannot use WAL mode on this file system (it kept `{journal}`)"
-                )));
-            }
-            schema::migrate(&mut conn, &name)?;
-            conn.execute_batch("PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864;")
-                .map_err(sql)?;
-            let finished = read::count_finished(&conn).map_err(sql)?;
+    let (writer, readers) = match (mode, inspected) {
+        (Mode::Read, Some(conn)) => {
+            readable(found, &name)?;
+            let finished = read::count_finished(&conn).map_err(|e| open::sqlite_error(&name, e))?;
             shared.finished.store(finished, Ordering::Relaxed);
-            let writer = Writer::spawn(conn, path.clone(), shared.clone())?;
+            (None, Readers::new(path.clone(), Some(conn)))
+        }
+        // `probe` refuses an empty file to a reader.
+        (Mode::Read, None) => {
+            return Err(StoreError::NotAStore {
+                path: name,
+                why: "the file is empty".into(),
+            });
+        }
+        (Mode::Write, inspected) => {
+            drop(inspected);
+            let writer = start_writer(&path, found, &shared)?;
             (Some(writer), Readers::new(path.clone(), None))
         }
     };
     shared.measure(&path);
-    let readers = Arc::new(readers);
-    let store = SqliteStore {
+    Ok(SqliteStore {
         name,
+        readers: Arc::new(readers),
         writer,
-        readers,
         shared,
         _file: probed.file,
-    };
-    Ok(store)
+    })
+}
+
+/// Refuses to read what only a server can make a store of this version.
+fn readable(found: Found, name: &str) -> Result<(), StoreError> {
+    match found {
+        Found::Store(schema::VERSION) => Ok(()),
+        Found::Empty => Err(StoreError::NotAStore {
+            path: name.to_string(),
+            why: "an empty SQLite database, not yet a store".into(),
+        }),
+        Found::Store(old) => Err(StoreError::Backend(format!(
+            "{name}: a store of schema version {old}, older than this flowhost's {}: \
+             start `flowhost serve` on it once to upgrade it",
+            schema::VERSION
+        ))),
+    }
+}
+
+/// Opens the write connection of a checked file, makes it a WAL-mode store
+/// of the current schema, and starts the writer on it.
+fn start_writer(path: &Path, found: Found, shared: &Arc<Shared>) -> Result<Writer, StoreError> {
+    let name = open::shown(path);
+    let sql = |e| open::sqlite_error(&name, e);
+    let mut conn = open::write_connection(path)?;
+    if found == Found::Empty {
+        schema::prepare_empty(&conn, &name)?;
+    }
+    let journal: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(sql)?;
+    if !journal.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Backend(format!(
+            "{name}: SQLite cannot use WAL mode on this file system (it kept `{journal}`)"
+        )));
+    }
+    schema::migrate(&mut conn, &name)?;
+    conn.execute_batch("PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864;")
+        .map_err(sql)?;
+    let finished = read::count_finished(&conn).map_err(sql)?;
+    shared.finished.store(finished, Ordering::Relaxed);
+    Writer::spawn(conn, path.to_path_buf(), shared.clone())
 }
 
 fn now_ms() -> i64 {

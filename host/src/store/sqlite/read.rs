@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, Row, ToSql};
 use serde_json::value::RawValue;
+use tokio::sync::Semaphore;
 
 use super::ops::PruneBound;
 use crate::executor::{RunRecord, RunStatus};
@@ -16,6 +17,8 @@ use crate::store::{
     unix_ms,
 };
 
+/// Reads at once at most (and so read connections).
+const READERS: usize = 8;
 /// Idle read connections kept.
 const IDLE: usize = 4;
 
@@ -24,6 +27,7 @@ const IDLE: usize = 4;
 pub(super) struct Readers {
     path: PathBuf,
     name: String,
+    permits: Arc<Semaphore>,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -32,6 +36,7 @@ impl Readers {
         Readers {
             name: super::open::shown(&path),
             path,
+            permits: Arc::new(Semaphore::new(READERS)),
             idle: Mutex::new(first.into_iter().collect()),
         }
     }
@@ -43,7 +48,9 @@ impl Readers {
         F: FnOnce(&Reader<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let readers = self.clone();
+        let permit = self.permits.clone().acquire_owned().await;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = readers.take()?;
             let result = f(&Reader {
                 conn: &conn,
