@@ -1,13 +1,14 @@
 //! Checkpoints (copying the WAL back into the database file, and syncing
-//! it) on their own thread and connection, so the writer does not stop for
+//! it) on their own thread and connection, so the writer seldom stops for
 //! them: large outputs fill the WAL fast, and each checkpoint writes and
 //! syncs as much as they did.
 //!
-//! The writer's WAL hook signals the thread when the WAL holds
-//! [`BACKGROUND_PAGES`]. A checkpoint beside a busy writer may never catch
-//! up with it, and the WAL restarts from its beginning only once one has:
+//! The writer's WAL hook signals the thread each time the WAL has grown by
+//! [`BACKGROUND_PAGES`]. Beside a busy writer a checkpoint never quite
+//! catches up, and the WAL restarts from its beginning only once one has:
 //! past [`FOREGROUND_PAGES`] the writer checkpoints itself, between two
-//! transactions, which always catches up.
+//! transactions. That one catches up, and is short: the thread has copied
+//! all but the last pages.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,8 +23,8 @@ use crate::store::StoreError;
 
 /// WAL pages that start a background checkpoint (about 4 MB).
 const BACKGROUND_PAGES: i32 = 1000;
-/// WAL pages past which the writer checkpoints itself (about 64 MB).
-const FOREGROUND_PAGES: i32 = 16_000;
+/// WAL pages past which the writer checkpoints itself (about 16 MB).
+const FOREGROUND_PAGES: i32 = 4 * BACKGROUND_PAGES;
 
 /// The checkpoint thread; dropping it waits for the thread, which ends
 /// once the writer's connection (holding the signal) is closed.
@@ -66,12 +67,20 @@ impl Drop for Checkpointer {
 }
 
 /// Replaces SQLite's automatic checkpoint of the writer's connection.
+/// Errors are left to the next try: one returned here would fail the
+/// commit that called the hook, though it was committed.
 fn hook(writer: &mut Connection, signal: SyncSender<()>) -> rusqlite::Result<()> {
+    // The WAL's pages when the thread was last signalled.
+    let mut signalled = 0;
     writer.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
-        if pages >= FOREGROUND_PAGES {
-            return wal.checkpoint();
+        if pages < signalled {
+            // The WAL restarted.
+            signalled = 0;
         }
-        if pages >= BACKGROUND_PAGES {
+        if pages >= FOREGROUND_PAGES {
+            let _ = wal.checkpoint();
+        } else if pages - signalled >= BACKGROUND_PAGES {
+            signalled = pages;
             // Full: a checkpoint is already due.
             let _ = signal.try_send(());
         }
