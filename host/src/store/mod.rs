@@ -217,9 +217,9 @@ pub struct RunPage {
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct Retention {
-    /// Finished runs older than this are removed.
+    /// Runs that finished longer ago than this are removed.
     pub max_age: std::time::Duration,
-    /// At most this many finished runs are kept, the newest.
+    /// At most this many finished runs are kept, the most recently finished.
     pub max_runs: usize,
 }
 
@@ -273,7 +273,8 @@ pub trait Store: Send + Sync + 'static {
     /// The bytes kept under `hash`.
     async fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// Figures for the metrics: (finished runs kept, bytes they take).
+    /// Figures for the metrics, without waiting: (finished runs kept, bytes
+    /// the store takes: in memory, estimated; in a file, the file's size).
     fn usage(&self) -> (usize, u64);
 }
 
