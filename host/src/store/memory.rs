@@ -174,8 +174,7 @@ impl Store for MemoryStore {
         if let Some(run) = inner.runs.get_mut(&run_id) {
             run.status = record.status;
             run.record = Some(kept);
-            // The journal served resumes; a finished run keeps only its record.
-            run.steps = Vec::new();
+            // The journal stays, for a rerun from one of the run's steps.
         } else {
             return Ok(());
         }

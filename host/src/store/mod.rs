@@ -23,6 +23,9 @@ pub mod memory;
 pub mod sqlite;
 mod url;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -228,9 +231,9 @@ pub struct RunPage {
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct Retention {
-    /// Finished runs older than this are removed.
+    /// Runs that finished longer ago than this are removed.
     pub max_age: std::time::Duration,
-    /// At most this many finished runs are kept, the newest.
+    /// At most this many finished runs are kept, the most recently finished.
     pub max_runs: usize,
 }
 
@@ -288,7 +291,8 @@ pub trait Store: Send + Sync + 'static {
     /// The bytes kept under `hash`.
     async fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// Figures for the metrics: (finished runs kept, bytes they take).
+    /// Figures for the metrics, without waiting: (finished runs kept, bytes
+    /// the store takes: in memory, estimated; in a file, the file's size).
     fn usage(&self) -> (usize, u64);
 }
 
@@ -298,7 +302,7 @@ pub trait Store: Send + Sync + 'static {
 pub async fn open(url: &StoreUrl, bounds: memory::Bounds) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match url {
         StoreUrl::Memory => Arc::new(memory::MemoryStore::new(bounds)),
-        StoreUrl::Sqlite(path) => match sqlite::SqliteStore::open(path).await? {},
+        StoreUrl::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path).await?),
     })
 }
 

@@ -1,0 +1,186 @@
+//! Tests of the stores: one contract every backend keeps ([`contract`]),
+//! and what only the SQLite store does ([`sqlite`], [`bad_files`]).
+
+mod bad_files;
+mod contract;
+mod sqlite;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+use super::memory::{Bounds, MemoryStore};
+use super::sqlite::SqliteStore;
+use super::{DerivedFrom, NewRun, StepEntry, Store};
+use crate::error::ErrorKind;
+use crate::executor::{Attempt, ErrorRecord, RunRecord, RunStatus, StepRecord, StepStatus};
+
+/// A store under test, with the folder that holds its file.
+pub(super) struct Backend {
+    pub(super) name: &'static str,
+    pub(super) store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Each backend, empty.
+pub(super) async fn backends() -> Vec<Backend> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("runs.db"))
+        .await
+        .unwrap();
+    vec![
+        Backend {
+            name: "memory",
+            store: Arc::new(MemoryStore::new(Bounds::default())),
+            _dir: None,
+        },
+        Backend {
+            name: "sqlite",
+            store: Arc::new(sqlite),
+            _dir: Some(dir),
+        },
+    ]
+}
+
+pub(super) fn raw(json: &str) -> Box<RawValue> {
+    RawValue::from_string(json.to_string()).unwrap()
+}
+
+/// A time `ms` milliseconds after the epoch.
+pub(super) fn at(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// A run of `flow` accepted at `ms`.
+pub(super) fn new_run(run_id: &str, flow: &str, ms: u64) -> NewRun {
+    NewRun {
+        run_id: run_id.into(),
+        flow: flow.into(),
+        flow_version: format!("flow-{flow}-v1"),
+        plugins: BTreeMap::from([
+            ("fetch".to_string(), "hash-fetch-1".to_string()),
+            ("price".to_string(), "hash-price-2".to_string()),
+        ]),
+        input: raw(&format!(r#"{{"run":"{run_id}","n":[1,2.5,"é"]}}"#)),
+        accepted_at: at(ms),
+        idempotency_key: None,
+        derived_from: None,
+    }
+}
+
+/// A run with an idempotency key.
+pub(super) fn keyed(run_id: &str, flow: &str, key: &str) -> NewRun {
+    NewRun {
+        idempotency_key: Some(key.into()),
+        ..new_run(run_id, flow, 1000)
+    }
+}
+
+/// A rerun of `from`.
+pub(super) fn derived(run_id: &str, from: &str) -> NewRun {
+    NewRun {
+        derived_from: Some(DerivedFrom {
+            run_id: from.into(),
+            step: Some("enrich.user".into()),
+        }),
+        ..new_run(run_id, "orders", 1_800_000_000_000)
+    }
+}
+
+/// A plugin step's record with one failed and one good attempt.
+pub(super) fn step_record(path: &str) -> StepRecord {
+    let mut record = StepRecord::empty();
+    record.path = path.into();
+    record.plugin = Some("price".into());
+    record.version = Some("hash-price-2".into());
+    record.status = StepStatus::Succeeded;
+    record.start_ms = 1.5;
+    record.duration_ms = 20.25;
+    record.attempts = vec![
+        Attempt {
+            attempt: 1,
+            start_ms: 1.5,
+            duration_ms: 3.0,
+            fuel: Some(12345),
+            error: Some(ErrorRecord {
+                kind: ErrorKind::Transient,
+                message: "upstream said 503".into(),
+            }),
+        },
+        Attempt {
+            attempt: 2,
+            start_ms: 10.0,
+            duration_ms: 11.75,
+            fuel: Some(999),
+            error: None,
+        },
+    ];
+    record
+}
+
+/// A journal entry at `path` with `output` (JSON text).
+pub(super) fn entry(path: &str, output: Option<&str>) -> StepEntry {
+    StepEntry {
+        path: path.into(),
+        record: step_record(path),
+        output: output.map(raw),
+        retry_at: None,
+        emitted: Vec::new(),
+    }
+}
+
+/// A finished record of `run_id` with `output` (JSON text).
+pub(super) fn record(run_id: &str, flow: &str, output: &str) -> RunRecord {
+    RunRecord {
+        run_id: run_id.into(),
+        flow: flow.into(),
+        status: RunStatus::Succeeded,
+        started_at: "2026-11-30T06:00:00.000Z".into(),
+        duration_ms: 42.5,
+        output: Some(raw(output)),
+        output_trimmed: None,
+        error: None,
+        steps: vec![step_record("fetch"), step_record("lines[3].price")],
+    }
+}
+
+/// A value as JSON, to compare types that have no `PartialEq`.
+pub(super) fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap()
+}
+
+/// The SHA-256 of a file's bytes.
+pub(super) fn hash_of(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A store file at `dir/runs.db` holding a few runs, closed.
+pub(super) async fn store_file(dir: &Path) -> PathBuf {
+    let path = dir.join("runs.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let runs = (0..20)
+        .map(|i| new_run(&format!("r{i}"), "orders", 1000 + i))
+        .collect();
+    store.accept(runs).await.unwrap();
+    for i in 0..10 {
+        let id = format!("r{i}");
+        store
+            .journal(&id, entry("fetch", Some("[1]")))
+            .await
+            .unwrap();
+        store
+            .finish(Arc::new(record(&id, "orders", r#"{"ok":true}"#)))
+            .await
+            .unwrap();
+    }
+    drop(store);
+    path
+}
