@@ -306,8 +306,8 @@ async fn a_server_keeps_answering_while_quadratic_expressions_run() {
     assert_eq!(record["status"], "cancelled", "{record}");
     assert!(took < Duration::from_secs(2), "cancel took {took:?}");
 
-    // SIGTERM stops the server within its drain timeout, cancelling the
-    // other run.
+    // SIGTERM stops the server within its drain timeout, leaving the other
+    // run in its store to resume at the next start.
     let term = Command::new("kill")
         .args(["-TERM", &s.child.id().to_string()])
         .status()
@@ -326,7 +326,10 @@ async fn a_server_keeps_answering_while_quadratic_expressions_run() {
     };
     let rest: Vec<String> = s.lines.try_iter().collect();
     assert!(status.success(), "{status:?}:\n{}", rest.join("\n"));
-    let stopped = format!("1 cancelled mid-run [\"{}\"]", dups[1]);
+    let stopped = format!(
+        "1 left in the store to resume at the next start [\"{}\"]",
+        dups[1]
+    );
     assert!(
         rest.iter().any(|l| l.contains(&stopped)),
         "stderr after SIGTERM:\n{}",

@@ -71,6 +71,14 @@ pub fn limited(limits: Limits) -> CallOptions {
 pub fn flowhost() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowhost"));
     cmd.env("FLOWHOST_LOG", "info");
+    // Each command its own data directory: a `serve` without `--store`
+    // never shares a store with another test, nor touches the user's.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("e2e-data")
+        .join(format!("{}-{n}", std::process::id()));
+    cmd.env("FLOWHOST_DATA_DIR", dir);
     cmd
 }
 

@@ -130,7 +130,11 @@ async fn every_endpoint_answers_with_its_status_and_body() {
         r.json(),
         error_body(
             "not-found",
-            "no run `no-such-run` (runs are kept in memory, and only the most recent)",
+            if durable() {
+                "no run `no-such-run` (runs are kept within the store's retention)"
+            } else {
+                "no run `no-such-run` (runs are kept in memory, and only the most recent)"
+            },
             None
         )
     );

@@ -33,6 +33,11 @@ fn cache_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-server-compile-cache")
 }
 
+/// Whether these tests run on a durable store (`FLOWHOST_TEST_STORE=sqlite`).
+fn durable() -> bool {
+    std::env::var("FLOWHOST_TEST_STORE").as_deref() == Ok("sqlite")
+}
+
 /// Settings for a test: an ephemeral loopback port and a short drain.
 fn config() -> ServerConfig {
     ServerConfig {
