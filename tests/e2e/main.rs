@@ -7,6 +7,7 @@ mod support;
 mod cache;
 mod call_cli;
 mod dev_cli;
+mod durable;
 mod embed;
 mod examples;
 mod expr_bounds;
