@@ -322,3 +322,108 @@ async fn a_journaled_steps_events_start_their_runs_once_across_a_restart() {
     assert_eq!(sinks["runs"].as_array().unwrap().len(), 1, "{sinks}");
     server.shutdown().await;
 }
+
+/// Starts a server on `dirs`' plugins and flows with `config`.
+async fn start_in(host: &Host, plugins: &Path, flows: &Path, config: &ServerConfig) -> Server {
+    Server::start(host.clone(), plugins, flows, config.clone())
+        .await
+        .expect("server starts")
+}
+
+/// Polls run `id` until it finished; returns its record.
+async fn finished_record(addr: SocketAddr, id: &str) -> Value {
+    let seen = Arc::new(tokio::sync::Mutex::new(Value::Null));
+    let keep = seen.clone();
+    let path = format!("/runs/{id}");
+    poll_until(Duration::from_secs(20), "the run finishes", move || {
+        let (keep, path) = (keep.clone(), path.clone());
+        async move {
+            let record = http("GET", addr, &path, None).await.json();
+            let done = !matches!(record["status"].as_str(), Some("queued" | "running"));
+            *keep.lock().await = record;
+            done
+        }
+    })
+    .await;
+    seen.lock().await.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_run_keeps_the_plugin_and_flow_versions_it_started_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = "flow: pinned\nsteps:\n  - id: nap\n    plugin: sleep\n    config: {ms: 2000}\n  - id: last\n    plugin: tail\n";
+    let config = ServerConfig {
+        drain_timeout: Duration::from_millis(100),
+        ..sqlite_config(dir.path())
+    };
+    let host = Host::new(Config::default().cache(Some(cache_dir()))).expect("host");
+    let (_dirs, plugins, flows) = folders(&["testing/sleep"], &[("pinned", flow)]);
+    // `tail` is the echo plugin when the run starts.
+    std::fs::copy(wasm("testing/echo"), plugins.join("tail.wasm")).unwrap();
+    let server = start_in(&host, &plugins, &flows, &config).await;
+    let r = http(
+        "POST",
+        server.addr(),
+        "/flows/pinned/runs?wait=false",
+        Some(r#"{"v": 1}"#),
+    )
+    .await;
+    let id = r.json()["run_id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let report = server.shutdown().await;
+    assert_eq!(report.left_to_resume, [id.clone()], "{report:?}");
+
+    // While it is down: `tail` becomes another plugin, and the flow loses a step.
+    std::fs::copy(wasm("testing/counter"), plugins.join("tail.wasm")).unwrap();
+    std::fs::write(
+        flows.join("pinned.yaml"),
+        "flow: pinned\nsteps:\n  - id: only\n    plugin: tail\n",
+    )
+    .unwrap();
+    let server = start_in(&host, &plugins, &flows, &config).await;
+    let record = finished_record(server.addr(), &id).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    // The echo plugin ran: it returns its input; the counter would say `calls`.
+    assert_eq!(record["output"], json!({"v": 1}), "{record}");
+    let paths: Vec<_> = record["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["path"].clone())
+        .collect();
+    assert_eq!(paths, [json!("nap"), json!("last")], "{record}");
+    // A new run gets the new versions.
+    let r = http("POST", server.addr(), "/flows/pinned/runs", Some("{}")).await;
+    assert_eq!(r.json()["output"], json!({"calls": 1}), "{}", r.body);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_deadline_passed_while_the_server_was_down_fails_with_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = "flow: due\ntimeout: 2s\nsteps:\n  - id: nap\n    plugin: sleep\n    config: {ms: 1500}\n  - id: after\n    plugin: sleep\n";
+    let config = ServerConfig {
+        drain_timeout: Duration::from_millis(100),
+        ..sqlite_config(dir.path())
+    };
+    let host = Host::new(Config::default().cache(Some(cache_dir()))).expect("host");
+    let (_dirs, plugins, flows) = folders(&["testing/sleep"], &[("due", flow)]);
+    let server = start_in(&host, &plugins, &flows, &config).await;
+    let r = http(
+        "POST",
+        server.addr(),
+        "/flows/due/runs?wait=false",
+        Some("{}"),
+    )
+    .await;
+    let id = r.json()["run_id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.shutdown().await;
+    // Down for longer than the flow's timeout.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let server = start_in(&host, &plugins, &flows, &config).await;
+    let record = finished_record(server.addr(), &id).await;
+    assert_eq!(record["status"], "failed", "{record}");
+    assert_eq!(record["error"]["kind"], "deadline", "{record}");
+    server.shutdown().await;
+}
