@@ -2,6 +2,8 @@
 //! order input, percentiles and units. Each bench uses only some of it.
 #![allow(dead_code)]
 
+pub(crate) mod http_load;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -86,6 +86,18 @@ impl Server {
             .clone()
             .unwrap_or(crate::store::StoreUrl::Memory);
         let store = crate::store::open(&url, bounds).await?;
+        Server::start_with_store(host, plugins_dir, flows_dir, config, store).await
+    }
+
+    /// [`Server::start`] on a store already open (`config.store` is not
+    /// read): for an embedder that shares or watches its store.
+    pub async fn start_with_store(
+        host: Host,
+        plugins_dir: &std::path::Path,
+        flows_dir: &std::path::Path,
+        config: ServerConfig,
+        store: std::sync::Arc<dyn crate::store::Store>,
+    ) -> Result<Server, ServeError> {
         let plugins = LivePlugins::open(&host, plugins_dir, WatchOptions::default())
             .await
             .map_err(|e| ServeError::Load(e.to_string()))?;
