@@ -2,6 +2,7 @@
 //! the store file (`--store`, or the default store) or through a running
 //! server's API (`--server`).
 
+pub(crate) mod oneshot;
 mod server;
 mod store;
 
