@@ -304,7 +304,8 @@ async fn through_a_server_runs_are_listed_shown_and_cancelled() {
 #[tokio::test]
 async fn through_a_server_a_run_is_rerun_whole_or_from_a_step() {
     let dirs = Dirs::new();
-    let serve = Serve::start(&dirs, "memory");
+    // A rerun from a step reuses recorded outputs: a durable store keeps them.
+    let serve = Serve::start(&dirs, &dirs.store());
     let server = ["--server", serve.url.as_str()];
     let first = serve.submit("hello", r#"{"n":1}"#, true).await;
 
@@ -444,7 +445,7 @@ fn a_recorded_run_is_listed_and_shown_as_run_trace_printed_it() {
     let (_, next) = table(&out);
     let next = next.unwrap_or_else(|| panic!("no next page: {out}"));
     let words: Vec<&str> = next.split_whitespace().skip(2).collect();
-    assert_eq!(words[..2], ["--store", store.as_str()]);
+    assert_eq!(words[..3], ["list", "--store", store.as_str()]);
     let (_, out, _) = runs(&dirs, &words);
     assert_eq!(table(&out).0[0][0], id, "{out}");
 }

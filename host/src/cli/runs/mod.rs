@@ -41,8 +41,9 @@ enum RunsCommand {
 /// Where the runs are: a store file or a server.
 #[derive(clap::Args)]
 struct Source {
-    /// The store to use: `sqlite:PATH`. Default: `flowhost.db` in the default
-    /// data directory, as `flowhost serve` uses it.
+    /// The store to use: `sqlite:PATH`. Default: the default store of
+    /// `flowhost serve`, `flowhost.db` in $FLOWHOST_DATA_DIR, else in
+    /// $XDG_DATA_HOME/flowhost, else in ~/.local/share/flowhost.
     #[arg(long, value_name = "URL", conflicts_with = "server")]
     store: Option<StoreUrl>,
     /// A running `flowhost serve` to ask instead: `http://HOST:PORT`.
