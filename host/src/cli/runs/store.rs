@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use flowhost::RunStatus;
 use flowhost::executor::RunRecord;
+use flowhost::store::sqlite::SqliteStore;
 use flowhost::store::{Cursor, ListQuery, NewRun, Store, StoreError, StoreUrl};
 use serde_json::json;
 
@@ -48,7 +49,7 @@ pub(crate) async fn open(url: &StoreUrl, access: Access, doing: &str) -> Result<
         )));
     }
     let opened = match access {
-        Access::Read => open_reader(url).await,
+        Access::Read => open_reader(path).await,
         Access::Write => flowhost::store::open(url, Default::default()).await,
     };
     let store = opened.map_err(|e| match e {
@@ -63,10 +64,10 @@ pub(crate) async fn open(url: &StoreUrl, access: Access, doing: &str) -> Result<
     })
 }
 
-/// Opens the store at `url` to read it without taking its lock, so that it
+/// Opens the store at `path` to read it without taking its lock, so that it
 /// can be read while a server runs on it.
-async fn open_reader(url: &StoreUrl) -> Result<Arc<dyn Store>, StoreError> {
-    flowhost::store::open(url, Default::default()).await
+async fn open_reader(path: &std::path::Path) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(SqliteStore::open_reader(path).await?))
 }
 
 impl Opened {
