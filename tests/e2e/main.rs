@@ -21,4 +21,5 @@ mod malformed;
 mod newcomer;
 mod reload;
 mod run_cli;
+mod runs_cli;
 mod server;

@@ -14,6 +14,7 @@ mod new;
 mod otlp;
 mod plugins;
 mod run;
+mod runs;
 mod serve;
 mod trace;
 mod usage;
@@ -56,6 +57,9 @@ enum Command {
     Plugins(plugins::PluginsArgs),
     /// Show or clear the compile cache.
     Cache(cache::CacheArgs),
+    /// List, show, cancel and rerun the runs a store keeps (`--store`), or
+    /// a running server's (`--server`).
+    Runs(runs::RunsArgs),
     /// Serve flows over HTTP: runs, events, metrics and health, hot-reloading
     /// plugins and flows.
     Serve(serve::ServeArgs),
@@ -109,6 +113,7 @@ pub(crate) fn main() -> ExitCode {
             Command::Cache(args) => cache::run(args).await,
             Command::Dev(args) => dev::run(args).await,
             Command::Serve(args) => serve::run(args).await,
+            Command::Runs(args) => runs::run(args).await,
         }
     });
     match result {

@@ -4,12 +4,14 @@ use std::path::{Path, PathBuf};
 
 use flowhost::executor::RunRecord;
 use flowhost::flow::{Flow, FlowError, load_flow};
+use flowhost::store::StoreUrl;
 use flowhost::{
     Executor, Host, PluginSet, RunInput, RunOptions, RunStatus, load_plugins, scan_dir,
 };
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
+use super::runs::oneshot;
 use super::{Failure, args, trace};
 
 /// Plugin files by name.
@@ -69,6 +71,10 @@ pub(crate) struct RunArgs {
     /// Write the run record (JSON) to this file.
     #[arg(long)]
     record: Option<PathBuf>,
+    /// Record the run in this store (`sqlite:PATH`) too, as a server
+    /// records its runs; `flowhost runs` then lists and shows it.
+    #[arg(long, value_name = "URL")]
+    store: Option<StoreUrl>,
 }
 
 pub(crate) async fn check(args: CheckArgs) -> Result<(), Failure> {
@@ -102,6 +108,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
     let RunArgs {
         run: flow_args,
         record: record_path,
+        store,
     } = args;
     let mut input = flow_args.input().await?;
     let files = scan(&flow_args.plugins).await?;
@@ -125,13 +132,33 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
             on_signal.cancel();
         }
     });
+    // Accepted in the store last: nothing above may fail once it is.
+    let recording = match &store {
+        Some(url) => {
+            let run = oneshot::Run {
+                flow: &flow,
+                plugins: &plugins,
+                input: &input,
+            };
+            Some(oneshot::begin(url, run).await?)
+        }
+        None => None,
+    };
     let options = RunOptions {
         cancel: Some(cancel),
+        run_id: recording.as_ref().map(|r| r.run_id().to_string()),
+        journal: recording.as_ref().map(oneshot::Recording::journal),
         ..RunOptions::default()
     };
     let record = Executor::new(host)
         .run_input(&flow, &plugins, input, options)
         .await;
+    if let (Some(recording), Some(url)) = (recording, &store) {
+        match recording.finish(record.clone()).await {
+            Ok(()) => eprintln!("flowhost: run {} recorded in {url}", record.run_id),
+            Err(e) => eprintln!("flowhost: {e}"),
+        }
+    }
 
     if flow_args.trace {
         eprint!("{}", trace::timeline(&record));
