@@ -125,12 +125,11 @@ impl RunJournal {
         let emitted = entry
             .emitted
             .iter()
-            .map(|e| {
-                let mut event = Event::default();
-                event.topic = e.topic.clone();
-                event.payload = e.payload.clone();
-                event.run_id = self.run_id.clone();
-                event
+            .map(|e| Event {
+                topic: e.topic.clone(),
+                payload: e.payload.clone(),
+                run_id: self.run_id.clone(),
+                ..Event::default()
             })
             .collect();
         Some(Replay {

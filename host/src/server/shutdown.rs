@@ -43,8 +43,10 @@ impl State {
             }
             self.tasks.wait().await;
         }
-        let mut report = ShutdownReport::default();
-        report.drained = running.len() - left.len();
+        let mut report = ShutdownReport {
+            drained: running.len() - left.len(),
+            ..ShutdownReport::default()
+        };
         if durable {
             report.left_to_resume = queued.into_iter().chain(left).collect();
         } else {
