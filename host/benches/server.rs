@@ -181,4 +181,3 @@ fn main() {
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
-

@@ -170,8 +170,22 @@ fn main() {
 
 /// Warm-up, then a timed phase of the chain flow.
 async fn timed(server: &Server, input: &Bytes, phase: Duration) -> Stats {
-    load(server.addr(), "/flows/chain/runs", input, CLIENTS, Limit::Runs(500)).await;
-    load(server.addr(), "/flows/chain/runs", input, CLIENTS, Limit::Time(phase)).await
+    load(
+        server.addr(),
+        "/flows/chain/runs",
+        input,
+        CLIENTS,
+        Limit::Runs(500),
+    )
+    .await;
+    load(
+        server.addr(),
+        "/flows/chain/runs",
+        input,
+        CLIENTS,
+        Limit::Time(phase),
+    )
+    .await
 }
 
 fn rate(s: &Stats) -> f64 {
@@ -203,7 +217,9 @@ fn new_run(run_id: &str, input: &serde_json::value::RawValue) -> NewRun {
 }
 
 fn flowhost_ms(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as i64
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// Polls the server until one run has finished; returns its id.

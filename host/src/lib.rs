@@ -80,4 +80,4 @@ pub use registry::{PluginSet, load_plugins, scan_dir};
 #[doc(hidden)]
 pub use runtime::bench;
 pub use runtime::events::{Event, EventSink};
-pub use runtime::{CallOptions, CallReport, Context, Metadata};
+pub use runtime::{CallOptions, CallReport, Context, LogLine, Metadata};

@@ -52,7 +52,13 @@ impl Stats {
 
 /// `clients` tasks, each on its own keep-alive connection, POSTing `body` to
 /// `path` back to back until `limit`.
-pub(crate) async fn load(addr: SocketAddr, path: &str, body: &Bytes, clients: usize, limit: Limit) -> Stats {
+pub(crate) async fn load(
+    addr: SocketAddr,
+    path: &str,
+    body: &Bytes,
+    clients: usize,
+    limit: Limit,
+) -> Stats {
     let started = Instant::now();
     let issued = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..clients)
@@ -144,7 +150,11 @@ impl Conn {
     }
 
     /// POSTs a JSON body; returns the status and the body.
-    pub(crate) async fn post(&mut self, path: &str, body: &Bytes) -> Result<(u16, Bytes), ClientError> {
+    pub(crate) async fn post(
+        &mut self,
+        path: &str,
+        body: &Bytes,
+    ) -> Result<(u16, Bytes), ClientError> {
         self.0.ready().await?;
         let request = Request::post(path)
             .header(HOST, "bench")

@@ -340,7 +340,7 @@ impl StepRecord {
 }
 
 /// One attempt of a plugin step.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Attempt {
     /// 1 for the first try.
@@ -356,6 +356,20 @@ pub struct Attempt {
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorRecord>,
+    /// The largest linear memory the guest had, in bytes, when known.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub peak_memory: Option<u64>,
+    /// The guest's first output lines (`log`, stdout, stderr), at most 50.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub logs: Vec<crate::runtime::LogLine>,
+    /// Lines the guest wrote that `logs` does not hold: past its 50, or
+    /// past the call's log budget.
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub logs_dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A kind and a message.

@@ -36,6 +36,22 @@ pub(crate) enum Stream {
 
 const MAX_LINE: usize = 8 << 10;
 const STDERR_TAIL_LINES: usize = 8;
+/// Lines of one call kept for its record (the first ones), each cut at
+/// [`MAX_KEPT_LINE`] bytes: a run record stays small however a guest logs.
+pub(crate) const MAX_KEPT_LINES: usize = 50;
+const MAX_KEPT_LINE: usize = 1 << 10;
+
+/// A guest output line, as a call's report and the run record keep it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct LogLine {
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    /// `log` (the `log` call), `stdout` or `stderr`.
+    pub stream: String,
+    /// The text, control characters escaped, cut at 1 KiB.
+    pub message: String,
+}
 
 /// Where one call's guest output goes.
 pub(crate) struct LogSink {
@@ -50,6 +66,9 @@ struct LogState {
     stdout: Vec<u8>,
     stderr: Vec<u8>,
     stderr_tail: VecDeque<String>,
+    kept: Vec<LogLine>,
+    /// Lines logged but past [`MAX_KEPT_LINES`].
+    not_kept: u64,
 }
 
 macro_rules! guest_event {
@@ -75,6 +94,8 @@ impl LogSink {
                 stdout: Vec::new(),
                 stderr: Vec::new(),
                 stderr_tail: VecDeque::new(),
+                kept: Vec::new(),
+                not_kept: 0,
             }),
         }
     }
@@ -124,6 +145,12 @@ impl LogSink {
         state.dropped
     }
 
+    /// The lines kept for the record, and how many logged lines were not.
+    pub(crate) fn take_kept(&self) -> (Vec<LogLine>, u64) {
+        let mut state = self.lock();
+        (std::mem::take(&mut state.kept), state.not_kept)
+    }
+
     /// The guest's last stderr lines, for trap messages.
     pub(crate) fn stderr_tail(&self) -> Vec<String> {
         let mut state = self.lock();
@@ -167,7 +194,24 @@ impl LogSink {
             return;
         }
         state.remaining -= cost;
-        guest_event!(level, self, stream, printable(message));
+        let message = printable(message);
+        if state.kept.len() < MAX_KEPT_LINES {
+            let level = match level {
+                Level::Trace => "trace",
+                Level::Debug => "debug",
+                Level::Info => "info",
+                Level::Warn => "warn",
+                Level::Error => "error",
+            };
+            state.kept.push(LogLine {
+                level: level.into(),
+                stream: stream.into(),
+                message: truncate(&message, MAX_KEPT_LINE).to_string(),
+            });
+        } else {
+            state.not_kept += 1;
+        }
+        guest_event!(level, self, stream, message);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {

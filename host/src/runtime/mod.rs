@@ -25,6 +25,7 @@ mod classify;
 pub(crate) mod events;
 mod http;
 mod limiter;
+pub use logs::LogLine;
 pub(crate) mod logs;
 mod sandbox;
 pub(crate) mod state;
@@ -134,6 +135,10 @@ pub struct CallReport<T = String> {
     pub peak_memory: u64,
     /// Log lines dropped because the call went over its log budget.
     pub logs_dropped: u64,
+    /// The call's first guest output lines (at most 50), for its record.
+    pub logs: Vec<LogLine>,
+    /// Lines logged but not in `logs` (past its 50).
+    pub logs_not_kept: u64,
 }
 
 /// What every call shares: the engine, the configuration, and the count of
@@ -169,6 +174,8 @@ impl<T> CallReport<T> {
             duration: self.duration,
             peak_memory: self.peak_memory,
             logs_dropped: self.logs_dropped,
+            logs: self.logs,
+            logs_not_kept: self.logs_not_kept,
         }
     }
 }
@@ -185,7 +192,7 @@ pub(crate) async fn call(
     let limits = options.limits.as_ref().unwrap_or(&rt.config.limits);
     let mut store = match new_store(rt, plugin, ctx, limits, options) {
         Ok(store) => store,
-        Err(e) => return report(Err(e), (0, 0), started, 0),
+        Err(e) => return report(Err(e), (0, 0), started, Logs::default()),
     };
     let wit_ctx = ctx.to_wit();
     let returned = run_bounded(&mut store, plugin, limits, async |store, step| {
@@ -203,7 +210,13 @@ pub(crate) async fn call(
     };
     let peak_memory = store.data().limiter.peak();
     let dropped = store.data().logs.finish();
-    report(result, (fuel_used, peak_memory), started, dropped)
+    let (lines, not_kept) = store.data().logs.take_kept();
+    let logs = Logs {
+        dropped,
+        lines,
+        not_kept,
+    };
+    report(result, (fuel_used, peak_memory), started, logs)
 }
 
 /// Runs `describe` of `plugin` under the host's default limits.
@@ -328,19 +341,29 @@ fn check_output(output: String, limits: &Limits) -> Result<Box<RawValue>, CallEr
     })
 }
 
+/// What a call's guest wrote, for its report.
+#[derive(Default)]
+struct Logs {
+    dropped: u64,
+    lines: Vec<LogLine>,
+    not_kept: u64,
+}
+
 /// `cost` is the fuel used and the peak memory.
 fn report(
     result: Result<Box<RawValue>, CallError>,
     (fuel_used, peak_memory): (u64, u64),
     started: Instant,
-    logs_dropped: u64,
+    logs: Logs,
 ) -> CallReport<Box<RawValue>> {
     CallReport {
         result,
         fuel_used,
         duration: started.elapsed(),
         peak_memory,
-        logs_dropped,
+        logs_dropped: logs.dropped,
+        logs: logs.lines,
+        logs_not_kept: logs.not_kept,
     }
 }
 

@@ -95,6 +95,16 @@ pub(crate) fn size(record: &RunRecord) -> usize {
                 + s.plugin.as_ref().map_or(0, String::len)
                 + s.version.as_ref().map_or(0, String::len)
                 + s.attempts.len() * size_of::<Attempt>()
+                + s.attempts
+                    .iter()
+                    .flat_map(|a| &a.logs)
+                    .map(|l| {
+                        size_of::<crate::runtime::LogLine>()
+                            + l.message.len()
+                            + l.level.len()
+                            + l.stream.len()
+                    })
+                    .sum::<usize>()
                 + s.fallback.as_ref().map_or(0, |f| {
                     size_of::<Attempt>()
                         + f.plugin.len()

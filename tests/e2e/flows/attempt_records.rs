@@ -126,3 +126,42 @@ on_error: {plugin: sleep, config: {ms: 3000}}
     let ms = cancelled_attempt(handler);
     assert!((200.0..2000.0).contains(&ms), "the handler ran {ms} ms");
 }
+
+#[tokio::test]
+async fn an_attempt_keeps_its_guest_log_lines_and_peak_memory() {
+    let record = run_flow(
+        "flow: logs\nsteps:\n  - id: f\n    plugin: flaky\n    config: {fail_until: 2}\n    retry: {max_attempts: 2, initial_interval: 1ms}\n",
+        json!({}),
+    )
+    .await;
+    assert_eq!(record.status, RunStatus::Succeeded);
+    let attempts = &step(&record, "f").attempts;
+    let lines = |a: &Attempt| -> Vec<String> {
+        a.logs
+            .iter()
+            .map(|l| format!("{} {}: {}", l.level, l.stream, l.message))
+            .collect()
+    };
+    assert_eq!(lines(&attempts[0]), ["info log: attempt 1 fails (until 2)"]);
+    assert_eq!(lines(&attempts[1]), ["info log: attempt 2 succeeds"]);
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.peak_memory.unwrap_or(0) >= 64 << 10),
+        "{attempts:?}"
+    );
+    assert_eq!(attempts[0].logs_dropped, 0);
+}
+
+#[tokio::test]
+async fn a_flooding_step_keeps_fifty_lines_and_counts_the_rest() {
+    let record = run_flow(
+        "flow: flood\nsteps:\n  - id: f\n    plugin: log-flood\n    continue_on_error: true\n",
+        json!({}),
+    )
+    .await;
+    let a = &step(&record, "f").attempts[0];
+    assert_eq!(a.logs.len(), 50, "{a:?}");
+    assert!(a.logs_dropped > 0, "{a:?}");
+    assert!(a.logs.iter().all(|l| l.message.len() <= 1024));
+}

@@ -231,7 +231,11 @@ async fn a_durable_store_keeps_unfinished_runs_for_the_next_start() {
     })
     .await;
     let report = server.shutdown().await;
-    assert_eq!(report.left_to_resume, std::slice::from_ref(&id), "{report:?}");
+    assert_eq!(
+        report.left_to_resume,
+        std::slice::from_ref(&id),
+        "{report:?}"
+    );
     assert!(report.cancelled_running.is_empty(), "{report:?}");
 
     // The next start resumes it: `a` is not run again.
@@ -298,7 +302,11 @@ async fn a_journaled_steps_events_start_their_runs_once_across_a_restart() {
     })
     .await;
     let report = server.shutdown().await;
-    assert_eq!(report.left_to_resume, std::slice::from_ref(&id), "{report:?}");
+    assert_eq!(
+        report.left_to_resume,
+        std::slice::from_ref(&id),
+        "{report:?}"
+    );
 
     // Resumed, `tell` is replayed: its event is handed on again under the
     // same key, and starts no second sink run.
@@ -371,7 +379,11 @@ async fn a_resumed_run_keeps_the_plugin_and_flow_versions_it_started_with() {
     let id = r.json()["run_id"].as_str().unwrap().to_string();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let report = server.shutdown().await;
-    assert_eq!(report.left_to_resume, std::slice::from_ref(&id), "{report:?}");
+    assert_eq!(
+        report.left_to_resume,
+        std::slice::from_ref(&id),
+        "{report:?}"
+    );
 
     // While it is down: `tail` becomes another plugin, and the flow loses a step.
     std::fs::copy(wasm("testing/counter"), plugins.join("tail.wasm")).unwrap();

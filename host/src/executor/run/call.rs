@@ -64,6 +64,9 @@ impl RunCtx<'_> {
             duration_ms: report.duration.as_secs_f64() * 1e3,
             fuel: Some(report.fuel_used),
             error: result.as_ref().err().map(RunError::record),
+            peak_memory: Some(report.peak_memory),
+            logs: report.logs,
+            logs_dropped: report.logs_dropped + report.logs_not_kept,
         };
         (result, attempt)
     }
@@ -105,6 +108,8 @@ impl RunCtx<'_> {
                 duration: Duration::ZERO,
                 peak_memory: 0,
                 logs_dropped: 0,
+                logs: Vec::new(),
+                logs_not_kept: 0,
             },
         }
     }

@@ -231,6 +231,7 @@ impl RunCtx<'_> {
                 duration_ms: 0.0,
                 fuel: Some(0),
                 error: Some(f.record()),
+                ..Attempt::default()
             });
             return Err(f);
         };

@@ -269,6 +269,7 @@ impl Drop for AttemptGuard<'_> {
                 kind: ErrorKind::Cancelled,
                 message: format!("the attempt was stopped after {ms:.0}ms, before it finished"),
             }),
+            ..Attempt::default()
         });
     }
 }

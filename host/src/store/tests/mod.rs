@@ -110,6 +110,7 @@ pub(super) fn step_record(path: &str) -> StepRecord {
                 kind: ErrorKind::Transient,
                 message: "upstream said 503".into(),
             }),
+            ..Attempt::default()
         },
         Attempt {
             attempt: 2,
@@ -117,6 +118,7 @@ pub(super) fn step_record(path: &str) -> StepRecord {
             duration_ms: 11.75,
             fuel: Some(999),
             error: None,
+            ..Attempt::default()
         },
     ];
     record
