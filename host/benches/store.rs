@@ -93,7 +93,7 @@ fn main() {
 
         println!();
         println!(
-            "{:<24} {:>8} {:>9} {:>9} {:>9} {:>7}",
+            "{:<34} {:>8} {:>9} {:>9} {:>9} {:>7}",
             "store", "runs", "runs/s", "p50 ms", "p99 ms", "errors"
         );
         mem.row("memory");

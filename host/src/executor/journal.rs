@@ -9,10 +9,21 @@
 //! entry) runs again; a step that was waiting out a retry backoff resumes
 //! with its earlier attempts, at its scheduled time. The journal knows the
 //! store only through the [`Store`] trait.
+//!
+//! Writes are pipelined: a run hands each entry to its own writer task and
+//! goes on, so its steps do not wait for commits, and the entries of many
+//! runs share the store's transactions. The task writes one run's entries
+//! in order, so what a crash leaves is always a prefix of what the run did;
+//! after a failed write it writes nothing more. A step whose events wait in
+//! its outbox waits for its entry's commit (the events start runs only
+//! then), and the run waits for all of its entries ([`RunJournal::flush`])
+//! before it ends.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot};
 
 use serde_json::value::RawValue;
 
@@ -32,6 +43,16 @@ pub struct RunJournal {
     earlier: HashMap<String, StepEntry>,
     /// A step that gets this input instead of its own (a rerun from it).
     input_at: Option<(String, Doc)>,
+    /// The run's writer task, started at the first write.
+    writes: OnceLock<mpsc::UnboundedSender<Job>>,
+}
+
+/// What the writer task does.
+enum Job {
+    /// Write an entry; answer when committed, if asked.
+    Write(StepEntry, Option<oneshot::Sender<Result<(), RunError>>>),
+    /// Answer once every earlier entry is committed, with the first failure.
+    Flush(oneshot::Sender<Result<(), RunError>>),
 }
 
 impl std::fmt::Debug for RunJournal {
@@ -75,6 +96,7 @@ impl RunJournal {
             run_id: run_id.into(),
             earlier,
             input_at: None,
+            writes: OnceLock::new(),
         }
     }
 
@@ -194,20 +216,92 @@ impl RunJournal {
         retry_at: Option<SystemTime>,
         emitted: Vec<Emitted>,
     ) -> Result<(), RunError> {
-        let path = record.path.clone();
         let entry = StepEntry {
-            path: path.clone(),
+            path: record.path.clone(),
             record,
             output,
             retry_at,
             emitted,
         };
-        self.store.journal(&self.run_id, entry).await.map_err(|e| {
-            RunError::new(
-                &path,
-                ErrorKind::Host,
-                format!("the run's journal could not record the step: {e}"),
-            )
-        })
+        // Only a step with events in its outbox waits for the commit.
+        let (reply, answer) = if entry.emitted.is_empty() {
+            (None, None)
+        } else {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        };
+        self.send(Job::Write(entry, reply));
+        match answer {
+            Some(answer) => answer.await.unwrap_or_else(|_| Err(closed())),
+            None => Ok(()),
+        }
     }
+
+    /// Waits until every entry written so far is committed; the first
+    /// failure, if one did, names the step it could not record.
+    pub(crate) async fn flush(&self) -> Result<(), RunError> {
+        if self.writes.get().is_none() {
+            return Ok(());
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::Flush(tx));
+        rx.await.unwrap_or_else(|_| Err(closed()))
+    }
+
+    fn send(&self, job: Job) {
+        let queue = self.writes.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(write_in_order(self.store.clone(), self.run_id.clone(), rx));
+            tx
+        });
+        // The task ends only when every sender is gone.
+        let _ = queue.send(job);
+    }
+}
+
+/// A run's writer task: its entries, one after the other, in order.
+async fn write_in_order(
+    store: Arc<dyn Store>,
+    run_id: String,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+) {
+    let mut failed: Option<RunError> = None;
+    while let Some(job) = jobs.recv().await {
+        match job {
+            Job::Write(entry, reply) => {
+                let result = match &failed {
+                    // A later entry without an earlier one would not be a
+                    // prefix of the run: nothing more is written.
+                    Some(f) => Err(f.clone()),
+                    None => {
+                        let path = entry.path.clone();
+                        store.journal(&run_id, entry).await.map_err(|e| {
+                            RunError::new(
+                                &path,
+                                ErrorKind::Host,
+                                format!("the run's journal could not record step {path}: {e}"),
+                            )
+                        })
+                    }
+                };
+                if let Err(e) = &result {
+                    failed.get_or_insert_with(|| e.clone());
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+            Job::Flush(reply) => {
+                let _ = reply.send(failed.clone().map_or(Ok(()), Err));
+            }
+        }
+    }
+}
+
+fn closed() -> RunError {
+    RunError::new(
+        "",
+        ErrorKind::Host,
+        "the run's journal stopped before it recorded every step",
+    )
 }

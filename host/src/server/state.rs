@@ -416,9 +416,14 @@ impl State {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         self.mark_started(&run_id);
         let started_at = started_at.unwrap_or_else(std::time::SystemTime::now);
-        if let Err(e) = self.store.started(&run_id, started_at).await {
-            tracing::warn!(run = %run_id, error = %e, "the store could not mark the run started");
-        }
+        // Not waited for: a start lost in a crash only makes the resumed
+        // run's deadline count from its resume.
+        let (store, id) = (self.store.clone(), run_id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.started(&id, started_at).await {
+                tracing::warn!(run = %id, error = %e, "the store could not mark the run started");
+            }
+        });
         self.metrics.run_started(&flow.name);
         let options = RunOptions {
             run_id: Some(run_id.clone()),

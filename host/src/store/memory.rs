@@ -144,7 +144,10 @@ impl Store for MemoryStore {
     }
 
     async fn started(&self, run_id: &str, at: SystemTime) -> Result<(), StoreError> {
-        if let Some(run) = self.lock().runs.get_mut(run_id) {
+        // A late start (it is not waited for) never overwrites a finish.
+        if let Some(run) = self.lock().runs.get_mut(run_id)
+            && run.record.is_none()
+        {
             run.status = RunStatus::Running;
             run.started_at.get_or_insert(at);
         }

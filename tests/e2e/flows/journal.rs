@@ -355,7 +355,7 @@ impl Store for BrokenJournal {
 }
 
 #[tokio::test]
-async fn a_step_whose_result_cannot_be_journaled_fails_with_host() {
+async fn a_run_whose_journal_fails_ends_failed_with_host_naming_the_step() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!(
         "flow: broken\nsteps:\n{}{}",
@@ -373,8 +373,9 @@ async fn a_step_whose_result_cannot_be_journaled_fails_with_host() {
     let error = record.error.as_ref().unwrap();
     assert_eq!((error.step.as_str(), error.kind), ("one", ErrorKind::Host));
     assert!(error.message.contains("disk full"), "{}", error.message);
-    // The call ran once (a store failure is not retried); the run stopped.
-    assert_eq!(lines(dir.path()), ["r-e one"]);
+    // Writes are pipelined: the run went on, and a store failure is not
+    // retried; the run cannot end well without its journal.
+    assert_eq!(lines(dir.path()), ["r-e one", "r-e two"]);
     assert_eq!(step(&record, "one").attempts.len(), 1);
 }
 

@@ -140,7 +140,8 @@ impl RunCtx<'_> {
     }
 
     /// Journals a plugin step's result, when the run has a journal, before
-    /// the run goes on. A journal that fails fails the step, with `host`.
+    /// the run goes on (waiting for the commit only when the step emitted
+    /// events). A journal that fails ends the run failed, with `host`.
     async fn journal_result(
         &self,
         step: &Step,
