@@ -50,7 +50,7 @@ pub struct RunJournal {
 /// What the writer task does.
 enum Job {
     /// Write an entry; answer when committed, if asked.
-    Write(StepEntry, Option<oneshot::Sender<Result<(), RunError>>>),
+    Write(Box<StepEntry>, Option<oneshot::Sender<Result<(), RunError>>>),
     /// Answer once every earlier entry is committed, with the first failure.
     Flush(oneshot::Sender<Result<(), RunError>>),
 }
@@ -230,7 +230,7 @@ impl RunJournal {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
         };
-        self.send(Job::Write(entry, reply));
+        self.send(Job::Write(Box::new(entry), reply));
         match answer {
             Some(answer) => answer.await.unwrap_or_else(|_| Err(closed())),
             None => Ok(()),
@@ -275,7 +275,7 @@ async fn write_in_order(
                     Some(f) => Err(f.clone()),
                     None => {
                         let path = entry.path.clone();
-                        store.journal(&run_id, entry).await.map_err(|e| {
+                        store.journal(&run_id, *entry).await.map_err(|e| {
                             RunError::new(
                                 &path,
                                 ErrorKind::Host,
