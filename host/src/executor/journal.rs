@@ -50,7 +50,10 @@ pub struct RunJournal {
 /// What the writer task does.
 enum Job {
     /// Write an entry; answer when committed, if asked.
-    Write(Box<StepEntry>, Option<oneshot::Sender<Result<(), RunError>>>),
+    Write(
+        Box<StepEntry>,
+        Option<oneshot::Sender<Result<(), RunError>>>,
+    ),
     /// Answer once every earlier entry is committed, with the first failure.
     Flush(oneshot::Sender<Result<(), RunError>>),
 }
