@@ -22,7 +22,8 @@ use flowhost::Host;
 use flowhost::server::{Server, ServerConfig};
 use flowhost::store::memory::{Bounds, MemoryStore};
 use flowhost::store::sqlite::SqliteStore;
-use flowhost::store::{NewRun, Store};
+use flowhost::RunRecord;
+use flowhost::store::{NewRun, StepEntry, Store};
 
 const CLIENTS: usize = 16;
 const PHASE: Duration = Duration::from_secs(10);
@@ -78,6 +79,34 @@ fn main() {
             std::thread::available_parallelism().map_or(0, |n| n.get()),
             phase
         );
+
+        // The store alone: the writes of a 3-step run, from 16 tasks.
+        let alone_db = dirs.path().join("alone.db");
+        let alone = Arc::new(SqliteStore::open(&alone_db).await.unwrap());
+        let n = 20_000 / scale as usize;
+        let t = Instant::now();
+        let tasks: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                let store = alone.clone();
+                tokio::spawn(async move {
+                    let raw = serde_json::value::RawValue::from_string(input_1k().to_string()).unwrap();
+                    for i in (c..n).step_by(CLIENTS) {
+                        write_one_run(&*store, &format!("alone-{i}"), &raw).await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let took = t.elapsed();
+        let c = alone.write_counters();
+        println!(
+            "the SQLite store alone (the 6 writes of a 3-step run, 16 tasks): {:.0} runs/s, {:.2} transactions per run",
+            n as f64 / took.as_secs_f64(),
+            c.transactions as f64 / n as f64
+        );
+        drop(alone);
 
         // Memory first, then SQLite, each on a fresh server.
         let memory = start(Arc::new(MemoryStore::new(Bounds::default()))).await;
@@ -214,6 +243,35 @@ fn new_run(run_id: &str, input: &serde_json::value::RawValue) -> NewRun {
         "derived_from": null,
     }))
     .unwrap()
+}
+
+/// The writes of one 3-step run: accepted, started, three steps journaled
+/// (1 KB outputs), finished.
+async fn write_one_run(store: &dyn Store, run_id: &str, doc: &serde_json::value::RawValue) {
+    store.accept(vec![new_run(run_id, doc)]).await.unwrap();
+    store.started(run_id, SystemTime::now()).await.unwrap();
+    let mut steps = Vec::new();
+    for (i, id) in ["one", "two", "three"].iter().enumerate() {
+        let record = serde_json::json!({
+            "path": id, "kind": "plugin", "plugin": "echo", "version": "0123456789abcdef",
+            "status": "succeeded", "start_ms": i as f64, "duration_ms": 0.2,
+            "attempts": [{"attempt": 1, "start_ms": i as f64, "duration_ms": 0.2, "fuel": 12345, "peak_memory": 1114112}],
+            "breaker_open": false,
+        });
+        let entry: StepEntry = serde_json::from_value(serde_json::json!({
+            "path": id, "record": record, "output": doc,
+        }))
+        .unwrap();
+        store.journal(run_id, entry).await.unwrap();
+        steps.push(record);
+    }
+    let finished: RunRecord = serde_json::from_value(serde_json::json!({
+        "run_id": run_id, "flow": "chain", "status": "succeeded",
+        "started_at": "2026-11-30T00:00:00.000Z", "duration_ms": 1.0,
+        "output": doc, "steps": steps,
+    }))
+    .unwrap();
+    store.finish(Arc::new(finished)).await.unwrap();
 }
 
 fn flowhost_ms(t: SystemTime) -> i64 {

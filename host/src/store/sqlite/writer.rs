@@ -249,11 +249,25 @@ impl Thread {
     }
 
     /// Runs `batch` in one transaction and answers every write in it.
+    /// Every write succeeds, almost always: the batch runs as it is. When one
+    /// fails, the transaction is rolled back and run again with each write
+    /// in its own savepoint, so that only the failed one is undone.
     fn commit(&mut self, batch: &mut Vec<(Work, Reply)>, bytes: usize) {
         let full = batch.iter().any(|(w, _)| w.needs_full_sync());
         let mut effects = Effects::default();
         let mut done = Vec::with_capacity(batch.len());
         let outcome = self.set_sync(full).and_then(|()| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for (work, _) in batch.iter() {
+                done.push(work.apply(&tx, &mut effects));
+            }
+            if done.iter().all(Result::is_ok) {
+                return tx.commit();
+            }
+            drop(tx);
+            (effects, done) = (Effects::default(), Vec::with_capacity(batch.len()));
             let mut tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
