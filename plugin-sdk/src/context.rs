@@ -1,5 +1,7 @@
 //! What the host tells a step about the current call.
 
+use std::sync::OnceLock;
+
 use serde::de::DeserializeOwned;
 
 use crate::StepError;
@@ -12,6 +14,8 @@ pub struct Context {
     step_id: String,
     attempt: u32,
     config: String,
+    /// Asked of the host on first use (most steps never ask).
+    execution_key: OnceLock<String>,
 }
 
 impl Context {
@@ -30,6 +34,16 @@ impl Context {
             step_id: step_id.into(),
             attempt,
             config: config.into(),
+            execution_key: OnceLock::new(),
+        }
+    }
+
+    /// The same context with `key` as its [`execution_key`](Self::execution_key),
+    /// e.g. to unit-test a step natively.
+    pub fn with_execution_key(self, key: impl Into<String>) -> Self {
+        Self {
+            execution_key: OnceLock::from(key.into()),
+            ..self
         }
     }
 
@@ -51,6 +65,30 @@ impl Context {
     /// 1 for the first try, 2 for the first retry, and so on.
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// A key for this execution of this step, the same on every attempt and
+    /// after a restart of the host: `<run id>/<step path>` (for example
+    /// `8f1c.../lines[3].price`), or the plugin name when the step is called
+    /// directly. A step that was in flight when the host stopped runs again
+    /// when the run resumes, so use this key to make side effects
+    /// idempotent (an idempotency key for a payment, a file name, ...).
+    ///
+    /// Outside WebAssembly (native unit tests) it is the one set with
+    /// [`with_execution_key`](Self::with_execution_key), else
+    /// `<run id>/<step id>`, the key of a top-level step.
+    pub fn execution_key(&self) -> &str {
+        self.execution_key.get_or_init(|| self.host_execution_key())
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn host_execution_key(&self) -> String {
+        crate::bindings::flowhost::step::host::execution_key()
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn host_execution_key(&self) -> String {
+        format!("{}/{}", self.run_id, self.step_id)
     }
 
     /// The step's config as the JSON text the host passed (`"{}"` when none).

@@ -103,3 +103,11 @@ fn serde_errors_convert_to_invalid_input() {
     assert_eq!(e.kind(), "invalid-input");
     assert_eq!(StepError::transient("t").to_string(), "transient: t");
 }
+
+#[test]
+fn the_execution_key_is_run_and_step_unless_set() {
+    let ctx = Context::new("f", "r1", "charge", 2, "{}");
+    assert_eq!(ctx.execution_key(), "r1/charge");
+    let ctx = ctx.with_execution_key("r1/lines[3].charge");
+    assert_eq!(ctx.execution_key(), "r1/lines[3].charge");
+}

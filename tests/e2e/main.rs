@@ -6,6 +6,7 @@ mod support;
 
 mod cache;
 mod call_cli;
+mod contract_versions;
 mod dev_cli;
 mod durable;
 mod embed;

@@ -60,6 +60,12 @@ pub struct Context {
     pub attempt: u32,
     /// The step's config, a JSON document; "{}" when none.
     pub config: String,
+    /// The same on every attempt and after a restart: `<run id>/<step
+    /// path>` in a flow, the plugin name when called directly. Not in the
+    /// WIT `context` record (0.1.0); a step reads it through `host`'s
+    /// `execution-key` (0.1.1).
+    #[serde(default)]
+    pub execution_key: String,
 }
 
 impl Context {
@@ -71,6 +77,7 @@ impl Context {
             step_id: name.to_string(),
             attempt: 1,
             config: "{}".to_string(),
+            execution_key: name.to_string(),
         }
     }
 }

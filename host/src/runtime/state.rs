@@ -62,6 +62,10 @@ impl host::Host for StepState {
         self.logs.log(level, &message);
     }
 
+    async fn execution_key(&mut self) -> String {
+        self.ctx.execution_key.clone()
+    }
+
     async fn emit(&mut self, topic: String, payload: String) -> Result<(), String> {
         let payload = serde_json::value::RawValue::from_string(payload)
             .map_err(|e| format!("event payload is not valid JSON: {e}"))?;

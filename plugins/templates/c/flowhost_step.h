@@ -21,6 +21,13 @@ static inline void fh_log(flowhost_step_host_level_t level, const char *message)
 #define fh_info(msg) fh_log(FLOWHOST_STEP_HOST_LEVEL_INFO, (msg))
 #define fh_warn(msg) fh_log(FLOWHOST_STEP_HOST_LEVEL_WARN, (msg))
 
+// Sets `ret` to this execution's key, `<run id>/<step path>`: the same on every
+// attempt and after a host restart (a step in flight then runs again), for
+// idempotent side effects. Free it with step_string_free.
+static inline void fh_execution_key(step_string_t *ret) {
+  flowhost_step_host_execution_key(ret);
+}
+
 // Fails the call: sets `err` to the step-error `kind` with `message`, returns false.
 // kind: FLOWHOST_STEP_TYPES_STEP_ERROR_TRANSIENT, _PERMANENT or _INVALID_INPUT.
 static inline bool fh_fail(step_step_error_t *err, uint8_t kind, const char *message) {

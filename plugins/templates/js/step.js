@@ -9,12 +9,15 @@
 //   });
 //
 // `run` receives the parsed input and a context { flow, runId, stepId, attempt,
-// config } (config parsed, {} when none) and returns any JSON value.
+// config, executionKey } (config parsed, {} when none) and returns any JSON
+// value. `executionKey` is `<run id>/<step path>`, the same on every attempt
+// and after a host restart (a step in flight then runs again): use it to make
+// side effects idempotent.
 // Throwing a StepError (or any Error whose `kind` is "transient", "permanent"
 // or "invalid-input") fails the call with that step-error. Any other exception
 // is a bug: its message and stack go to the host log and the call traps.
 
-import { log as hostLog } from 'flowhost:step/host@0.1.0';
+import { log as hostLog, executionKey as hostExecutionKey } from 'flowhost:step/host@0.1.1';
 
 const KINDS = { transient: 'transient', permanent: 'permanent', 'invalid-input': 'invalid-input', invalidInput: 'invalid-input' };
 
@@ -67,6 +70,7 @@ export function handler(fn) {
       stepId: ctx.stepId,
       attempt: ctx.attempt,
       config: parse(ctx.config || '{}', 'config') ?? {}, // a missing config is {}
+      get executionKey() { return hostExecutionKey(); }, // asked of the host when read
     };
     let out;
     try {

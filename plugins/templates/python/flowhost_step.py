@@ -13,7 +13,9 @@ errors, logging.
             return {"greeting": f"Hello, {data['name']}!"}
 
 `handle` receives the parsed input and a Context (flow, run_id, step_id,
-attempt, config: the parsed config, {} when none) and returns any JSON value.
+attempt, config: the parsed config, {} when none; ctx.execution_key(): the
+`<run id>/<step path>` key, the same on every attempt and after a host
+restart, for idempotent side effects) and returns any JSON value.
 Raising Transient, Permanent or InvalidInput (all StepError) fails the call
 with that step-error; so does raising componentize-py's
 `Err(StepError_Permanent("..."))` directly. Any other exception is a bug: its
@@ -98,6 +100,11 @@ class Context:
     step_id: str
     attempt: int
     config: Any
+
+    def execution_key(self) -> str:
+        """`<run id>/<step path>`: the same on every attempt and after a host
+        restart (a step in flight then runs again); for idempotent side effects."""
+        return host.execution_key()
 
 
 def _parse(text: str, what: str) -> Any:

@@ -144,14 +144,16 @@ impl<'a> RunCtx<'a> {
         self.exec.host.config().default_limits()
     }
 
-    /// The context a step's call sees.
-    pub(super) fn context(&self, step_id: &str, attempt: u32, config: &str) -> Context {
+    /// The context a call of the step at `path` sees; its execution key,
+    /// `<run id>/<path>`, is the same on every attempt and after a resume.
+    pub(super) fn context(&self, step_id: &str, path: &str, attempt: u32, config: &str) -> Context {
         Context {
             flow: self.flow.name.clone(),
             run_id: self.run_id.to_string(),
             step_id: step_id.to_string(),
             attempt,
             config: config.to_string(),
+            execution_key: format!("{}/{path}", self.run_id),
         }
     }
 

@@ -142,7 +142,7 @@ impl RunCtx<'_> {
                 let timeout = remaining.map_or(per_attempt, |r| r.min(per_attempt));
                 let call = Call {
                     plugin,
-                    ctx: self.context(&at.step.id, attempt, &config),
+                    ctx: self.context(&at.step.id, path, attempt, &config),
                     input: &input,
                     limits: ps.limits.apply(self.limits(), Some(timeout)),
                     options: options.clone(),
@@ -237,7 +237,7 @@ impl RunCtx<'_> {
         };
         let call = Call {
             plugin,
-            ctx: self.context(step_id, 1, &config_json(&one.call.config)),
+            ctx: self.context(step_id, one.path, 1, &config_json(&one.call.config)),
             input: one.input,
             limits: one.limits,
             options: self.call_options(one.grants, one.outbox),
@@ -252,10 +252,12 @@ impl RunCtx<'_> {
 /// What a single call stands for: it decides the step id its plugin sees
 /// and where its attempt is recorded.
 pub(super) enum Single<'a> {
-    /// The fallback of the step `step_id`: its plugin sees that id and
-    /// attempt 1; its attempt is the step record's `fallback` entry.
+    /// The fallback of the step `step_id`: its plugin sees that id, the
+    /// step's execution key and attempt 1; its attempt is the step record's
+    /// `fallback` entry.
     Fallback { step_id: &'a str },
-    /// The flow's `on_error` handler: its plugin sees step id `on_error`;
+    /// The flow's `on_error` handler: its plugin sees step id `on_error`
+    /// (and execution key `<run id>/on_error`);
     /// its attempt and version are those of its own record.
     OnError,
 }

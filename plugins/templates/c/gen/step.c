@@ -3,13 +3,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-// Imported Functions from `flowhost:step/host@0.1.0`
+// Imported Functions from `flowhost:step/host@0.1.1`
 
-__attribute__((__import_module__("flowhost:step/host@0.1.0"), __import_name__("log")))
+__attribute__((__import_module__("flowhost:step/host@0.1.1"), __import_name__("log")))
 extern void __wasm_import_flowhost_step_host_log(int32_t, uint8_t *, size_t);
 
-__attribute__((__import_module__("flowhost:step/host@0.1.0"), __import_name__("emit")))
+__attribute__((__import_module__("flowhost:step/host@0.1.1"), __import_name__("emit")))
 extern void __wasm_import_flowhost_step_host_emit(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("flowhost:step/host@0.1.1"), __import_name__("execution-key")))
+extern void __wasm_import_flowhost_step_host_execution_key(uint8_t *);
 
 // Exported Functions from `step`
 
@@ -188,6 +191,14 @@ bool flowhost_step_host_emit(step_string_t *topic, step_string_t *payload, step_
     *err = result.val.err;
     return 0;
   }
+}
+
+void flowhost_step_host_execution_key(step_string_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_flowhost_step_host_execution_key(ptr);
+  *ret = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 0))), (*((size_t*) (ptr + sizeof(void*)))) };
 }
 
 __attribute__((__export_name__("describe")))

@@ -81,11 +81,17 @@ typedef struct {
   } val;
 } step_result_string_step_error_t;
 
-// Imported Functions from `flowhost:step/host@0.1.0`
+// Imported Functions from `flowhost:step/host@0.1.1`
 // Write a line to the host's log, tagged with the step. Volume per call is capped.
 extern void flowhost_step_host_log(flowhost_step_host_level_t level, step_string_t *message);
 // Publish an event. Flows whose triggers match the topic are started (server mode).
 extern bool flowhost_step_host_emit(step_string_t *topic, step_string_t *payload, step_string_t *err);
+// A key for this execution of this step, the same on every attempt and
+// after a restart: `<run id>/<step path>` (for example
+// `8f1c.../lines[3].price`); for a direct call, `<plugin name>`. Use it
+// to make side effects idempotent: a step in flight when the host
+// stopped runs again.
+extern void flowhost_step_host_execution_key(step_string_t *ret);
 
 // Exported Functions from `step`
 void exports_step_describe(step_metadata_t *ret);
