@@ -19,10 +19,10 @@ use bytes::Bytes;
 use common::http_load::{Limit, Stats, load};
 use common::input_1k;
 use flowhost::Host;
+use flowhost::RunRecord;
 use flowhost::server::{Server, ServerConfig};
 use flowhost::store::memory::{Bounds, MemoryStore};
 use flowhost::store::sqlite::SqliteStore;
-use flowhost::RunRecord;
 use flowhost::store::{NewRun, StepEntry, Store};
 
 const CLIENTS: usize = 16;

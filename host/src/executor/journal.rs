@@ -10,20 +10,19 @@
 //! with its earlier attempts, at its scheduled time. The journal knows the
 //! store only through the [`Store`] trait.
 //!
-//! Writes are pipelined: a run hands each entry to its own writer task and
-//! goes on, so its steps do not wait for commits, and the entries of many
-//! runs share the store's transactions. The task writes one run's entries
-//! in order, so what a crash leaves is always a prefix of what the run did;
-//! after a failed write it writes nothing more. A step whose events wait in
-//! its outbox waits for its entry's commit (the events start runs only
-//! then), and the run waits for all of its entries ([`RunJournal::flush`])
-//! before it ends.
+//! Writes are pipelined: a run queues each entry in the store and goes on,
+//! so its steps do not wait for commits, and the entries of many runs share
+//! the store's transactions. The store commits one caller's entries in the
+//! order queued, so what a crash leaves is a prefix of what the run did. A
+//! step whose events wait in its outbox waits for its entry's commit (the
+//! events start runs only then), and the run waits for all of its entries
+//! ([`RunJournal::flush`]) before it ends.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, oneshot};
+use futures::future::BoxFuture;
 
 use serde_json::value::RawValue;
 
@@ -31,7 +30,7 @@ use super::data::{Data, Doc};
 use super::record::{RunError, StepRecord, StepStatus};
 use crate::error::ErrorKind;
 use crate::runtime::events::Event;
-use crate::store::{Emitted, StepEntry, Store};
+use crate::store::{Emitted, StepEntry, Store, StoreError};
 
 /// The journal of one run: built on a [`Store`], with the entries an earlier
 /// life of the run wrote (from [`Store::unfinished`], or chosen for a rerun).
@@ -43,20 +42,16 @@ pub struct RunJournal {
     earlier: HashMap<String, StepEntry>,
     /// A step that gets this input instead of its own (a rerun from it).
     input_at: Option<(String, Doc)>,
-    /// The run's writer task, started at the first write.
-    writes: OnceLock<mpsc::UnboundedSender<Job>>,
+    /// Entries queued and not yet known to be committed: each one's path
+    /// and its commit.
+    pending: Mutex<Vec<Pending>>,
 }
 
-/// What the writer task does.
-enum Job {
-    /// Write an entry; answer when committed, if asked.
-    Write(
-        Box<StepEntry>,
-        Option<oneshot::Sender<Result<(), RunError>>>,
-    ),
-    /// Answer once every earlier entry is committed, with the first failure.
-    Flush(oneshot::Sender<Result<(), RunError>>),
-}
+/// An entry's path and its commit.
+type Pending = (String, BoxFuture<'static, Result<(), StoreError>>);
+
+/// Entries a run may have in flight; past it, the run waits for them.
+const MAX_PENDING: usize = 64;
 
 impl std::fmt::Debug for RunJournal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -99,7 +94,7 @@ impl RunJournal {
             run_id: run_id.into(),
             earlier,
             input_at: None,
-            writes: OnceLock::new(),
+            pending: Mutex::default(),
         }
     }
 
@@ -219,92 +214,49 @@ impl RunJournal {
         retry_at: Option<SystemTime>,
         emitted: Vec<Emitted>,
     ) -> Result<(), RunError> {
+        let waits = !emitted.is_empty();
+        let path = record.path.clone();
         let entry = StepEntry {
-            path: record.path.clone(),
+            path: path.clone(),
             record,
             output,
             retry_at,
             emitted,
         };
+        let commit = self.store.journal(&self.run_id, entry);
         // Only a step with events in its outbox waits for the commit.
-        let (reply, answer) = if entry.emitted.is_empty() {
-            (None, None)
-        } else {
-            let (tx, rx) = oneshot::channel();
-            (Some(tx), Some(rx))
-        };
-        self.send(Job::Write(Box::new(entry), reply));
-        match answer {
-            Some(answer) => answer.await.unwrap_or_else(|_| Err(closed())),
-            None => Ok(()),
+        if waits {
+            return commit.await.map_err(|e| failed(&path, e));
         }
+        let full = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.push((path, commit));
+            pending.len() >= MAX_PENDING
+        };
+        if full {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
-    /// Waits until every entry written so far is committed; the first
+    /// Waits until every entry queued so far is committed; the first
     /// failure, if one did, names the step it could not record.
     pub(crate) async fn flush(&self) -> Result<(), RunError> {
-        if self.writes.get().is_none() {
-            return Ok(());
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let (paths, commits): (Vec<_>, Vec<_>) = pending.into_iter().unzip();
+        let results = futures::future::join_all(commits).await;
+        for (path, result) in paths.iter().zip(results) {
+            result.map_err(|e| failed(path, e))?;
         }
-        let (tx, rx) = oneshot::channel();
-        self.send(Job::Flush(tx));
-        rx.await.unwrap_or_else(|_| Err(closed()))
-    }
-
-    fn send(&self, job: Job) {
-        let queue = self.writes.get_or_init(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(write_in_order(self.store.clone(), self.run_id.clone(), rx));
-            tx
-        });
-        // The task ends only when every sender is gone.
-        let _ = queue.send(job);
+        Ok(())
     }
 }
 
-/// A run's writer task: its entries, one after the other, in order.
-async fn write_in_order(
-    store: Arc<dyn Store>,
-    run_id: String,
-    mut jobs: mpsc::UnboundedReceiver<Job>,
-) {
-    let mut failed: Option<RunError> = None;
-    while let Some(job) = jobs.recv().await {
-        match job {
-            Job::Write(entry, reply) => {
-                let result = match &failed {
-                    // A later entry without an earlier one would not be a
-                    // prefix of the run: nothing more is written.
-                    Some(f) => Err(f.clone()),
-                    None => {
-                        let path = entry.path.clone();
-                        store.journal(&run_id, *entry).await.map_err(|e| {
-                            RunError::new(
-                                &path,
-                                ErrorKind::Host,
-                                format!("the run's journal could not record step {path}: {e}"),
-                            )
-                        })
-                    }
-                };
-                if let Err(e) = &result {
-                    failed.get_or_insert_with(|| e.clone());
-                }
-                if let Some(reply) = reply {
-                    let _ = reply.send(result);
-                }
-            }
-            Job::Flush(reply) => {
-                let _ = reply.send(failed.clone().map_or(Ok(()), Err));
-            }
-        }
-    }
-}
-
-fn closed() -> RunError {
+/// The failure of a step whose entry the store could not commit.
+fn failed(path: &str, e: StoreError) -> RunError {
     RunError::new(
-        "",
+        path,
         ErrorKind::Host,
-        "the run's journal stopped before it recorded every step",
+        format!("the run's journal could not record step {path}: {e}"),
     )
 }

@@ -3,6 +3,8 @@
 //! first), their large outputs and texts trimmed; see [`super::history`].
 
 use std::collections::{BTreeSet, HashMap};
+
+use futures::future::BoxFuture;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -154,14 +156,18 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn journal(&self, run_id: &str, entry: StepEntry) -> Result<(), StoreError> {
+    fn journal(
+        &self,
+        run_id: &str,
+        entry: StepEntry,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
         if let Some(run) = self.lock().runs.get_mut(run_id) {
             match run.steps.iter_mut().find(|e| e.path == entry.path) {
                 Some(old) => *old = entry,
                 None => run.steps.push(entry),
             }
         }
-        Ok(())
+        Box::pin(std::future::ready(Ok(())))
     }
 
     async fn finish(&self, record: Arc<RunRecord>) -> Result<(), StoreError> {

@@ -29,6 +29,7 @@ mod tests;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -257,9 +258,11 @@ pub trait Store: Send + Sync + 'static {
     async fn started(&self, run_id: &str, at: SystemTime) -> Result<(), StoreError>;
 
     /// Journals a step's result (or its retry state), replacing an earlier
-    /// entry at the same path. When it returns, the entry survives a crash
-    /// of the process.
-    async fn journal(&self, run_id: &str, entry: StepEntry) -> Result<(), StoreError>;
+    /// entry at the same path. The entry is queued when this is called, so
+    /// that one caller's entries are committed in the order it wrote them;
+    /// when the future resolves, the entry survives a crash of the process.
+    fn journal(&self, run_id: &str, entry: StepEntry)
+    -> BoxFuture<'static, Result<(), StoreError>>;
 
     /// Stores a finished run's record; the run is no longer unfinished.
     async fn finish(&self, record: Arc<RunRecord>) -> Result<(), StoreError>;

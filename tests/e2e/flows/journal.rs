@@ -319,8 +319,14 @@ impl Store for BrokenJournal {
     async fn started(&self, run_id: &str, at: SystemTime) -> Result<(), StoreError> {
         self.0.started(run_id, at).await
     }
-    async fn journal(&self, _run_id: &str, _entry: StepEntry) -> Result<(), StoreError> {
-        Err(StoreError::Backend("disk full".into()))
+    fn journal(
+        &self,
+        _run_id: &str,
+        _entry: StepEntry,
+    ) -> futures::future::BoxFuture<'static, Result<(), StoreError>> {
+        Box::pin(std::future::ready(Err(StoreError::Backend(
+            "disk full".into(),
+        ))))
     }
     async fn finish(&self, record: Arc<RunRecord>) -> Result<(), StoreError> {
         self.0.finish(record).await

@@ -35,6 +35,7 @@ mod read;
 mod schema;
 mod writer;
 
+use futures::future::BoxFuture;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -270,15 +271,28 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn journal(&self, run_id: &str, mut entry: StepEntry) -> Result<(), StoreError> {
+    fn journal(
+        &self,
+        run_id: &str,
+        mut entry: StepEntry,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
         let output = entry.output.take().map(Into::into);
-        let row = StepRow {
-            run_id: run_id.to_string(),
-            entry: to_json("a journal entry", &entry)?,
-            path: entry.path,
-            output,
-        };
-        self.write_unit(Work::Journal(row)).await
+        let queued = to_json("a journal entry", &entry).and_then(|json| {
+            let row = StepRow {
+                run_id: run_id.to_string(),
+                entry: json,
+                path: entry.path,
+                output,
+            };
+            match &self.writer {
+                Some(writer) => writer.enqueue(Work::Journal(row)),
+                None => Err(StoreError::ReadOnly {
+                    path: self.name.clone(),
+                    why: "opened for reading only".into(),
+                }),
+            }
+        });
+        Box::pin(async move { queued?.await.map_err(|_| StoreError::Closed)?.map(drop) })
     }
 
     async fn finish(&self, record: Arc<RunRecord>) -> Result<(), StoreError> {

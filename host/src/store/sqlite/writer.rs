@@ -25,8 +25,6 @@ const MAX_OPS: usize = 512;
 /// About the most bytes one transaction takes (a larger single write still
 /// goes, alone).
 const MAX_BYTES: usize = 8 << 20;
-/// Writes waiting for the writer at most; callers wait beyond.
-const QUEUE: usize = 4096;
 
 /// One write.
 #[derive(Debug)]
@@ -163,7 +161,7 @@ impl Shared {
 /// is queued, close the connection and end, and waits for that.
 #[derive(Debug)]
 pub(super) struct Writer {
-    queue: Option<mpsc::Sender<(Work, Reply)>>,
+    queue: Option<mpsc::UnboundedSender<(Work, Reply)>>,
     thread: Option<JoinHandle<()>>,
     /// Ends after the writer's connection closes; its own closes last,
     /// checkpointing the WAL and removing it.
@@ -178,7 +176,7 @@ impl Writer {
         shared: Arc<Shared>,
     ) -> Result<Writer, StoreError> {
         let checkpoints = Checkpointer::spawn(&path, &mut conn, shared.clone())?;
-        let (queue, rx) = mpsc::channel(QUEUE);
+        let (queue, rx) = mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
             .name("flowhost-store".into())
             .spawn(move || {
@@ -200,13 +198,19 @@ impl Writer {
 
     /// Queues `work` and waits for it to be committed.
     pub(super) async fn write(&self, work: Work) -> Result<Done, StoreError> {
+        self.enqueue(work)?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues `work` now (writes are committed in the order queued); the
+    /// answer comes when it is committed.
+    pub(super) fn enqueue(
+        &self,
+        work: Work,
+    ) -> Result<oneshot::Receiver<Result<Done, StoreError>>, StoreError> {
         let queue = self.queue.as_ref().ok_or(StoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
-        queue
-            .send((work, reply))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        queue.send((work, reply)).map_err(|_| StoreError::Closed)?;
+        Ok(answer)
     }
 }
 
@@ -230,7 +234,7 @@ struct Thread {
 }
 
 impl Thread {
-    fn run(mut self, mut rx: mpsc::Receiver<(Work, Reply)>) {
+    fn run(mut self, mut rx: mpsc::UnboundedReceiver<(Work, Reply)>) {
         let mut batch = Vec::new();
         while let Some(first) = rx.blocking_recv() {
             let mut bytes = first.0.bytes();
