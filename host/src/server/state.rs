@@ -211,6 +211,11 @@ impl State {
         hop: u32,
     ) -> Result<Vec<(String, Done)>, Refusal> {
         let n = runs.len();
+        // Runs with no idempotency key and no rerun are always new: they
+        // start while their acceptance commits (it is queued first, so
+        // everything they write commits after it); the caller is answered
+        // once it has.
+        let early = runs.iter().all(|r| r.key.is_none() && r.rerun.is_none());
         let accepted_at = std::time::SystemTime::now();
         let snapshot = self.plugins.snapshot();
         let mut pending = Vec::with_capacity(n);
@@ -252,7 +257,35 @@ impl State {
             let done = self.register(&run_id, &run.flow.name);
             pending.push((run.flow, run.input, run_id, done, run.rerun));
         }
-        let answers = match self.store.accept(new_runs).await {
+        let accepting = self.store.accept(new_runs);
+        if early {
+            let mut out = Vec::with_capacity(n);
+            for (flow, input, run_id, done, _) in pending {
+                self.spawn(Spawn {
+                    flow,
+                    input,
+                    run_id: run_id.clone(),
+                    hop,
+                    started_at: None,
+                    journaled: Vec::new(),
+                    plugins: None,
+                    input_at: None,
+                });
+                out.push((run_id, done));
+            }
+            return match accepting.await {
+                Ok(_) => Ok(out),
+                Err(e) => {
+                    // Never accepted: stopped (their tasks give back their
+                    // queue places), and the caller told.
+                    for (run_id, _) in &out {
+                        self.cancel(run_id);
+                    }
+                    Err(Refusal::Store(e))
+                }
+            };
+        }
+        let answers = match accepting.await {
             Ok(answers) => answers,
             Err(e) => {
                 for (_, _, run_id, _, _) in &pending {

@@ -249,10 +249,12 @@ pub trait Store: Send + Sync + 'static {
     /// unfinished runs to resume instead of cancelling them.
     fn durable(&self) -> bool;
 
-    /// Commits runs, all or none, durably: when it returns `Ok`, a crash
-    /// loses none of them. A run whose idempotency key its flow already used
-    /// is not added: its answer is [`Accepted::Existing`].
-    async fn accept(&self, runs: Vec<NewRun>) -> Result<Vec<Accepted>, StoreError>;
+    /// Commits runs, all or none, durably: when the future resolves `Ok`, a
+    /// crash loses none of them. A run whose idempotency key its flow
+    /// already used is not added: its answer is [`Accepted::Existing`]. The
+    /// runs are queued when this is called: writes about them queued later
+    /// (their journal, their record) are committed after them.
+    fn accept(&self, runs: Vec<NewRun>) -> BoxFuture<'static, Result<Vec<Accepted>, StoreError>>;
 
     /// Marks a run started (its flow deadline counts from `at`).
     async fn started(&self, run_id: &str, at: SystemTime) -> Result<(), StoreError>;

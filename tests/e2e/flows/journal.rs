@@ -313,8 +313,11 @@ impl Store for BrokenJournal {
     fn durable(&self) -> bool {
         true
     }
-    async fn accept(&self, runs: Vec<NewRun>) -> Result<Vec<Accepted>, StoreError> {
-        self.0.accept(runs).await
+    fn accept(
+        &self,
+        runs: Vec<NewRun>,
+    ) -> futures::future::BoxFuture<'static, Result<Vec<Accepted>, StoreError>> {
+        self.0.accept(runs)
     }
     async fn started(&self, run_id: &str, at: SystemTime) -> Result<(), StoreError> {
         self.0.started(run_id, at).await

@@ -105,6 +105,20 @@ impl SqliteStore {
         }
     }
 
+    /// Queues `work` now; the answer comes when it is committed.
+    fn enqueue(
+        &self,
+        work: Work,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<Done, StoreError>>, StoreError> {
+        match &self.writer {
+            Some(writer) => writer.enqueue(work),
+            None => Err(StoreError::ReadOnly {
+                path: self.name.clone(),
+                why: "opened for reading only".into(),
+            }),
+        }
+    }
+
     async fn write_unit(&self, work: Work) -> Result<(), StoreError> {
         self.write(work).await.map(drop)
     }
@@ -234,9 +248,9 @@ impl Store for SqliteStore {
         true
     }
 
-    async fn accept(&self, runs: Vec<NewRun>) -> Result<Vec<Accepted>, StoreError> {
+    fn accept(&self, runs: Vec<NewRun>) -> BoxFuture<'static, Result<Vec<Accepted>, StoreError>> {
         if runs.is_empty() {
-            return Ok(Vec::new());
+            return Box::pin(std::future::ready(Ok(Vec::new())));
         }
         let rows = runs
             .into_iter()
@@ -256,11 +270,14 @@ impl Store for SqliteStore {
                     idempotency_key: run.idempotency_key,
                 })
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        match self.write(Work::Accept(rows)).await? {
-            Done::Accepted(answers) => Ok(answers),
-            other => Err(unexpected(&other)),
-        }
+            .collect::<Result<Vec<_>, StoreError>>();
+        let queued = rows.and_then(|rows| self.enqueue(Work::Accept(rows)));
+        Box::pin(async move {
+            match queued?.await.map_err(|_| StoreError::Closed)?? {
+                Done::Accepted(answers) => Ok(answers),
+                other => Err(unexpected(&other)),
+            }
+        })
     }
 
     async fn started(&self, run_id: &str, at: SystemTime) -> Result<(), StoreError> {
@@ -284,13 +301,7 @@ impl Store for SqliteStore {
                 path: entry.path,
                 output,
             };
-            match &self.writer {
-                Some(writer) => writer.enqueue(Work::Journal(row)),
-                None => Err(StoreError::ReadOnly {
-                    path: self.name.clone(),
-                    why: "opened for reading only".into(),
-                }),
-            }
+            self.enqueue(Work::Journal(row))
         });
         Box::pin(async move { queued?.await.map_err(|_| StoreError::Closed)?.map(drop) })
     }
