@@ -15,8 +15,8 @@
 //! the store's transactions. The store commits one caller's entries in the
 //! order queued, so what a crash leaves is a prefix of what the run did. A
 //! step whose events wait in its outbox waits for its entry's commit (the
-//! events start runs only then), and the run waits for all of its entries
-//! ([`RunJournal::flush`]) before it ends.
+//! events start runs only then). Whoever stores the run's final record
+//! waits for all of its entries ([`RunJournal::flush`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -240,8 +240,11 @@ impl RunJournal {
     }
 
     /// Waits until every entry queued so far is committed; the first
-    /// failure, if one did, names the step it could not record.
-    pub(crate) async fn flush(&self) -> Result<(), RunError> {
+    /// failure, if one did, names the step it could not record. A run does
+    /// not wait for its entries: whoever stores its final record queues
+    /// that first (the store commits in order, the record after the
+    /// entries) and then flushes, so both commits are waited for at once.
+    pub async fn flush(&self) -> Result<(), RunError> {
         let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         let (paths, commits): (Vec<_>, Vec<_>) = pending.into_iter().unzip();
         let results = futures::future::join_all(commits).await;

@@ -458,19 +458,20 @@ impl State {
             }
         });
         self.metrics.run_started(&flow.name);
+        // Only a durable store resumes: the memory store keeps no journal.
+        let journal = self.store.durable().then(|| {
+            let journal = RunJournal::new(self.store.clone(), &run_id, journaled);
+            Arc::new(match input_at {
+                Some((path, input)) => journal.with_input_at(path, input),
+                None => journal,
+            })
+        });
         let options = RunOptions {
             run_id: Some(run_id.clone()),
             cancel: Some(cancel),
             events: Some(Arc::new(RunEvents::new(&self, hop))),
             max_steps: self.config.max_steps_per_run,
-            // Only a durable store resumes: the memory store keeps no journal.
-            journal: self.store.durable().then(|| {
-                let journal = RunJournal::new(self.store.clone(), &run_id, journaled);
-                Arc::new(match input_at {
-                    Some((path, input)) => journal.with_input_at(path, input),
-                    None => journal,
-                })
-            }),
+            journal: journal.clone(),
             started_at: Some(started_at),
         };
         let plugins = plugins.unwrap_or_else(|| self.plugins.snapshot());
@@ -481,7 +482,10 @@ impl State {
         };
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         match record {
-            Some(record) => self.finish(&run_id, record, &done).await,
+            Some(record) => {
+                self.store_record(&run_id, record, journal.as_deref(), &done)
+                    .await
+            }
             None => {
                 tracing::info!(run = %run_id, "run suspended: it resumes at the next start");
                 self.live().remove(&run_id);
@@ -503,10 +507,32 @@ impl State {
         record: RunRecord,
         done: &watch::Sender<Option<Arc<RunRecord>>>,
     ) {
+        self.store_record(run_id, record, None, done).await;
+    }
+
+    /// [`State::finish`] of a run that wrote a journal: its record is queued
+    /// after its entries, and both commits are waited for together.
+    async fn store_record(
+        &self,
+        run_id: &str,
+        record: RunRecord,
+        journal: Option<&RunJournal>,
+        done: &watch::Sender<Option<Arc<RunRecord>>>,
+    ) {
         self.metrics.run_finished(&record);
         let record = Arc::new(record);
-        if let Err(e) = self.store.finish(record.clone()).await {
+        let flushed = async {
+            match journal {
+                Some(j) => j.flush().await,
+                None => Ok(()),
+            }
+        };
+        let (stored, flushed) = tokio::join!(self.store.finish(record.clone()), flushed);
+        if let Err(e) = stored {
             tracing::error!(run = %run_id, error = %e, "the store could not keep the run's record");
+        }
+        if let Err(e) = flushed {
+            tracing::error!(run = %run_id, error = %e, "the store could not journal a step of the run");
         }
         // Stored first: a client answered with the record finds it at `GET /runs/{id}`.
         if let Some(e) = self.live().get_mut(run_id) {

@@ -22,6 +22,7 @@ pub(crate) struct Recording {
     store: Arc<dyn Store>,
     url: StoreUrl,
     run_id: String,
+    journal: Arc<RunJournal>,
 }
 
 /// What the run is: its flow, plugins and input.
@@ -68,6 +69,7 @@ pub(crate) async fn begin(url: &StoreUrl, run: Run<'_>) -> Result<Recording, Fai
     store.accept(vec![new]).await.map_err(failed)?;
     store.started(&run_id, now).await.map_err(failed)?;
     Ok(Recording {
+        journal: Arc::new(RunJournal::new(store.clone(), &run_id, vec![])),
         store,
         url: url.clone(),
         run_id,
@@ -82,15 +84,16 @@ impl Recording {
 
     /// The journal the run writes its steps' results to.
     pub(crate) fn journal(&self) -> Arc<RunJournal> {
-        Arc::new(RunJournal::new(self.store.clone(), &self.run_id, vec![]))
+        self.journal.clone()
     }
 
-    /// Stores the run's final record.
+    /// Stores the run's final record, queued after its journal entries, and
+    /// waits for both.
     pub(crate) async fn finish(self, record: RunRecord) -> Result<(), String> {
-        self.store
-            .finish(Arc::new(record))
-            .await
-            .map_err(|e| format!("the run's record could not be stored in {}: {e}", self.url))
+        let (stored, flushed) =
+            tokio::join!(self.store.finish(Arc::new(record)), self.journal.flush());
+        stored.map_err(|e| format!("the run's record could not be stored in {}: {e}", self.url))?;
+        flushed.map_err(|e| format!("{}: {e}", self.url))
     }
 }
 

@@ -157,15 +157,6 @@ impl<'a> RunCtx<'a> {
         }
     }
 
-    /// Waits for the run's journal entries to be committed, if it has a
-    /// journal.
-    pub(super) async fn flush_journal(&self) -> Result<(), RunError> {
-        match &self.journal {
-            Some(journal) => journal.flush().await,
-            None => Ok(()),
-        }
-    }
-
     /// Where the run's steps' events go.
     pub(super) fn events(&self) -> Option<Arc<dyn EventSink>> {
         self.events.clone()

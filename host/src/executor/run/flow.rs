@@ -38,11 +38,6 @@ impl RunCtx<'_> {
             }
             None => steps.await,
         };
-        // Every journal entry is committed before the run ends.
-        let result = match (result, self.flush_journal().await) {
-            (Ok(_), Err(f)) => Err(f),
-            (result, _) => result,
-        };
         match result {
             Ok(out) => Ok(out.into_raw()),
             Err(e) => {
