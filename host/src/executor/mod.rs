@@ -245,7 +245,10 @@ fn first_start(started_at: Option<SystemTime>) -> (Instant, SystemTime) {
     (now.checked_sub(earlier).unwrap_or(now), at)
 }
 
-/// A fresh run id.
-pub(crate) fn new_run_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+/// A fresh run id: a UUIDv7, ordered by time, so that a store's indexes on
+/// run ids grow at their end instead of being written all over, and with 74
+/// random bits, so that ids (which address `/runs/{id}/cancel`) cannot be
+/// guessed.
+pub fn new_run_id() -> String {
+    uuid::Uuid::now_v7().to_string()
 }

@@ -51,7 +51,7 @@ pub(crate) async fn begin(url: &StoreUrl, run: Run<'_>) -> Result<Recording, Fai
         })?;
     let failed = |e: StoreError| Failure::failed(format!("{url}: the run cannot be recorded: {e}"));
     let plugins = versions(&store, &run).await.map_err(failed)?;
-    let run_id = uuid::Uuid::new_v4().to_string();
+    let run_id = flowhost::executor::new_run_id();
     let now = SystemTime::now();
     // The store's types are built from their JSON form, as stored.
     let new: NewRun = serde_json::from_value(json!({

@@ -183,7 +183,7 @@ impl Opened {
             .await
             .map_err(|e| self.failed(e))?
             .ok_or_else(|| self.no_run(run_id))?;
-        let new_id = uuid::Uuid::new_v4().to_string();
+        let new_id = flowhost::executor::new_run_id();
         let new = derived(source, &new_id, run_id)?;
         self.store
             .accept(vec![new])
