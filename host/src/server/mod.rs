@@ -9,6 +9,7 @@
 //! finish within `drain_timeout`; with a durable store the rest stay in it
 //! to resume at the next start, with the memory store they are cancelled.
 
+mod admit;
 mod api;
 mod config;
 mod error;

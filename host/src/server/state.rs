@@ -1,6 +1,6 @@
-//! The server's state: admission into the bounded queue (committed to the
-//! store before a client is answered), the worker pool, per-flow
-//! concurrency, and each live run's handles. Finished runs are the store's.
+//! The server's state: the worker pool, per-flow concurrency, each live
+//! run's handles and its life from a worker to its stored record (admission
+//! is `admit.rs`). Finished runs are the store's.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,7 +16,6 @@ use super::events::RunEvents;
 use crate::error::ErrorKind;
 use crate::executor::{
     Executor, InputError, RunError, RunInput, RunJournal, RunOptions, RunRecord, RunStatus,
-    new_run_id,
 };
 use crate::flow::Flow;
 use crate::host::Host;
@@ -24,7 +23,7 @@ use crate::live::{LiveFlows, LivePlugins, ReloadOutcome};
 use crate::metrics::Metrics;
 use crate::plugin::Plugin;
 use crate::registry::PluginSet;
-use crate::store::{Accepted, DerivedFrom, NewRun, StepEntry, Store, StoreError, StoredRun};
+use crate::store::{DerivedFrom, StepEntry, Store, StoreError, StoredRun};
 
 /// Why a run was not accepted.
 #[derive(Debug)]
@@ -89,7 +88,7 @@ pub(crate) struct RunEntry {
     /// Resolves with the full record when it finishes.
     pub(crate) done: Done,
     /// Its sender, until the run's task takes it.
-    sender: Option<watch::Sender<Option<Arc<RunRecord>>>>,
+    pub(super) sender: Option<watch::Sender<Option<Arc<RunRecord>>>>,
 }
 
 /// What the server knows of a run.
@@ -187,206 +186,10 @@ impl State {
             .or_else(|| self.flows.all().into_values().find(|f| f.name == name))
     }
 
-    /// Accepts runs, all or none: `n` queue places are taken at once, so an
-    /// event is never half-accepted, then the runs are committed to the
-    /// store, and only then started and answered. A run refused for its
-    /// input is accepted and fails at once. An event that starts more runs
-    /// than the queue holds is accepted whole when the queue is empty, so
-    /// that a retry can always get past a `429`. A run whose idempotency key
-    /// its flow already used is not started again: its answer is that run.
-    pub(crate) async fn admit(
-        self: &Arc<Self>,
-        runs: Vec<Admission>,
-        hop: u32,
-    ) -> Result<Vec<(String, Done)>, Refusal> {
-        self.reserve(runs.len())?;
-        self.commit(runs, hop).await
-    }
-
-    /// Commits runs whose queue places [`State::reserve`] took, then starts
-    /// them; on a store failure the places are given back.
-    pub(crate) async fn commit(
-        self: &Arc<Self>,
-        runs: Vec<Admission>,
-        hop: u32,
-    ) -> Result<Vec<(String, Done)>, Refusal> {
-        let n = runs.len();
-        // Runs with no idempotency key and no rerun are always new: they
-        // start while their acceptance commits (it is queued first, so
-        // everything they write commits after it); the caller is answered
-        // once it has.
-        let early = runs.iter().all(|r| r.key.is_none() && r.rerun.is_none());
-        let accepted_at = std::time::SystemTime::now();
-        let snapshot = self.plugins.snapshot();
-        let mut pending = Vec::with_capacity(n);
-        let mut new_runs = Vec::with_capacity(n);
-        for run in runs {
-            let run_id = new_run_id();
-            let input_text = match &run.input {
-                Ok(input) => input.get().to_string(),
-                Err(_) => "null".to_string(),
-            };
-            let plugins = run
-                .flow
-                .plugin_names()
-                .into_iter()
-                .filter_map(|name| snapshot.get(name))
-                .map(|p| (p.name().to_string(), p.hash().to_string()))
-                .collect();
-            if let Err(e) = self.keep_versions(&run.flow, &plugins).await {
-                for (_, _, run_id, _, _) in &pending {
-                    self.live().remove(run_id);
-                }
-                self.live().remove(&run_id);
-                self.queued.fetch_sub(n, Ordering::SeqCst);
-                return Err(Refusal::Store(e));
-            }
-            new_runs.push(NewRun {
-                run_id: run_id.clone(),
-                flow: run.flow.name.clone(),
-                flow_version: run.flow.hash().to_string(),
-                plugins,
-                input: serde_json::value::RawValue::from_string(input_text)
-                    .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()),
-                accepted_at,
-                idempotency_key: run.key,
-                derived_from: run.rerun.as_ref().map(|r| r.from.clone()),
-            });
-            // Live before it is committed: a concurrent submission with the
-            // same key finds it as soon as the store answers `Existing`.
-            let done = self.register(&run_id, &run.flow.name);
-            pending.push((run.flow, run.input, run_id, done, run.rerun));
-        }
-        let accepting = self.store.accept(new_runs);
-        if early {
-            let mut out = Vec::with_capacity(n);
-            for (flow, input, run_id, done, _) in pending {
-                self.spawn(Spawn {
-                    flow,
-                    input,
-                    run_id: run_id.clone(),
-                    hop,
-                    started_at: None,
-                    journaled: Vec::new(),
-                    plugins: None,
-                    input_at: None,
-                });
-                out.push((run_id, done));
-            }
-            return match accepting.await {
-                Ok(_) => Ok(out),
-                Err(e) => {
-                    // Never accepted: stopped (their tasks give back their
-                    // queue places), and the caller told.
-                    for (run_id, _) in &out {
-                        self.cancel(run_id);
-                    }
-                    Err(Refusal::Store(e))
-                }
-            };
-        }
-        let answers = match accepting.await {
-            Ok(answers) => answers,
-            Err(e) => {
-                for (_, _, run_id, _, _) in &pending {
-                    self.live().remove(run_id);
-                }
-                self.queued.fetch_sub(n, Ordering::SeqCst);
-                return Err(Refusal::Store(e));
-            }
-        };
-        let mut out = Vec::with_capacity(n);
-        for ((flow, input, run_id, done, rerun), answer) in pending.into_iter().zip(answers) {
-            match answer {
-                Accepted::New => {
-                    let (journaled, input_at) = match rerun {
-                        Some(r) => (self.reuse(&run_id, r.journaled).await, r.input_at),
-                        None => (Vec::new(), None),
-                    };
-                    self.spawn(Spawn {
-                        flow,
-                        input,
-                        run_id: run_id.clone(),
-                        hop,
-                        started_at: None,
-                        journaled,
-                        plugins: None,
-                        input_at,
-                    });
-                    out.push((run_id, done));
-                }
-                Accepted::Existing { run_id: existing } => {
-                    self.live().remove(&run_id);
-                    self.queued.fetch_sub(1, Ordering::SeqCst);
-                    out.push((existing.clone(), self.done_of(&existing).await));
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Takes `n` queue places, all or none.
-    pub(crate) fn reserve(&self, n: usize) -> Result<(), Refusal> {
-        if !self.accepting.load(Ordering::SeqCst) {
-            return Err(Refusal::ShuttingDown);
-        }
-        let capacity = self.config.queue_capacity;
-        self.queued
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
-                (q + n <= capacity || q == 0).then_some(q + n)
-            })
-            .map(drop)
-            .map_err(|_| Refusal::QueueFull)
-    }
-
-    /// Makes `run_id` a live, queued run; returns its `done` receiver.
-    pub(super) fn register(&self, run_id: &str, flow: &str) -> Done {
-        let (tx, rx) = watch::channel(None);
-        self.live().insert(
-            run_id.to_string(),
-            RunEntry {
-                flow: flow.to_string(),
-                status: RunStatus::Queued,
-                started: false,
-                cancel: CancellationToken::new(),
-                suspend: CancellationToken::new(),
-                done: rx.clone(),
-                sender: Some(tx),
-            },
-        );
-        rx
-    }
-
-    /// The `done` receiver of an existing run: live, or already finished
-    /// (then it holds the stored record).
-    async fn done_of(&self, run_id: &str) -> Done {
-        if let Some(e) = self.live().get(run_id) {
-            return e.done.clone();
-        }
-        let record = match self.store.run(run_id).await {
-            Ok(Some(run)) => run.record,
-            _ => None,
-        };
-        watch::channel(record).1
-    }
-
-    /// Starts a registered run's task: its queue place is taken.
-    pub(super) fn spawn(self: &Arc<Self>, run: Spawn) {
-        let (cancel, suspend, done) = match self.live().get_mut(&run.run_id) {
-            Some(e) => match e.sender.take() {
-                Some(done) => (e.cancel.clone(), e.suspend.clone(), done),
-                None => return,
-            },
-            None => return,
-        };
-        let task = self.clone().run(run, cancel, suspend, done);
-        self.tasks.spawn(task);
-    }
-
     /// One run: wait for a flow slot and a worker, run, record. Suspended
     /// (a shutdown with a durable store), it stops without a record: the
     /// store keeps it unfinished, to resume.
-    async fn run(
+    pub(super) async fn run(
         self: Arc<Self>,
         run: Spawn,
         cancel: CancellationToken,
