@@ -5,7 +5,6 @@
 //! the file counts the calls.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -53,42 +52,22 @@ impl Setup {
     /// `flowhost serve` on this setup; its address.
     fn serve(&self) -> (Child, SocketAddr) {
         let d = self.dir.path();
-        let mut child = flowhost()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .arg("--plugins")
-            .arg(d.join("plugins"))
-            .arg("--flows")
-            .arg(d.join("flows"))
-            .arg("--config")
-            .arg(d.join("flowhost.toml"))
-            .arg("--store")
-            .arg(format!("sqlite:{}", self.store().display()))
-            .env("NO_COLOR", "1")
-            .env("FLOWHOST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn flowhost serve");
-        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut seen = Vec::new();
-        loop {
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) => match line.strip_prefix("flowhost: listening on http://") {
-                    Some(a) => return (child, a.trim().parse().unwrap()),
-                    None => seen.push(line),
-                },
-                Err(e) => {
-                    let _ = child.kill();
-                    panic!("no `listening` line ({e}):\n{}", seen.join("\n"));
-                }
-            }
-        }
+        let (child, addr, _lines) = crate::support::serve(
+            flowhost()
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .arg("--plugins")
+                .arg(d.join("plugins"))
+                .arg("--flows")
+                .arg(d.join("flows"))
+                .arg("--config")
+                .arg(d.join("flowhost.toml"))
+                .arg("--store")
+                .arg(format!("sqlite:{}", self.store().display()))
+                .env("NO_COLOR", "1")
+                .env("FLOWHOST_LOG", "warn")
+                .stdout(Stdio::null()),
+        );
+        (child, addr)
     }
 
     /// How many times each line was written to `log.txt`.

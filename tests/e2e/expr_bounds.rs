@@ -3,7 +3,6 @@
 //! async workers. `flowhost run` and `flowhost serve` as a user runs them,
 //! the one watched for time and memory, the other on a loopback port.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -198,41 +197,17 @@ impl Serving {
         std::fs::write(flows.join("hello.yaml"), HELLO).unwrap();
         let config = dir.path().join("flowhost.toml");
         std::fs::write(&config, "drain_timeout = \"1s\"\n").unwrap();
-        let mut child = flowhost()
-            .env("TOKIO_WORKER_THREADS", "2")
-            .args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
-            .arg(&plugins)
-            .arg("--flows")
-            .arg(&flows)
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn flowhost serve");
-        let (tx, lines) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut seen = Vec::new();
-        let addr = loop {
-            match lines.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) => match line.strip_prefix("flowhost: listening on http://") {
-                    Some(a) => break a.trim().parse().unwrap(),
-                    None => seen.push(line),
-                },
-                Err(e) => {
-                    let _ = child.kill();
-                    panic!("no `listening` line ({e}):\n{}", seen.join("\n"));
-                }
-            }
-        };
+        let (child, addr, lines) = crate::support::serve(
+            flowhost()
+                .env("TOKIO_WORKER_THREADS", "2")
+                .args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
+                .arg(&plugins)
+                .arg("--flows")
+                .arg(&flows)
+                .arg("--config")
+                .arg(&config)
+                .stdout(Stdio::null()),
+        );
         Serving {
             child,
             addr,

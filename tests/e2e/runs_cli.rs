@@ -3,7 +3,6 @@
 //! running server (`--server`); and `flowhost run --store`, which records a
 //! one-shot run there.
 
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -103,49 +102,23 @@ struct Serve {
 
 impl Serve {
     fn start(dirs: &Dirs, store: &str) -> Serve {
-        let mut child = cli(dirs)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--store",
-                store,
-                "--plugins",
-            ])
-            .arg(dirs.path("plugins"))
-            .arg("--flows")
-            .arg(dirs.path("flows"))
-            .arg("--data-dir")
-            .arg(dirs.path("data"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn flowhost serve");
-        let (tx, lines) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut seen = Vec::new();
-        let addr: SocketAddr = loop {
-            match lines.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) => match line.strip_prefix("flowhost: listening on http://") {
-                    Some(a) => break a.trim().parse().unwrap(),
-                    None => seen.push(line),
-                },
-                Err(e) => {
-                    let _ = child.kill();
-                    panic!("no `listening` line ({e}); stderr:\n{}", seen.join("\n"));
-                }
-            }
-        };
+        let (child, addr, lines) = crate::support::serve(
+            cli(dirs)
+                .args([
+                    "serve",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--store",
+                    store,
+                    "--plugins",
+                ])
+                .arg(dirs.path("plugins"))
+                .arg("--flows")
+                .arg(dirs.path("flows"))
+                .arg("--data-dir")
+                .arg(dirs.path("data"))
+                .stdout(Stdio::null()),
+        );
         Serve {
             child,
             addr,

@@ -342,3 +342,47 @@ pub async fn plugin_once(name: &str) -> Plugin {
         .clone();
     cell.get_or_init(|| plugin(name)).await.clone()
 }
+
+/// Spawns `cmd` (a `flowhost serve`) with its stderr piped, and waits up to
+/// 60 s for its `listening on` line: the child, its address, and the rest of
+/// its stderr, line by line. Without that line, the child is killed and the
+/// test fails with what it printed.
+pub fn serve(
+    cmd: &mut Command,
+) -> (
+    std::process::Child,
+    std::net::SocketAddr,
+    std::sync::mpsc::Receiver<String>,
+) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn flowhost serve");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        match lines.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(line) => match line.strip_prefix("flowhost: listening on http://") {
+                Some(a) => return (child, a.trim().parse().unwrap(), lines),
+                None => seen.push(line),
+            },
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no `listening` line ({e}); stderr:\n{}", seen.join("\n"));
+            }
+        }
+    }
+}

@@ -107,34 +107,15 @@ async fn shutdown_drains_a_slow_run_and_cancels_the_rest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_serve_binary_serves_and_stops_on_sigterm() {
     let (_dirs, plugins_dir, flows_dir) = folders(&["testing/echo"], &[("greet", GREET)]);
-    let mut child = flowhost()
-        .args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
-        .arg(&plugins_dir)
-        .arg("--flows")
-        .arg(&flows_dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn flowhost serve");
-    let lines = lines_of(child.stderr.take().unwrap());
-    let mut seen = Vec::new();
-    let addr: SocketAddr = loop {
-        match lines.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => {
-                if let Some(a) = line.strip_prefix("flowhost: listening on http://") {
-                    break a.trim().parse().unwrap();
-                }
-                seen.push(line);
-            }
-            Err(e) => {
-                let _ = child.kill();
-                panic!(
-                    "no `listening` line ({e}); stderr so far:\n{}",
-                    seen.join("\n")
-                );
-            }
-        }
-    };
+    // The default store: a file in the data directory (its own, from `flowhost()`).
+    let (mut child, addr, lines) = crate::support::serve(
+        flowhost()
+            .args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
+            .arg(&plugins_dir)
+            .arg("--flows")
+            .arg(&flows_dir)
+            .stdout(std::process::Stdio::null()),
+    );
     assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
 
     let r = http("GET", addr, "/healthz", None).await;

@@ -3,7 +3,6 @@
 //! on a temporary flows folder and a plugins folder holding only the
 //! components it needs, compiled once into a shared cache.
 
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -279,20 +278,6 @@ steps:
     limits: {fuel: 1000000000000000}
 ";
 
-/// Reads the binary's stderr on a thread, line by line.
-fn lines_of(stderr: std::process::ChildStderr) -> std::sync::mpsc::Receiver<String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 /// `flowhost serve` on `flows_dir`, without colours; its address and its
 /// stderr lines.
 fn serve_binary(
@@ -303,33 +288,17 @@ fn serve_binary(
     SocketAddr,
     std::sync::mpsc::Receiver<String>,
 ) {
-    let mut child = flowhost()
-        .args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
-        .arg(plugins_dir)
-        .arg("--flows")
-        .arg(flows_dir)
-        .arg("--data-dir")
-        .arg(flows_dir.with_file_name("data"))
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn flowhost serve");
-    let lines = lines_of(child.stderr.take().unwrap());
-    loop {
-        match lines.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => {
-                if let Some(a) = line.strip_prefix("flowhost: listening on http://") {
-                    return (child, a.trim().parse().unwrap(), lines);
-                }
-            }
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("no `listening` line: {e}");
-            }
-        }
-    }
+    crate::support::serve(
+        flowhost()
+            .args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
+            .arg(plugins_dir)
+            .arg("--flows")
+            .arg(flows_dir)
+            .arg("--data-dir")
+            .arg(flows_dir.with_file_name("data"))
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null()),
+    )
 }
 
 /// Every server test again, on a SQLite store: the test binary runs itself

@@ -199,143 +199,71 @@ async fn a_rerun_reuses_the_steps_before_its_from_step() {
     s.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_durable_store_keeps_unfinished_runs_for_the_next_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let flow = append_flow("slow", &out, 3000);
-    let config = ServerConfig {
-        drain_timeout: Duration::from_millis(200),
-        ..sqlite_config(dir.path())
-    };
-    let host = Host::new(Config::default().cache(Some(cache_dir()))).expect("host");
-    let (_dirs, plugins_dir, flows_dir) =
-        folders(&["testing/append", "testing/sleep"], &[("slow", &flow)]);
-    let server = Server::start(host.clone(), &plugins_dir, &flows_dir, config.clone())
-        .await
-        .expect("server starts");
-    let r = http(
-        "POST",
-        server.addr(),
-        "/flows/slow/runs?wait=false",
-        Some("{}"),
-    )
-    .await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let id = r.json()["run_id"].as_str().unwrap().to_string();
-    let log = out.clone();
-    poll_until(Duration::from_secs(10), "step a ran", move || {
-        let ran = log_lines(&log) == ["a"];
-        async move { ran }
-    })
-    .await;
-    let report = server.shutdown().await;
-    assert_eq!(
-        report.left_to_resume,
-        std::slice::from_ref(&id),
-        "{report:?}"
-    );
-    assert!(report.cancelled_running.is_empty(), "{report:?}");
-
-    // The next start resumes it: `a` is not run again.
-    let server = Server::start(host, &plugins_dir, &flows_dir, config)
-        .await
-        .expect("server starts again");
-    let addr = server.addr();
-    let record = Arc::new(tokio::sync::Mutex::new(Value::Null));
-    let seen = record.clone();
-    let path = format!("/runs/{id}");
-    poll_until(
-        Duration::from_secs(20),
-        "the resumed run finishes",
-        move || {
-            let (seen, path) = (seen.clone(), path.clone());
-            async move {
-                let r = http("GET", addr, &path, None).await;
-                let done = r.json()["status"] == "succeeded";
-                *seen.lock().await = r.json();
-                done
-            }
-        },
-    )
-    .await;
-    assert_eq!(log_lines(&out), ["a", "b"], "{}", record.lock().await);
-    server.shutdown().await;
+/// A server on a SQLite store, which a test stops and starts again; a
+/// short drain leaves what runs to the next start.
+struct Restarts {
+    host: Host,
+    plugins: PathBuf,
+    flows: PathBuf,
+    config: ServerConfig,
+    _dirs: tempfile::TempDir,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_journaled_steps_events_start_their_runs_once_across_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let source = "flow: source\nsteps:\n  - id: tell\n    plugin: emit\n    config: {topic: made}\n    input: {line: made}\n  - id: nap\n    plugin: sleep\n    config: {ms: 3000}\n";
-    let sink = format!(
-        "flow: sink\ntriggers: [{{event: made}}]\nsteps:\n  - id: write\n    plugin: append\n    config: {{file: /out/log.txt}}\n    allow: {{dirs: [{{host: \"{}\", guest: /out, mode: rw}}]}}\n",
-        out.display()
-    );
-    let config = ServerConfig {
-        drain_timeout: Duration::from_millis(200),
-        ..sqlite_config(dir.path())
-    };
-    let host = Host::new(Config::default().cache(Some(cache_dir()))).expect("host");
-    let (_dirs, plugins_dir, flows_dir) = folders(
-        &["testing/emit", "testing/sleep", "testing/append"],
-        &[("source", source), ("sink", &sink)],
-    );
-    let server = Server::start(host.clone(), &plugins_dir, &flows_dir, config.clone())
-        .await
-        .expect("server starts");
-    let r = http(
-        "POST",
-        server.addr(),
-        "/flows/source/runs?wait=false",
-        Some("{}"),
-    )
-    .await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let id = r.json()["run_id"].as_str().unwrap().to_string();
-    let log = out.clone();
-    poll_until(Duration::from_secs(10), "the sink ran", move || {
-        let ran = log_lines(&log) == ["made"];
-        async move { ran }
-    })
-    .await;
-    let report = server.shutdown().await;
-    assert_eq!(
-        report.left_to_resume,
-        std::slice::from_ref(&id),
-        "{report:?}"
-    );
+impl Restarts {
+    fn new(store: &Path, plugins: &[&str], flows: &[(&str, &str)]) -> Restarts {
+        let (dirs, plugins, flows) = folders(plugins, flows);
+        Restarts {
+            host: Host::new(Config::default().cache(Some(cache_dir()))).expect("host"),
+            plugins,
+            flows,
+            config: ServerConfig {
+                drain_timeout: Duration::from_millis(100),
+                ..sqlite_config(store)
+            },
+            _dirs: dirs,
+        }
+    }
 
-    // Resumed, `tell` is replayed: its event is handed on again under the
-    // same key, and starts no second sink run.
-    let server = Server::start(host, &plugins_dir, &flows_dir, config)
-        .await
-        .expect("server starts again");
-    let addr = server.addr();
-    let path = format!("/runs/{id}");
-    poll_until(
-        Duration::from_secs(20),
-        "the resumed run finishes",
-        move || {
-            let path = path.clone();
-            async move { http("GET", addr, &path, None).await.json()["status"] == "succeeded" }
-        },
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(log_lines(&out), ["made"]);
-    let sinks = http("GET", addr, "/runs?flow=sink", None).await.json();
-    assert_eq!(sinks["runs"].as_array().unwrap().len(), 1, "{sinks}");
-    server.shutdown().await;
-}
-
-/// Starts a server on `dirs`' plugins and flows with `config`.
-async fn start_in(host: &Host, plugins: &Path, flows: &Path, config: &ServerConfig) -> Server {
-    Server::start(host.clone(), plugins, flows, config.clone())
+    async fn start(&self) -> Server {
+        Server::start(
+            self.host.clone(),
+            &self.plugins,
+            &self.flows,
+            self.config.clone(),
+        )
         .await
         .expect("server starts")
+    }
+}
+
+/// Starts a run of `flow` without waiting; its id.
+async fn submit(server: &Server, flow: &str, input: &str) -> String {
+    let r = http(
+        "POST",
+        server.addr(),
+        &format!("/flows/{flow}/runs?wait=false"),
+        Some(input),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    r.json()["run_id"].as_str().unwrap().to_string()
+}
+
+/// Stops `server`, which must leave exactly `id` to resume.
+async fn stop_leaving(server: Server, id: &str) {
+    let report = server.shutdown().await;
+    assert_eq!(report.left_to_resume, [id], "{report:?}");
+    assert!(report.cancelled_running.is_empty(), "{report:?}");
+}
+
+/// Polls until the file `log.txt` in `dir` holds `lines`.
+async fn logged(dir: &Path, lines: &'static [&'static str]) {
+    let dir = dir.to_path_buf();
+    poll_until(Duration::from_secs(10), "the log lines", move || {
+        let done = log_lines(&dir) == lines;
+        async move { done }
+    })
+    .await;
 }
 
 /// Polls run `id` until it finished; returns its record.
@@ -357,42 +285,84 @@ async fn finished_record(addr: SocketAddr, id: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_store_keeps_unfinished_runs_for_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let flow = append_flow("slow", &out, 3000);
+    let servers = Restarts::new(
+        dir.path(),
+        &["testing/append", "testing/sleep"],
+        &[("slow", &flow)],
+    );
+    let server = servers.start().await;
+    let id = submit(&server, "slow", "{}").await;
+    logged(&out, &["a"]).await;
+    stop_leaving(server, &id).await;
+
+    // The next start resumes it: `a` is not run again.
+    let server = servers.start().await;
+    let record = finished_record(server.addr(), &id).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    assert_eq!(log_lines(&out), ["a", "b"], "{record}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journaled_steps_events_start_their_runs_once_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let source = "flow: source\nsteps:\n  - id: tell\n    plugin: emit\n    config: {topic: made}\n    input: {line: made}\n  - id: nap\n    plugin: sleep\n    config: {ms: 3000}\n";
+    let sink = format!(
+        "flow: sink\ntriggers: [{{event: made}}]\nsteps:\n  - id: write\n    plugin: append\n    config: {{file: /out/log.txt}}\n    allow: {{dirs: [{{host: \"{}\", guest: /out, mode: rw}}]}}\n",
+        out.display()
+    );
+    let servers = Restarts::new(
+        dir.path(),
+        &["testing/emit", "testing/sleep", "testing/append"],
+        &[("source", source), ("sink", &sink)],
+    );
+    let server = servers.start().await;
+    let id = submit(&server, "source", "{}").await;
+    logged(&out, &["made"]).await;
+    stop_leaving(server, &id).await;
+
+    // Resumed, `tell` is replayed: its event is handed on again under the
+    // same key, and starts no second sink run.
+    let server = servers.start().await;
+    let record = finished_record(server.addr(), &id).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(log_lines(&out), ["made"]);
+    let sinks = http("GET", server.addr(), "/runs?flow=sink", None)
+        .await
+        .json();
+    assert_eq!(sinks["runs"].as_array().unwrap().len(), 1, "{sinks}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resumed_run_keeps_the_plugin_and_flow_versions_it_started_with() {
     let dir = tempfile::tempdir().unwrap();
     let flow = "flow: pinned\nsteps:\n  - id: nap\n    plugin: sleep\n    config: {ms: 2000}\n  - id: last\n    plugin: tail\n";
-    let config = ServerConfig {
-        drain_timeout: Duration::from_millis(100),
-        ..sqlite_config(dir.path())
-    };
-    let host = Host::new(Config::default().cache(Some(cache_dir()))).expect("host");
-    let (_dirs, plugins, flows) = folders(&["testing/sleep"], &[("pinned", flow)]);
+    let servers = Restarts::new(dir.path(), &["testing/sleep"], &[("pinned", flow)]);
     // `tail` is the echo plugin when the run starts.
-    std::fs::copy(wasm("testing/echo"), plugins.join("tail.wasm")).unwrap();
-    let server = start_in(&host, &plugins, &flows, &config).await;
-    let r = http(
-        "POST",
-        server.addr(),
-        "/flows/pinned/runs?wait=false",
-        Some(r#"{"v": 1}"#),
-    )
-    .await;
-    let id = r.json()["run_id"].as_str().unwrap().to_string();
+    let tail = servers.plugins.join("tail.wasm");
+    std::fs::copy(wasm("testing/echo"), &tail).unwrap();
+    let server = servers.start().await;
+    let id = submit(&server, "pinned", r#"{"v": 1}"#).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let report = server.shutdown().await;
-    assert_eq!(
-        report.left_to_resume,
-        std::slice::from_ref(&id),
-        "{report:?}"
-    );
+    stop_leaving(server, &id).await;
 
     // While it is down: `tail` becomes another plugin, and the flow loses a step.
-    std::fs::copy(wasm("testing/counter"), plugins.join("tail.wasm")).unwrap();
+    std::fs::copy(wasm("testing/counter"), &tail).unwrap();
     std::fs::write(
-        flows.join("pinned.yaml"),
+        servers.flows.join("pinned.yaml"),
         "flow: pinned\nsteps:\n  - id: only\n    plugin: tail\n",
     )
     .unwrap();
-    let server = start_in(&host, &plugins, &flows, &config).await;
+    let server = servers.start().await;
     let record = finished_record(server.addr(), &id).await;
     assert_eq!(record["status"], "succeeded", "{record}");
     // The echo plugin ran: it returns its input; the counter would say `calls`.
@@ -414,26 +384,14 @@ async fn a_resumed_run_keeps_the_plugin_and_flow_versions_it_started_with() {
 async fn a_run_whose_deadline_passed_while_the_server_was_down_fails_with_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let flow = "flow: due\ntimeout: 2s\nsteps:\n  - id: nap\n    plugin: sleep\n    config: {ms: 1500}\n  - id: after\n    plugin: sleep\n";
-    let config = ServerConfig {
-        drain_timeout: Duration::from_millis(100),
-        ..sqlite_config(dir.path())
-    };
-    let host = Host::new(Config::default().cache(Some(cache_dir()))).expect("host");
-    let (_dirs, plugins, flows) = folders(&["testing/sleep"], &[("due", flow)]);
-    let server = start_in(&host, &plugins, &flows, &config).await;
-    let r = http(
-        "POST",
-        server.addr(),
-        "/flows/due/runs?wait=false",
-        Some("{}"),
-    )
-    .await;
-    let id = r.json()["run_id"].as_str().unwrap().to_string();
+    let servers = Restarts::new(dir.path(), &["testing/sleep"], &[("due", flow)]);
+    let server = servers.start().await;
+    let id = submit(&server, "due", "{}").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    server.shutdown().await;
+    stop_leaving(server, &id).await;
     // Down for longer than the flow's timeout.
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    let server = start_in(&host, &plugins, &flows, &config).await;
+    let server = servers.start().await;
     let record = finished_record(server.addr(), &id).await;
     assert_eq!(record["status"], "failed", "{record}");
     assert_eq!(record["error"]["kind"], "deadline", "{record}");
