@@ -40,6 +40,27 @@ impl RunStatus {
     }
 }
 
+impl std::str::FromStr for RunStatus {
+    type Err = String;
+
+    fn from_str(word: &str) -> Result<Self, String> {
+        [
+            RunStatus::Queued,
+            RunStatus::Running,
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == word)
+        .ok_or_else(|| {
+            format!(
+                "unknown status `{word}`: expected queued, running, succeeded, failed or cancelled"
+            )
+        })
+    }
+}
+
 impl fmt::Display for RunStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

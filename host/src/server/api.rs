@@ -231,7 +231,7 @@ async fn list_runs(Extract(state): S, Query(p): Query<ListParams>) -> Answer {
     let cursor =
         match &p.cursor {
             None => None,
-            Some(c) => Some(parse_cursor(c).ok_or_else(|| {
+            Some(c) => Some(c.parse::<Cursor>().ok().ok_or_else(|| {
                 ApiError::BadRequest("`cursor` is not one this server gave".into())
             })?),
         };
@@ -254,20 +254,8 @@ async fn list_runs(Extract(state): S, Query(p): Query<ListParams>) -> Answer {
             })
         })
         .collect();
-    let next = page.next.map(|c| format!("{}.{}", c.accepted_ms, c.run_id));
+    let next = page.next.map(|c| c.to_string());
     Ok(axum::Json(json!({"runs": runs, "next": next})).into_response())
-}
-
-/// A cursor as `GET /runs` writes it: `MILLIS.RUN_ID`.
-fn parse_cursor(text: &str) -> Option<Cursor> {
-    let (ms, run_id) = text.split_once('.')?;
-    if run_id.is_empty() || run_id.len() > 64 {
-        return None;
-    }
-    Some(Cursor {
-        accepted_ms: ms.parse().ok()?,
-        run_id: run_id.to_string(),
-    })
 }
 
 async fn cancel_run(Extract(state): S, Path(id): Path<String>) -> Answer {

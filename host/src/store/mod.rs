@@ -218,6 +218,29 @@ pub struct Cursor {
     pub run_id: String,
 }
 
+/// A cursor as `GET /runs` and `flowhost runs list` write it: `MILLIS.RUN_ID`.
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.accepted_ms, self.run_id)
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || "not a cursor this server or command gave".to_string();
+        let (ms, run_id) = text.split_once('.').ok_or_else(bad)?;
+        if run_id.is_empty() || run_id.len() > 64 {
+            return Err(bad());
+        }
+        Ok(Cursor {
+            accepted_ms: ms.parse().map_err(|_| bad())?,
+            run_id: run_id.to_string(),
+        })
+    }
+}
+
 /// A page of runs (without their step records) and where the next starts.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]

@@ -78,7 +78,7 @@ impl Opened {
     /// A page of runs, newest first.
     pub(super) async fn list(&self, args: &super::ListArgs) -> Result<Page, Failure> {
         let cursor = match &args.cursor {
-            Some(text) => Some(parse_cursor(text).ok_or_else(|| {
+            Some(text) => Some(text.parse::<Cursor>().ok().ok_or_else(|| {
                 Failure::usage(format!(
                     "--cursor {text}: not a cursor `flowhost runs list` gave"
                 ))
@@ -102,7 +102,7 @@ impl Opened {
                     accepted_at: Some(rfc3339(r.accepted_at)),
                 })
                 .collect(),
-            next: page.next.map(|c| format!("{}.{}", c.accepted_ms, c.run_id)),
+            next: page.next.map(|c| c.to_string()),
         })
     }
 
@@ -227,31 +227,20 @@ fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-/// A cursor as `GET /runs` and `flowhost runs list` write it: `MILLIS.RUN_ID`.
-fn parse_cursor(text: &str) -> Option<Cursor> {
-    let (ms, run_id) = text.split_once('.')?;
-    if run_id.is_empty() || run_id.len() > 64 {
-        return None;
-    }
-    Some(Cursor {
-        accepted_ms: ms.parse().ok()?,
-        run_id: run_id.to_string(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn reads_the_cursors_it_writes() {
-        let c = parse_cursor("1712000000123.3f2a-b").unwrap();
+        let c: Cursor = "1712000000123.3f2a-b".parse().unwrap();
         assert_eq!(
             (c.accepted_ms, c.run_id.as_str()),
             (1712000000123, "3f2a-b")
         );
-        assert!(parse_cursor("x.y").is_none());
-        assert!(parse_cursor("12.").is_none());
-        assert!(parse_cursor("12").is_none());
+        assert_eq!(c.to_string(), "1712000000123.3f2a-b");
+        assert!("x.y".parse::<Cursor>().is_err());
+        assert!("12.".parse::<Cursor>().is_err());
+        assert!("12".parse::<Cursor>().is_err());
     }
 }

@@ -371,15 +371,7 @@ impl Reader<'_> {
     }
 
     fn status(&self, run_id: &str, word: &str) -> Result<RunStatus, StoreError> {
-        const ALL: [RunStatus; 5] = [
-            RunStatus::Queued,
-            RunStatus::Running,
-            RunStatus::Succeeded,
-            RunStatus::Failed,
-            RunStatus::Cancelled,
-        ];
-        ALL.into_iter()
-            .find(|s| s.as_str() == word)
-            .ok_or_else(|| self.damaged(run_id, "status", format!("unknown status `{word}`")))
+        word.parse()
+            .map_err(|why: String| self.damaged(run_id, "status", why))
     }
 }
