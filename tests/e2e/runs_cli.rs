@@ -338,7 +338,7 @@ fn bad_sources_are_refused_on_one_line_with_exit_2() {
         (&["list", "--limit", "0"], "invalid value `0` for --limit"),
         (
             &["list", "--status", "done"],
-            "expected one of queued, running, succeeded, failed, cancelled",
+            "invalid value `done` for --status: expected queued, running, succeeded, failed or cancelled",
         ),
         (&["rerun", "x", "--input", "{}"], "missing --from"),
     ];

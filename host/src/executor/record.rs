@@ -53,11 +53,7 @@ impl std::str::FromStr for RunStatus {
         ]
         .into_iter()
         .find(|s| s.as_str() == word)
-        .ok_or_else(|| {
-            format!(
-                "unknown status `{word}`: expected queued, running, succeeded, failed or cancelled"
-            )
-        })
+        .ok_or_else(|| "expected queued, running, succeeded, failed or cancelled".to_string())
     }
 }
 

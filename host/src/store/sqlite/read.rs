@@ -372,6 +372,6 @@ impl Reader<'_> {
 
     fn status(&self, run_id: &str, word: &str) -> Result<RunStatus, StoreError> {
         word.parse()
-            .map_err(|why: String| self.damaged(run_id, "status", why))
+            .map_err(|why: String| self.damaged(run_id, "status", format!("`{word}`: {why}")))
     }
 }
