@@ -21,12 +21,13 @@ impl State {
     pub(crate) async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
         let unfinished = self.store.unfinished().await?;
         let mut resumed = 0;
+        let mut pins = super::versions::Pins::default();
         for u in unfinished {
             let run_id = u.run.run_id.clone();
             self.queued.fetch_add(1, Ordering::SeqCst);
             let done = self.register(&run_id, &u.run.flow);
             drop(done);
-            let (flow, plugins) = self.pinned(&u.run).await;
+            let (flow, plugins) = self.pinned(&u.run, &mut pins).await;
             let Some(flow) = flow else {
                 self.queued.fetch_sub(1, Ordering::SeqCst);
                 let error = RunError::new(

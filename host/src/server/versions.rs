@@ -2,7 +2,7 @@
 //! every flow file and plugin a run starts with, and a resumed run gets
 //! exactly those back, even if the files changed or went away meanwhile.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -75,14 +75,19 @@ impl State {
     }
 
     /// The flow and plugins a resumed run started with: the loaded ones when
-    /// their versions match, else the copies the store kept. `None` for the
-    /// flow when neither exists (the run fails, saying so).
-    pub(super) async fn pinned(&self, run: &NewRun) -> (Option<Arc<Flow>>, PluginSet) {
+    /// their versions match, else the copies the store kept, each loaded once
+    /// for every run that `pins` serves. `None` for the flow when neither
+    /// exists (the run fails, saying so).
+    pub(super) async fn pinned(
+        &self,
+        run: &NewRun,
+        pins: &mut Pins,
+    ) -> (Option<Arc<Flow>>, PluginSet) {
         let loaded = self.flow(&run.flow);
         let flow = match loaded {
             Some(f) if run.flow_version.is_empty() || f.hash() == run.flow_version => Some(f),
-            other => match self.stored_flow(run).await {
-                Some(f) => Some(Arc::new(f)),
+            other => match pins.flow(self, run).await {
+                Some(f) => Some(f),
                 None => {
                     if other.is_some() {
                         tracing::warn!(run = %run.run_id, flow = %run.flow, "the flow's version the run started with is gone: it resumes on the loaded one");
@@ -100,7 +105,7 @@ impl State {
             if plugins.get(name).is_some_and(|p| p.hash() == hash) {
                 continue;
             }
-            match self.stored_plugin(name, hash).await {
+            match pins.plugin(self, name, hash).await {
                 Some(p) => {
                     plugins.insert(name.clone(), p);
                 }
@@ -135,6 +140,36 @@ impl State {
             .await
             .inspect_err(|e| tracing::warn!(plugin = %name, error = %e, "the stored plugin version does not load"))
             .ok()
+    }
+}
+
+/// The stored versions loaded while resuming, by hash: 10,000 runs of one
+/// changed flow parse its old text once, and compile an old plugin once.
+#[derive(Default)]
+pub(super) struct Pins {
+    flows: HashMap<String, Option<Arc<Flow>>>,
+    /// By name and hash: a plugin is named by its file.
+    plugins: HashMap<(String, String), Option<Plugin>>,
+}
+
+impl Pins {
+    async fn flow(&mut self, state: &State, run: &NewRun) -> Option<Arc<Flow>> {
+        if let Some(f) = self.flows.get(&run.flow_version) {
+            return f.clone();
+        }
+        let f = state.stored_flow(run).await.map(Arc::new);
+        self.flows.insert(run.flow_version.clone(), f.clone());
+        f
+    }
+
+    async fn plugin(&mut self, state: &State, name: &str, hash: &str) -> Option<Plugin> {
+        let key = (name.to_string(), hash.to_string());
+        if let Some(p) = self.plugins.get(&key) {
+            return p.clone();
+        }
+        let p = state.stored_plugin(name, hash).await;
+        self.plugins.insert(key, p.clone());
+        p
     }
 }
 
