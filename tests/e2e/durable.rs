@@ -7,12 +7,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{flowhost, http, wasm};
+use crate::support::{Killed, flowhost, http, wasm};
 
 /// A plugins folder, a flows folder, an output folder and a store, in one
 /// temporary folder.
@@ -50,7 +50,7 @@ impl Setup {
     }
 
     /// `flowhost serve` on this setup; its address.
-    fn serve(&self) -> (Child, SocketAddr) {
+    fn serve(&self) -> (Killed, SocketAddr) {
         let d = self.dir.path();
         let (child, addr, _lines) = crate::support::serve(
             flowhost()
@@ -111,7 +111,7 @@ impl Setup {
     }
 }
 
-fn kill(child: &mut Child) {
+fn kill(child: &mut Killed) {
     // SIGKILL: no drain, no shutdown, nothing flushed.
     child.kill().unwrap();
     child.wait().unwrap();

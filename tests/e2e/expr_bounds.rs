@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -171,17 +171,10 @@ const HELLO: &str = "flow: hello\nsteps:\n  - {id: hi, plugin: echo}\n";
 /// `flowhost serve` on a loopback port, with two runtime workers as on the
 /// machine the issue was found on; killed when dropped.
 struct Serving {
-    child: Child,
+    child: crate::support::Killed,
     addr: SocketAddr,
     lines: Receiver<String>,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Serving {

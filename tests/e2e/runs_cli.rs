@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -94,7 +94,7 @@ fn recorded_id(err: &str) -> String {
 
 /// A `flowhost serve` process, killed when dropped.
 struct Serve {
-    child: Child,
+    _child: crate::support::Killed,
     addr: SocketAddr,
     url: String,
     _lines: Receiver<String>,
@@ -120,7 +120,7 @@ impl Serve {
                 .stdout(Stdio::null()),
         );
         Serve {
-            child,
+            _child: child,
             addr,
             url: format!("http://{addr}"),
             _lines: lines,
@@ -133,13 +133,6 @@ impl Serve {
         let r = http("POST", self.addr, &path, Some(input)).await;
         assert!(r.status == 200 || r.status == 202, "{}", r.body);
         r.json()["run_id"].as_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

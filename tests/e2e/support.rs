@@ -350,7 +350,7 @@ pub async fn plugin_once(name: &str) -> Plugin {
 pub fn serve(
     cmd: &mut Command,
 ) -> (
-    std::process::Child,
+    Killed,
     std::net::SocketAddr,
     std::sync::mpsc::Receiver<String>,
 ) {
@@ -375,7 +375,7 @@ pub fn serve(
     loop {
         match lines.recv_timeout(std::time::Duration::from_secs(60)) {
             Ok(line) => match line.strip_prefix("flowhost: listening on http://") {
-                Some(a) => return (child, a.trim().parse().unwrap(), lines),
+                Some(a) => return (Killed(child), a.trim().parse().unwrap(), lines),
                 None => seen.push(line),
             },
             Err(e) => {
@@ -383,6 +383,33 @@ pub fn serve(
                 let _ = child.wait();
                 panic!("no `listening` line ({e}); stderr:\n{}", seen.join("\n"));
             }
+        }
+    }
+}
+
+/// A child process that is killed (and reaped) when dropped, so that a test
+/// that fails midway leaves no server running.
+pub struct Killed(pub std::process::Child);
+
+impl std::ops::Deref for Killed {
+    type Target = std::process::Child;
+
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Killed {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
     }
 }

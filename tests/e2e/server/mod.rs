@@ -284,7 +284,7 @@ fn serve_binary(
     plugins_dir: &Path,
     flows_dir: &Path,
 ) -> (
-    std::process::Child,
+    crate::support::Killed,
     SocketAddr,
     std::sync::mpsc::Receiver<String>,
 ) {
