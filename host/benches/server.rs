@@ -29,14 +29,6 @@ const QUICK: u32 = 50;
 /// Clients of the memory phase (within workers + queue capacity, so no 429s).
 const MEMORY_CLIENTS: usize = 32;
 
-const CHAIN: &str = "\
-flow: chain
-steps:
-  - {id: one, plugin: echo}
-  - {id: two, plugin: echo}
-  - {id: three, plugin: echo}
-";
-
 /// A busy loop stopped by its 100 ms deadline (the fuel would last far longer).
 const HOSTILE: &str = "\
 flow: hostile
@@ -60,7 +52,7 @@ fn main() {
     ] {
         std::fs::copy(dist.join(from), plugins.join(to)).unwrap();
     }
-    std::fs::write(flows.join("chain.yaml"), CHAIN).unwrap();
+    std::fs::write(flows.join("chain.yaml"), common::CHAIN).unwrap();
     std::fs::write(flows.join("hostile.yaml"), HOSTILE).unwrap();
 
     let rt = common::runtime();

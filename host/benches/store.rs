@@ -31,14 +31,6 @@ const BIG_RUNS: usize = 200;
 const UNFINISHED: usize = 10_000;
 const QUICK: u32 = 20;
 
-const CHAIN: &str = "\
-flow: chain
-steps:
-  - {id: one, plugin: echo}
-  - {id: two, plugin: echo}
-  - {id: three, plugin: echo}
-";
-
 fn main() {
     let dist = common::build_plugins("build.sh");
     let dirs = tempfile::tempdir().unwrap();
@@ -47,7 +39,7 @@ fn main() {
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::create_dir_all(&flows).unwrap();
     std::fs::copy(dist.join("testing/echo.wasm"), plugins.join("echo.wasm")).unwrap();
-    std::fs::write(flows.join("chain.yaml"), CHAIN).unwrap();
+    std::fs::write(flows.join("chain.yaml"), common::CHAIN).unwrap();
     let quick = std::env::var_os("FLOWHOST_BENCH_QUICK").is_some();
     let scale = if quick { QUICK } else { 1 };
     let phase = PHASE / scale;

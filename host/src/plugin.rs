@@ -65,6 +65,16 @@ impl Plugin {
         &self.inner.hash
     }
 
+    /// The bytes of its file, if they are still the version it was loaded
+    /// from (a file changed or removed since gives `None`): what a store
+    /// keeps so that a run resumes on the version it started with.
+    pub async fn unchanged_bytes(&self) -> Option<Vec<u8>> {
+        let bytes = crate::bounded_read::read_capped(&self.inner.path, MAX_PLUGIN_FILE_BYTES)
+            .await
+            .ok()?;
+        (hex(&Sha256::digest(&bytes)) == self.inner.hash).then_some(bytes)
+    }
+
     /// Size of the file in bytes.
     pub fn size(&self) -> u64 {
         self.inner.size

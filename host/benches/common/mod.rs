@@ -29,6 +29,15 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A 3-step sequence of the echo plugin: the server benches' flow.
+pub(crate) const CHAIN: &str = "\
+flow: chain
+steps:
+  - {id: one, plugin: echo}
+  - {id: two, plugin: echo}
+  - {id: three, plugin: echo}
+";
+
 /// An order of 24 items, about 1 KB of JSON.
 pub(crate) fn input_1k() -> Value {
     let items: Vec<_> = (0..24)

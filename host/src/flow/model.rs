@@ -46,8 +46,7 @@ pub(crate) struct Source {
 impl Source {
     pub(crate) fn of(text: &str) -> Source {
         use sha2::Digest;
-        let digest = sha2::Sha256::digest(text.as_bytes());
-        let hash = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let hash = crate::cache::hex(&sha2::Sha256::digest(text.as_bytes()));
         Source {
             text: text.into(),
             hash,
@@ -69,6 +68,11 @@ impl Flow {
     /// The SHA-256 (hex) of the text it was parsed from: its version.
     pub fn hash(&self) -> &str {
         &self.source.hash
+    }
+
+    /// The text it was parsed from.
+    pub fn source(&self) -> &str {
+        &self.source.text
     }
 
     /// How many steps it has, nested steps (branches, cases, items' steps)

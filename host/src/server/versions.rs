@@ -59,7 +59,7 @@ impl State {
             let Some(plugin) = snapshot.get(name) else {
                 continue;
             };
-            match read_version(plugin, hash).await {
+            match plugin.unchanged_bytes().await {
                 Some(bytes) => {
                     self.store.put_blob(hash, bytes.into()).await?;
                     self.kept.add(hash);
@@ -171,16 +171,4 @@ impl Pins {
         self.plugins.insert(key, p.clone());
         p
     }
-}
-
-/// The bytes of `plugin`'s file, if they are still the version `hash`.
-async fn read_version(plugin: &Plugin, hash: &str) -> Option<Vec<u8>> {
-    use sha2::Digest;
-    let bytes =
-        crate::bounded_read::read_capped(plugin.path(), crate::plugin::MAX_PLUGIN_FILE_BYTES)
-            .await
-            .ok()?;
-    let digest = sha2::Sha256::digest(&bytes);
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    (hex == hash).then_some(bytes)
 }

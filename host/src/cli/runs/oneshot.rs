@@ -4,7 +4,6 @@
 //! killed mid-run, a server starting on the store would resume it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -97,38 +96,24 @@ impl Recording {
     }
 }
 
-/// Keeps the flow file's text and every plugin's bytes in the store, under
-/// their hashes, when the files still hold the versions loaded; returns the
-/// plugins' versions (name → hash).
+/// Keeps the flow's text and every plugin's bytes in the store, under their
+/// hashes (a plugin only when its file still holds the version loaded);
+/// returns the plugins' versions (name → hash).
 async fn versions(
     store: &Arc<dyn Store>,
     run: &Run<'_>,
 ) -> Result<BTreeMap<String, String>, StoreError> {
-    if let Some(text) = same_version(run.flow.file(), run.flow.hash()).await {
-        store.put_blob(run.flow.hash(), text.into()).await?;
-    }
+    let text: Arc<[u8]> = Arc::from(run.flow.source().as_bytes());
+    store.put_blob(run.flow.hash(), text).await?;
     let mut plugins = BTreeMap::new();
     for name in run.flow.plugin_names() {
         let Some(plugin) = run.plugins.get(name) else {
             continue;
         };
-        if let Some(bytes) = same_version(plugin.path(), plugin.hash()).await {
+        if let Some(bytes) = plugin.unchanged_bytes().await {
             store.put_blob(plugin.hash(), bytes.into()).await?;
         }
         plugins.insert(name.to_string(), plugin.hash().to_string());
     }
     Ok(plugins)
-}
-
-/// The bytes of `file`, if their SHA-256 is still `hash`; a file that
-/// changed or went away since it was loaded is not kept.
-async fn same_version(file: &Path, hash: &str) -> Option<Vec<u8>> {
-    use sha2::Digest;
-    if !tokio::fs::metadata(file).await.ok()?.is_file() {
-        return None;
-    }
-    let bytes = tokio::fs::read(file).await.ok()?;
-    let digest = sha2::Sha256::digest(&bytes);
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    (hex == hash).then_some(bytes)
 }
