@@ -86,7 +86,12 @@ impl Server {
             .store
             .clone()
             .unwrap_or(crate::store::StoreUrl::Memory);
-        let store = crate::store::open(&url, bounds).await?;
+        let options = crate::store::OpenOptions {
+            bounds,
+            queue_capacity: config.queue_capacity,
+            ..Default::default()
+        };
+        let store = crate::store::open(&url, &options).await?;
         Server::start_with_store(host, plugins_dir, flows_dir, config, store).await
     }
 

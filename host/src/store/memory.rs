@@ -204,6 +204,7 @@ impl Store for MemoryStore {
                 run: run.new.clone(),
                 started_at: run.started_at,
                 steps: run.steps.clone(),
+                cancel_requested: false,
             })
             .collect())
     }

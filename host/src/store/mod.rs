@@ -18,6 +18,7 @@
 //! The executor knows nothing of SQL: it sees a [`RunJournal`](crate::executor::RunJournal)
 //! built on a `Store`.
 
+mod fleet;
 pub(crate) mod history;
 pub mod memory;
 pub mod sqlite;
@@ -35,6 +36,7 @@ use serde_json::value::RawValue;
 
 use crate::executor::{RunRecord, RunStatus, StepRecord};
 
+pub use fleet::{Fleet, Notice};
 pub use url::{StoreUrl, StoreUrlError, default_data_dir};
 
 /// Why the store could not do what was asked. Opening errors name the file
@@ -75,6 +77,29 @@ pub enum StoreError {
         path: String,
         /// The operating system's reason.
         why: String,
+    },
+    /// The database cannot be reached (a shared store): nothing was
+    /// written; the same call may succeed once it is back.
+    #[error("{what}: the database cannot be reached ({why})")]
+    Unreachable {
+        /// The store, its password left out.
+        what: String,
+        /// What the connection reported.
+        why: String,
+    },
+    /// The fleet-wide queue is full (a shared store): nothing was accepted.
+    #[error("the queue is full: {capacity} runs are waiting or running across the servers")]
+    Full {
+        /// The queue's capacity.
+        capacity: usize,
+    },
+    /// Another worker claimed the run after this one's lease expired: the
+    /// write was refused, and this worker must stop the run without a
+    /// record (see [`Fleet`]).
+    #[error("run {run_id} is now held by another worker; this worker's write was refused")]
+    Fenced {
+        /// The run.
+        run_id: String,
     },
     /// Anything else the backend reported.
     #[error("the store failed: {0}")]
@@ -174,6 +199,9 @@ pub struct Unfinished {
     pub started_at: Option<SystemTime>,
     /// Its journal, in the order it was written.
     pub steps: Vec<StepEntry>,
+    /// A cancel was asked for while no worker held it (a shared store): the
+    /// worker that claims it cancels it.
+    pub cancel_requested: bool,
 }
 
 /// A run as the store knows it.
@@ -319,17 +347,51 @@ pub trait Store: Send + Sync + 'static {
     /// The bytes kept under `hash`.
     async fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// The shared side of the store, when several servers share it.
+    fn fleet(&self) -> Option<Arc<dyn Fleet>> {
+        None
+    }
+
+    /// Whether the store can be written now (`/readyz`): a shared store
+    /// answers `Unreachable` while its database is away.
+    async fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Figures for the metrics, without waiting: (finished runs kept, bytes
     /// the store takes: in memory, estimated; in a file, the file's size).
     fn usage(&self) -> (usize, u64);
 }
 
+/// How to open a store; each backend reads what concerns it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct OpenOptions {
+    /// What a `memory` store keeps of finished runs.
+    pub bounds: memory::Bounds,
+    /// A shared store's fleet-wide queue capacity: runs accepted and not
+    /// finished, across every server.
+    pub queue_capacity: usize,
+    /// A shared store's lease: how long a worker holds a run without
+    /// renewing its claim.
+    pub lease: std::time::Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            bounds: memory::Bounds::default(),
+            queue_capacity: 1024,
+            lease: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
 /// Opens the store at `url`: creates it when missing, migrates an older
 /// schema, refuses a newer one, a corrupt file or one another server holds.
-/// A `memory` store keeps finished runs within `bounds`.
-pub async fn open(url: &StoreUrl, bounds: memory::Bounds) -> Result<Arc<dyn Store>, StoreError> {
+pub async fn open(url: &StoreUrl, options: &OpenOptions) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match url {
-        StoreUrl::Memory => Arc::new(memory::MemoryStore::new(bounds)),
+        StoreUrl::Memory => Arc::new(memory::MemoryStore::new(options.bounds)),
         StoreUrl::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path).await?),
     })
 }

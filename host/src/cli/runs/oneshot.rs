@@ -39,7 +39,7 @@ pub(crate) async fn begin(url: &StoreUrl, run: Run<'_>) -> Result<Recording, Fai
             "--store {url}: a memory store would be lost when this command exits; use --store sqlite:PATH"
         )));
     };
-    let store = flowhost::store::open(url, Default::default())
+    let store = flowhost::store::open(url, &Default::default())
         .await
         .map_err(|e| match e {
             StoreError::Locked { path } => Failure::usage(format!(

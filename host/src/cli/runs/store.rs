@@ -50,7 +50,7 @@ pub(crate) async fn open(url: &StoreUrl, access: Access, doing: &str) -> Result<
     }
     let opened = match access {
         Access::Read => open_reader(path).await,
-        Access::Write => flowhost::store::open(url, Default::default()).await,
+        Access::Write => flowhost::store::open(url, &Default::default()).await,
     };
     let store = opened.map_err(|e| match e {
         StoreError::Locked { path } => Failure::usage(format!(

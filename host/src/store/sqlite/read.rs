@@ -222,6 +222,7 @@ impl Reader<'_> {
                 let (run, started_ms) = self.new_run(row)?;
                 unfinished.push(Unfinished {
                     steps: journals.remove(&run.run_id).unwrap_or_default(),
+                    cancel_requested: false,
                     started_at: started_ms.map(unix_ms::to),
                     run,
                 });

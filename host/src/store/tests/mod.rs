@@ -4,6 +4,7 @@
 mod bad_files;
 mod contract;
 mod sqlite;
+pub(crate) mod throwaway_pg;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -185,4 +186,15 @@ pub(super) async fn store_file(dir: &Path) -> PathBuf {
     }
     drop(store);
     path
+}
+
+#[test]
+fn a_throwaway_postgres_starts_answers_and_stops() {
+    let pg = throwaway_pg::ThrowawayPg::start();
+    let url = pg.create_db("t1");
+    assert!(url.ends_with("/t1"), "{url}");
+    assert_eq!(pg.psql_in("t1", "SELECT 1 + 1"), "2");
+    let dir = pg.dir().to_path_buf();
+    drop(pg);
+    assert!(!dir.exists(), "its files are removed");
 }

@@ -1,0 +1,83 @@
+//! The side of a store that several servers share: which worker runs which
+//! run, and the notices they send each other.
+//!
+//! A single-process store (memory, SQLite) has no fleet: every run a server
+//! accepts is its own, and it starts it at once. A shared store (PostgreSQL)
+//! has one ([`Store::fleet`](super::Store::fleet)), and then:
+//!
+//! - Accepting a run only queues it (fleet-wide, under the store's queue
+//!   capacity: [`StoreError::Full`]). Any worker [claims](Fleet::claim) it,
+//!   the one that accepted it included; a run whose worker's lease expired
+//!   is claimed the same way, and resumes from its journal.
+//! - A claim is held under a lease the worker [renews](Fleet::renew). Every
+//!   write about a run (`started`, `journal`, `finish`) is checked against
+//!   the claim it was made under: a worker that lost its claim gets
+//!   [`StoreError::Fenced`] and must stop the run without a record.
+//! - Workers hear of queued, finished and cancelled runs through
+//!   [`Fleet::subscribe`] without polling; a poll stays as the safety net.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use super::{StoreError, Unfinished};
+use crate::executor::RunRecord;
+
+/// What one worker tells the others (and itself) through the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notice {
+    /// Runs were queued: a worker with room claims them.
+    Queued,
+    /// A run finished: whoever waits for it reads its record.
+    Finished(String),
+    /// A run is to be cancelled: its holder cancels it.
+    Cancel(String),
+    /// Notices may have been missed (the listening connection was lost and
+    /// is back, or a receiver lagged): check what is waited for.
+    Resync,
+}
+
+/// A worker's view of the fleet it belongs to.
+#[async_trait::async_trait]
+pub trait Fleet: Send + Sync + 'static {
+    /// This worker's id: unique per process start.
+    fn worker_id(&self) -> &str;
+
+    /// How long a claim lasts without renewal: after it a dead worker's
+    /// runs are claimed by others. Renew well within it (a third).
+    fn lease(&self) -> Duration;
+
+    /// Claims up to `max` runs, oldest first: queued runs, and unfinished
+    /// runs whose lease expired (with their journal, to resume). A run of a
+    /// flow in `limits` is claimed only while fewer than its limit of that
+    /// flow's runs are claimed fleet-wide. Cancelled-while-queued runs are
+    /// not claimed. The claimed runs' writes are fenced by this claim.
+    async fn claim(
+        &self,
+        max: usize,
+        limits: &HashMap<String, u32>,
+    ) -> Result<Vec<Unfinished>, StoreError>;
+
+    /// Renews the lease of every run this worker holds. Returns the runs it
+    /// believed it held and no longer does (another worker claimed them
+    /// after its lease expired): stop them without a record.
+    async fn renew(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Gives up runs this worker holds without finishing them (a shutdown,
+    /// a stop): others may claim them at once.
+    async fn release(&self, run_ids: &[String]) -> Result<(), StoreError>;
+
+    /// Finishes a run that no worker holds with `record` (a cancel of a
+    /// queued run). `false`: a worker holds it, or it finished already.
+    async fn finish_unclaimed(&self, record: Arc<RunRecord>) -> Result<bool, StoreError>;
+
+    /// Asks the worker holding `run_id` to cancel it (a notice; a run
+    /// claimed later is cancelled when claimed).
+    async fn request_cancel(&self, run_id: &str) -> Result<(), StoreError>;
+
+    /// Notices from every worker of the fleet, this one's included.
+    fn subscribe(&self) -> broadcast::Receiver<Notice>;
+}
