@@ -24,7 +24,8 @@ pub(crate) struct ServeArgs {
     /// A `flowhost.toml` with the server's settings.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Where runs are kept: `sqlite:PATH`, or `memory` (lost on exit).
+    /// Where runs are kept: `sqlite:PATH`, `memory` (lost on exit), or
+    /// `postgres://USER@HOST:PORT/DB`, which several servers share.
     /// Default: `store` in the config file, else `sqlite:DATA_DIR/flowhost.db`.
     #[arg(long, value_name = "URL")]
     store: Option<flowhost::store::StoreUrl>,
@@ -32,6 +33,11 @@ pub(crate) struct ServeArgs {
     /// $XDG_DATA_HOME/flowhost, else ~/.local/share/flowhost.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// With a shared (postgres) store: how long this server holds a run
+    /// without renewing its claim (`5s`); a dead server's runs move to the
+    /// others after it. Overrides `lease` in the config file.
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::args::timeout)]
+    lease: Option<std::time::Duration>,
     #[command(flatten)]
     cache: super::cache::CacheFlags,
 }
@@ -53,6 +59,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     if let Some(store) = args.store {
         config.store = Some(store);
     }
+    if let Some(lease) = args.lease {
+        if lease < std::time::Duration::from_secs(1) {
+            return Err(Failure::usage("--lease: it must be at least 1s"));
+        }
+        config.lease = lease;
+    }
     if config.store.is_none() {
         config.store = Some(
             StoreUrl::default_in(args.data_dir.as_deref()).ok_or_else(|| {
@@ -65,6 +77,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
         .await
         .map_err(Failure::usage)?;
     eprintln!("flowhost: store: {}", server.store());
+    if let Some(worker) = server.worker() {
+        eprintln!("flowhost: worker {worker}");
+    }
     // A line tests and scripts can wait for.
     eprintln!("flowhost: listening on http://{}", server.addr());
     let report = server.run_until_signal().await;

@@ -228,6 +228,7 @@ impl Executor {
             output_trimmed: None,
             error,
             steps,
+            worker: None,
         }
     }
 }

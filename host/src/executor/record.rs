@@ -91,6 +91,9 @@ pub struct RunRecord {
     pub error: Option<RunError>,
     /// Every step that started, branches and items included, in start order.
     pub steps: Vec<StepRecord>,
+    /// The server that ran it, when several share a store.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub worker: Option<String>,
 }
 
 impl RunRecord {
@@ -107,6 +110,7 @@ impl RunRecord {
             output_trimmed: None,
             error: Some(error),
             steps: Vec::new(),
+            worker: None,
         }
     }
 

@@ -10,8 +10,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::state::{Admission, Done, Refusal, RunEntry, Spawn, State};
-use crate::executor::{RunStatus, new_run_id};
-use crate::store::{Accepted, NewRun};
+use crate::executor::{InputError, RunInput, RunRecord, RunStatus, new_run_id};
+use crate::store::{Accepted, NewRun, StoreError};
 
 impl State {
     /// Accepts runs, all or none: `n` queue places are taken at once, so an
@@ -42,7 +42,9 @@ impl State {
         // start while their acceptance commits (it is queued first, so
         // everything they write commits after it); the caller is answered
         // once it has.
-        let early = runs.iter().all(|r| r.key.is_none() && r.rerun.is_none());
+        // In a fleet, runs wait in the shared queue for a claim instead.
+        let early =
+            self.fleet.is_none() && runs.iter().all(|r| r.key.is_none() && r.rerun.is_none());
         let accepted_at = std::time::SystemTime::now();
         let snapshot = self.plugins.snapshot();
         let mut pending = Vec::with_capacity(n);
@@ -119,12 +121,19 @@ impl State {
                     self.live().remove(run_id);
                 }
                 self.queued.fetch_sub(n, Ordering::SeqCst);
-                return Err(Refusal::Store(e));
+                return Err(match e {
+                    StoreError::Full { .. } => Refusal::QueueFull,
+                    e => Refusal::Store(e),
+                });
             }
         };
         let mut out = Vec::with_capacity(n);
         for ((flow, input, run_id, done, rerun), answer) in pending.into_iter().zip(answers) {
             match answer {
+                Accepted::New if self.fleet.is_some() => {
+                    self.queue_shared(flow, input, &run_id, rerun, hop).await;
+                    out.push((run_id, done));
+                }
                 Accepted::New => {
                     let (journaled, input_at) = match rerun {
                         Some(r) => (self.reuse(&run_id, r.journaled).await, r.input_at),
@@ -149,7 +158,58 @@ impl State {
                 }
             }
         }
+        self.claim_wake.notify_one();
         Ok(out)
+    }
+
+    /// A run accepted into a fleet's shared queue: this server waits for
+    /// whichever claims it. A run refused for its input fails at once; a
+    /// rerun is claimed here, to journal the steps it reuses first.
+    async fn queue_shared(
+        self: &Arc<Self>,
+        flow: Arc<crate::flow::Flow>,
+        input: Result<RunInput, InputError>,
+        run_id: &str,
+        rerun: Option<super::state::Rerun>,
+        hop: u32,
+    ) {
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        let Some(fleet) = self.fleet.clone() else {
+            return;
+        };
+        let input = match input {
+            Ok(input) => input,
+            Err(e) => {
+                let record =
+                    RunRecord::not_run(run_id.to_string(), &flow, RunStatus::Failed, e.to_run_error());
+                match fleet.finish_unclaimed(Arc::new(record.clone())).await {
+                    Ok(true) => self.resolve_waiter(run_id, Arc::new(record)),
+                    // Claimed meanwhile: its worker checks the input again.
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(run = %run_id, error = %e, "the store could not fail a refused run; a server that claims it checks its input"),
+                }
+                return;
+            }
+        };
+        let Some(rerun) = rerun else { return };
+        match fleet.claim_run(run_id).await {
+            Ok(Some(_)) => {
+                self.queued.fetch_add(1, Ordering::SeqCst);
+                let journaled = self.reuse(run_id, rerun.journaled).await;
+                self.spawn(Spawn {
+                    flow,
+                    input: Ok(input),
+                    run_id: run_id.to_string(),
+                    hop,
+                    started_at: None,
+                    journaled,
+                    plugins: None,
+                    input_at: rerun.input_at,
+                });
+            }
+            Ok(None) => tracing::warn!(run = %run_id, "another server claimed the rerun first: it runs from the start"),
+            Err(e) => tracing::warn!(run = %run_id, error = %e, "claiming the rerun failed: a server claims it later and runs it from the start"),
+        }
     }
 
     /// Takes `n` queue places, all or none.
@@ -166,8 +226,12 @@ impl State {
             .map_err(|_| Refusal::QueueFull)
     }
 
-    /// Makes `run_id` a live, queued run; returns its `done` receiver.
+    /// Makes `run_id` a live, queued run; returns its `done` receiver. A
+    /// run live already (a fleet's waiter) stays as it is.
     pub(super) fn register(&self, run_id: &str, flow: &str) -> Done {
+        if let Some(e) = self.live().get(run_id) {
+            return e.done.clone();
+        }
         let (tx, rx) = watch::channel(None);
         self.live().insert(
             run_id.to_string(),
@@ -191,6 +255,10 @@ impl State {
             return e.done.clone();
         }
         let record = match self.store.run(run_id).await {
+            // Running elsewhere in the fleet: wait for it here.
+            Ok(Some(run)) if run.record.is_none() && self.fleet.is_some() => {
+                return self.register(run_id, &run.flow);
+            }
             Ok(Some(run)) => run.record,
             _ => None,
         };

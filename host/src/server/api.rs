@@ -259,11 +259,24 @@ async fn list_runs(Extract(state): S, Query(p): Query<ListParams>) -> Answer {
 }
 
 async fn cancel_run(Extract(state): S, Path(id): Path<String>) -> Answer {
-    let live = state.cancel(&id);
+    // A fleet's waiter runs elsewhere (or nowhere yet): the store decides.
+    let live = match state.is_waiter(&id) {
+        true => None,
+        false => state.cancel(&id),
+    };
     let status = match live {
         Some(status) => Some(status),
         None => match state.lookup(&id).await.map_err(store_failed)? {
-            Some(Lookup::Stored(run)) => Some(run.status),
+            Some(Lookup::Stored(run)) => {
+                if let (None, Some(fleet)) = (&run.record, &state.fleet) {
+                    state.cancel(&id);
+                    state
+                        .cancel_shared(fleet.as_ref(), &id, &run.flow)
+                        .await
+                        .map_err(store_failed)?;
+                }
+                Some(run.status)
+            }
             _ => None,
         },
     };

@@ -17,7 +17,8 @@ use crate::store::StoreUrl;
 /// queue_capacity = 64
 /// drain_timeout = "10s"
 /// max_steps_per_run = 10000
-/// store = "sqlite:/var/lib/flowhost/flowhost.db"   # or "memory"
+/// store = "sqlite:/var/lib/flowhost/flowhost.db"   # or "memory", or "postgres://..."
+/// lease = "5s"                      # several servers on postgres: a dead one's runs move after it
 /// retention_age = "30days"          # finished runs older are removed
 /// retention_runs = 100000           # and past the newest this many
 /// run_history = 1000                # the memory store's bounds
@@ -46,6 +47,14 @@ pub struct ServerConfig {
     /// on exit); `flowhost serve` defaults to a SQLite file in its data
     /// directory instead.
     pub store: Option<StoreUrl>,
+    /// With a store several servers share (PostgreSQL): how long a server
+    /// holds a run without renewing its claim. A server that dies (or
+    /// stalls) longer than this loses its runs to the others, which resume
+    /// them. Shorter moves them sooner; too short lets a busy server lose
+    /// runs it still runs (they are stopped, and resumed elsewhere).
+    /// Default: 5 s; at least 1 s.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
     /// A durable store removes finished runs older than this, in the
     /// background. Default: 30 days.
     #[serde(with = "humantime_serde")]
@@ -93,6 +102,7 @@ impl Default for ServerConfig {
             queue_capacity: 64,
             retry_after_secs: 1,
             store: None,
+            lease: Duration::from_secs(5),
             retention_age: Duration::from_secs(30 * 24 * 3600),
             retention_runs: 100_000,
             run_history: 1000,
@@ -119,11 +129,15 @@ impl ServerConfig {
             ("retention_age", config.retention_age),
             ("probe_timeout", config.probe_timeout),
             ("limits.timeout", config.limits.timeout),
+            ("lease", config.lease),
         ];
         for (key, d) in durations {
             if let Some(why) = too_long(d) {
                 return Err(format!("invalid `{key}`: {why}"));
             }
+        }
+        if config.lease < Duration::from_secs(1) {
+            return Err("invalid `lease`: it must be at least 1s".into());
         }
         if config.limits.fuel == Some(0) {
             return Err("invalid `limits.fuel`: the cap must be at least 1".into());

@@ -15,6 +15,8 @@ use crate::registry::PluginSet;
 
 const BEAT: Duration = Duration::from_millis(100);
 const STALLED: Duration = Duration::from_secs(2);
+/// How long `/readyz` waits for the store to answer.
+const STORE_CHECK: Duration = Duration::from_secs(2);
 
 /// A task that notes the time every 100 ms; if it falls behind, the runtime is stalled.
 pub(crate) fn start_heartbeat(state: &Arc<State>) {
@@ -64,6 +66,11 @@ pub(crate) async fn readyz(state: &State) -> (bool, Value) {
     let capacity = state.config.queue_capacity;
 
     let probe = probe(state).await;
+    let store = match tokio::time::timeout(STORE_CHECK, state.store.ready()).await {
+        Ok(Ok(())) => json!({"status": "ok", "store": state.store.describe()}),
+        Ok(Err(e)) => json!({"status": "unhealthy", "error": e.to_string()}),
+        Err(_) => json!({"status": "unhealthy", "error": "the store did not answer within 2s"}),
+    };
     let loaded = |n: usize, errors: usize| match (n, errors) {
         (0, _) => "unhealthy",
         (_, 0) => "ok",
@@ -74,6 +81,7 @@ pub(crate) async fn readyz(state: &State) -> (bool, Value) {
         "flows": {"status": loaded(flows, flow_errors), "loaded": flows, "errors": flow_errors},
         "queue": {"status": if queued < capacity { "ok" } else { "degraded" }, "queued": queued, "capacity": capacity},
         "probe": probe,
+        "store": store,
     });
     let statuses: Vec<&str> = checks
         .as_object()

@@ -15,6 +15,7 @@ mod config;
 mod error;
 mod events;
 mod extract;
+mod fleet;
 mod health;
 
 mod probe;
@@ -89,7 +90,7 @@ impl Server {
         let options = crate::store::OpenOptions {
             bounds,
             queue_capacity: config.queue_capacity,
-            ..Default::default()
+            lease: config.lease,
         };
         let store = crate::store::open(&url, &options).await?;
         Server::start_with_store(host, plugins_dir, flows_dir, config, store).await
@@ -132,6 +133,7 @@ impl Server {
             );
         }
         state.start_pruning();
+        state.start_fleet();
         state.watch_reloads().await;
         health::start_heartbeat(&state);
         let stop = tokio_util::sync::CancellationToken::new();
@@ -159,6 +161,11 @@ impl Server {
     /// The store it keeps runs in, as its start line names it.
     pub fn store(&self) -> String {
         self.state.store.describe()
+    }
+
+    /// Its worker id, when it shares its store with other servers.
+    pub fn worker(&self) -> Option<String> {
+        self.state.fleet.as_ref().map(|f| f.worker_id().to_string())
     }
 
     /// Stops accepting, drains in-flight runs, cancels the rest, and reports.

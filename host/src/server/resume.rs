@@ -19,6 +19,10 @@ impl State {
     /// queue's capacity (they were accepted already). A run whose flow is
     /// no longer loaded fails, saying so. Returns how many resumed.
     pub(crate) async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
+        if self.fleet.is_some() {
+            // Shared: this server's claimer takes them, as any other's may.
+            return Ok(0);
+        }
         let unfinished = self.store.unfinished().await?;
         let mut resumed = 0;
         let mut pins = super::versions::Pins::default();
@@ -30,17 +34,7 @@ impl State {
             let (flow, plugins) = self.pinned(&u.run, &mut pins).await;
             let Some(flow) = flow else {
                 self.queued.fetch_sub(1, Ordering::SeqCst);
-                let error = RunError::new(
-                    "",
-                    ErrorKind::Host,
-                    format!(
-                        "the run cannot resume: flow `{}` is no longer loaded",
-                        u.run.flow
-                    ),
-                );
-                let record = RunRecord::not_started(run_id.clone(), &u.run.flow, error);
-                let (tx, _rx) = tokio::sync::watch::channel(None);
-                self.finish(&run_id, record, &tx).await;
+                self.cannot_resume(&run_id, &u.run.flow).await;
                 continue;
             };
             tracing::info!(run = %run_id, flow = %flow.name, journaled = u.steps.len(), "resuming a run");
@@ -86,7 +80,7 @@ impl State {
 
 impl RunRecord {
     /// The record of a run that could not start at all.
-    fn not_started(run_id: String, flow: &str, error: RunError) -> RunRecord {
+    pub(super) fn not_started(run_id: String, flow: &str, error: RunError) -> RunRecord {
         RunRecord {
             run_id,
             flow: flow.to_string(),
@@ -97,6 +91,20 @@ impl RunRecord {
             output_trimmed: None,
             error: Some(error),
             steps: Vec::new(),
+            worker: None,
+        }
+    }
+
+    /// The record of a run cancelled before any server started it.
+    pub(super) fn cancelled_in_queue(run_id: &str, flow: &str) -> RunRecord {
+        let why = "the run was cancelled before it started";
+        RunRecord {
+            status: RunStatus::Cancelled,
+            ..RunRecord::not_started(
+                run_id.to_string(),
+                flow,
+                RunError::new("", ErrorKind::Cancelled, why),
+            )
         }
     }
 }

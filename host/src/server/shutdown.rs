@@ -14,10 +14,12 @@ impl State {
         self.accepting.store(false, Ordering::SeqCst);
         self.tasks.close();
         let durable = self.store.durable();
+        // A fleet's waiters are not this server's to stop: others run them.
+        let fleet = self.fleet.is_some();
         let open = |status: RunStatus| -> Vec<String> {
             self.live()
                 .iter()
-                .filter(|(_, e)| e.status == status)
+                .filter(|(_, e)| e.status == status && !(fleet && e.sender.is_some()))
                 .map(|(id, _)| id.clone())
                 .collect()
         };
@@ -49,6 +51,9 @@ impl State {
         };
         if durable {
             report.left_to_resume = queued.into_iter().chain(left).collect();
+            if let Some(fleet) = &self.fleet {
+                super::fleet::release(fleet.as_ref(), &report.left_to_resume).await;
+            }
         } else {
             for id in &queued {
                 tracing::warn!(run = %id, "queued run cancelled by shutdown: it never started");

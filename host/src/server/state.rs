@@ -23,7 +23,7 @@ use crate::live::{LiveFlows, LivePlugins, ReloadOutcome};
 use crate::metrics::Metrics;
 use crate::plugin::Plugin;
 use crate::registry::PluginSet;
-use crate::store::{DerivedFrom, StepEntry, Store, StoreError, StoredRun};
+use crate::store::{DerivedFrom, Fleet, StepEntry, Store, StoreError, StoredRun};
 
 /// Why a run was not accepted.
 #[derive(Debug)]
@@ -107,6 +107,10 @@ pub(crate) struct State {
     pub(crate) probe: Plugin,
     pub(crate) metrics: Metrics,
     pub(crate) store: Arc<dyn Store>,
+    /// The store's shared side, when several servers share it.
+    pub(crate) fleet: Option<Arc<dyn Fleet>>,
+    /// Wakes the fleet's claimer: a run was queued, or a worker is free.
+    pub(super) claim_wake: Arc<tokio::sync::Notify>,
     /// Flow and plugin versions already kept in the store.
     pub(super) kept: super::versions::Kept,
     pub(crate) started: Instant,
@@ -152,6 +156,8 @@ impl State {
             flows,
             probe,
             metrics: Metrics::new(),
+            fleet: store.fleet(),
+            claim_wake: Default::default(),
             store,
             kept: Default::default(),
             started: Instant::now(),
@@ -212,7 +218,7 @@ impl State {
                 self.queued.fetch_sub(1, Ordering::SeqCst);
                 let record =
                     RunRecord::not_run(run_id.clone(), &flow, RunStatus::Failed, e.to_run_error());
-                self.finish(&run_id, record, &done).await;
+                self.finish(&run_id, record, done).await;
                 return;
             }
         };
@@ -239,14 +245,14 @@ impl State {
         };
         self.queued.fetch_sub(1, Ordering::SeqCst);
         let Some(permits) = permits else {
-            self.live().remove(&run_id);
+            self.suspended(&run_id, done);
             return;
         };
         let Some(_permits) = permits else {
             let why = "the run was cancelled before it started";
             let error = RunError::new("", ErrorKind::Cancelled, why);
             let record = RunRecord::not_run(run_id.clone(), &flow, RunStatus::Cancelled, error);
-            self.finish(&run_id, record, &done).await;
+            self.finish(&run_id, record, done).await;
             return;
         };
         self.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -286,14 +292,29 @@ impl State {
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         match record {
             Some(record) => {
-                self.store_record(&run_id, record, journal.as_deref(), &done)
+                self.store_record(&run_id, record, journal.as_deref(), done)
                     .await
             }
-            None => {
-                tracing::info!(run = %run_id, "run suspended: it resumes at the next start");
-                self.live().remove(&run_id);
-            }
+            None => self.suspended(&run_id, done),
         }
+    }
+
+    /// A run stopped without a record. A shutdown leaves it to the next
+    /// start (or, in a fleet, to the other servers); a fleet server that
+    /// lost its claim keeps its clients waiting for whoever resumes it.
+    fn suspended(&self, run_id: &str, done: watch::Sender<Option<Arc<RunRecord>>>) {
+        if self.fleet.is_some() && self.accepting.load(Ordering::SeqCst) {
+            tracing::info!(run = %run_id, "run stopped here: another server resumes it");
+            if let Some(e) = self.live().get_mut(run_id) {
+                e.status = RunStatus::Queued;
+                e.started = false;
+                e.sender = Some(done);
+            }
+            self.claim_wake.notify_one();
+            return;
+        }
+        tracing::info!(run = %run_id, "run suspended: it resumes at the next start");
+        self.live().remove(run_id);
     }
 
     fn mark_started(&self, run_id: &str) {
@@ -308,7 +329,7 @@ impl State {
         &self,
         run_id: &str,
         record: RunRecord,
-        done: &watch::Sender<Option<Arc<RunRecord>>>,
+        done: watch::Sender<Option<Arc<RunRecord>>>,
     ) {
         self.store_record(run_id, record, None, done).await;
     }
@@ -320,9 +341,12 @@ impl State {
         run_id: &str,
         record: RunRecord,
         journal: Option<&RunJournal>,
-        done: &watch::Sender<Option<Arc<RunRecord>>>,
+        done: watch::Sender<Option<Arc<RunRecord>>>,
     ) {
-        self.metrics.run_finished(&record);
+        let mut record = record;
+        if let Some(fleet) = &self.fleet {
+            record.worker = Some(fleet.worker_id().to_string());
+        }
         let record = Arc::new(record);
         let flushed = async {
             match journal {
@@ -331,6 +355,13 @@ impl State {
             }
         };
         let (stored, flushed) = tokio::join!(self.store.finish(record.clone()), flushed);
+        self.claim_wake.notify_one();
+        if let Err(StoreError::Fenced { .. }) = stored {
+            // Another server took the run over: its record is theirs to write.
+            self.suspended(run_id, done);
+            return;
+        }
+        self.metrics.run_finished(&record);
         if let Err(e) = stored {
             tracing::error!(run = %run_id, error = %e, "the store could not keep the run's record");
         }
@@ -345,9 +376,12 @@ impl State {
         done.send_replace(Some(record));
     }
 
-    /// What the server knows of a run: live, else from the store.
+    /// What the server knows of a run: live, else from the store (which
+    /// knows best where a fleet's waiter is).
     pub(crate) async fn lookup(&self, run_id: &str) -> Result<Option<Lookup>, StoreError> {
-        if let Some(e) = self.live().get(run_id) {
+        if let Some(e) = self.live().get(run_id)
+            && !(self.fleet.is_some() && e.sender.is_some())
+        {
             return Ok(Some(Lookup::Live(e.flow.clone(), e.status)));
         }
         Ok(self.store.run(run_id).await?.map(Lookup::Stored))
@@ -359,6 +393,66 @@ impl State {
         let e = live.get(run_id)?;
         e.cancel.cancel();
         Some(e.status)
+    }
+
+    /// Whether `run_id` is a fleet's waiter here: accepted (or stopped)
+    /// here, run by whichever server claims it.
+    pub(super) fn is_waiter(&self, run_id: &str) -> bool {
+        self.fleet.is_some() && self.live().get(run_id).is_some_and(|e| e.sender.is_some())
+    }
+
+    /// Every waiter's run id.
+    pub(super) fn waiters(&self) -> Vec<String> {
+        if self.fleet.is_none() {
+            return Vec::new();
+        }
+        let live = self.live();
+        live.iter()
+            .filter(|(_, e)| e.sender.is_some())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Answers a waiter with the record another server stored.
+    pub(super) fn resolve_waiter(&self, run_id: &str, record: Arc<RunRecord>) {
+        let mut live = self.live();
+        if let Some(sender) = live.get_mut(run_id).and_then(|e| e.sender.take()) {
+            live.remove(run_id);
+            drop(live);
+            sender.send_replace(Some(record));
+        }
+    }
+
+    /// Runs this server executes (claimed, with a task).
+    pub(super) fn running_here(&self) -> Vec<String> {
+        let live = self.live();
+        live.iter()
+            .filter(|(_, e)| e.sender.is_none())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Stops a run this server lost without a record: whoever holds it now
+    /// writes it.
+    pub(super) fn lose(&self, run_id: &str) {
+        if let Some(e) = self.live().get(run_id) {
+            e.suspend.cancel();
+        }
+    }
+
+    /// Fails a run that cannot resume: its flow is no longer loaded.
+    pub(super) async fn cannot_resume(&self, run_id: &str, flow: &str) {
+        let error = RunError::new(
+            "",
+            ErrorKind::Host,
+            format!("the run cannot resume: flow `{flow}` is no longer loaded"),
+        );
+        let record = RunRecord::not_started(run_id.to_string(), flow, error);
+        let done = match self.live().get_mut(run_id).and_then(|e| e.sender.take()) {
+            Some(done) => done,
+            None => watch::channel(None).0,
+        };
+        self.finish(run_id, record, done).await;
     }
 
     /// Feeds plugin loads (those at start, then every reload) and load

@@ -61,6 +61,11 @@ pub trait Fleet: Send + Sync + 'static {
         limits: &HashMap<String, u32>,
     ) -> Result<Vec<Unfinished>, StoreError>;
 
+    /// Claims one queued run, as [`Fleet::claim`] would: a rerun the
+    /// accepting worker starts itself, since it must journal the steps it
+    /// reuses before it runs. `None`: it is held or finished already.
+    async fn claim_run(&self, run_id: &str) -> Result<Option<Unfinished>, StoreError>;
+
     /// Renews the lease of every run this worker holds. Returns the runs it
     /// believed it held and no longer does (another worker claimed them
     /// after its lease expired): stop them without a record.

@@ -193,6 +193,7 @@ mod tests {
             output_trimmed: None,
             error: None,
             steps: vec![step],
+            worker: None,
         }
     }
 

@@ -148,6 +148,7 @@ pub(super) fn record(run_id: &str, flow: &str, output: &str) -> RunRecord {
         output_trimmed: None,
         error: None,
         steps: vec![step_record("fetch"), step_record("lines[3].price")],
+        worker: None,
     }
 }
 
