@@ -4,6 +4,8 @@
 mod bad_files;
 mod contract;
 mod sqlite;
+// Shared with the e2e tests, which use all of it.
+#[allow(dead_code)]
 pub(crate) mod throwaway_pg;
 
 use std::collections::BTreeMap;

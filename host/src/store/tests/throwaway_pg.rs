@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// A running PostgreSQL; dropping it stops the server and removes its files.
-pub struct ThrowawayPg {
+pub(crate) struct ThrowawayPg {
     bin: PathBuf,
     dir: tempfile::TempDir,
     port: u16,
@@ -57,12 +57,12 @@ fn is_root() -> bool {
 impl ThrowawayPg {
     /// Starts one, with durability off (`fsync=off`): for tests that do not
     /// measure it. Panics with the server's log when it cannot start.
-    pub fn start() -> ThrowawayPg {
+    pub(crate) fn start() -> ThrowawayPg {
         Self::start_with(&["-c", "fsync=off"])
     }
 
     /// Starts one with extra `postgres` options (`["-c", "fsync=on"]`).
-    pub fn start_with(options: &[&str]) -> ThrowawayPg {
+    pub(crate) fn start_with(options: &[&str]) -> ThrowawayPg {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("flowhost-pg-")
@@ -140,34 +140,34 @@ impl ThrowawayPg {
     }
 
     /// Its port on 127.0.0.1.
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/postgres`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.url_of("postgres")
     }
 
     /// The URL of database `db` on this server.
-    pub fn url_of(&self, db: &str) -> String {
+    pub(crate) fn url_of(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
     /// Creates database `name` (a fresh one per test keeps tests apart on
     /// one server) and returns its URL.
-    pub fn create_db(&self, name: &str) -> String {
+    pub(crate) fn create_db(&self, name: &str) -> String {
         self.psql(&format!("CREATE DATABASE \"{name}\""));
         self.url_of(name)
     }
 
     /// Runs SQL with `psql` on database `postgres`; panics on failure.
-    pub fn psql(&self, sql: &str) -> String {
+    pub(crate) fn psql(&self, sql: &str) -> String {
         self.psql_in("postgres", sql)
     }
 
     /// Runs SQL with `psql` on database `db`; returns its unaligned output.
-    pub fn psql_in(&self, db: &str, sql: &str) -> String {
+    pub(crate) fn psql_in(&self, db: &str, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
             .args(["-h", "127.0.0.1", "-U", "postgres", "-d", db])
@@ -183,7 +183,7 @@ impl ThrowawayPg {
     }
 
     /// The folder its files are in.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }
 }
