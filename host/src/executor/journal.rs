@@ -45,6 +45,8 @@ pub struct RunJournal {
     /// Entries queued and not yet known to be committed: each one's path
     /// and its commit.
     pending: Mutex<Vec<Pending>>,
+    /// Every entry is committed before the run goes on (a shared store).
+    synchronous: bool,
 }
 
 /// An entry's path and its commit.
@@ -95,6 +97,7 @@ impl RunJournal {
             earlier,
             input_at: None,
             pending: Mutex::default(),
+            synchronous: false,
         }
     }
 
@@ -103,6 +106,15 @@ impl RunJournal {
     /// from that step with a new input.
     pub fn with_input_at(mut self, path: impl Into<String>, input: Box<RawValue>) -> Self {
         self.input_at = Some((path.into(), Data::from_raw(input)));
+        self
+    }
+
+    /// Each step waits for its entry's commit before the run goes on. For a
+    /// store several servers share, where a write is refused once another
+    /// server took the run over: the run then stops at the step it was in,
+    /// instead of running further steps whose results nobody would keep.
+    pub fn synchronous(mut self) -> Self {
+        self.synchronous = true;
         self
     }
 
@@ -224,8 +236,9 @@ impl RunJournal {
             emitted,
         };
         let commit = self.store.journal(&self.run_id, entry);
-        // Only a step with events in its outbox waits for the commit.
-        if waits {
+        // Only a step with events in its outbox waits for the commit, or
+        // every step of a synchronous journal.
+        if waits || self.synchronous {
             return commit.await.map_err(|e| failed(&path, e));
         }
         let full = {

@@ -270,6 +270,10 @@ impl State {
         // Only a durable store resumes: the memory store keeps no journal.
         let journal = self.store.durable().then(|| {
             let journal = RunJournal::new(self.store.clone(), &run_id, journaled);
+            let journal = match self.fleet {
+                Some(_) => journal.synchronous(),
+                None => journal,
+            };
             Arc::new(match input_at {
                 Some((path, input)) => journal.with_input_at(path, input),
                 None => journal,
