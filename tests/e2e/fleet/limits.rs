@@ -17,7 +17,7 @@ async fn a_flow_s_concurrency_limit_holds_across_the_fleet() {
         ),
     );
     let servers = fleet.serve_n(3);
-    let ids = submit_round_robin(&servers, "capped", 12).await;
+    let ids = submit_round_robin(&servers, "capped", 20).await;
     let records = servers[2]
         .wait_finished(&ids, Duration::from_secs(60))
         .await;
