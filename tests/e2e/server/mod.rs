@@ -366,9 +366,12 @@ fn server_tests_pass_on(store: &str, env: &[(&str, &str)]) {
         .filter(|l| l.contains("FAILED") || l.starts_with("test result"))
         .collect::<Vec<_>>()
         .join("\n");
+    // What each failed test printed, from the child's `failures:` section.
+    let failures = stdout.find("\nfailures:\n").map_or("", |i| &stdout[i..]);
+    let failures: String = failures.chars().take(20_000).collect();
     assert!(
         out.status.success(),
-        "server tests on a {store} store:\n{summary}\n{}",
+        "server tests on a {store} store:\n{summary}\n{failures}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
