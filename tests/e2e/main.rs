@@ -12,6 +12,7 @@ mod durable;
 mod embed;
 mod examples;
 mod expr_bounds;
+mod fleet;
 mod flows;
 mod grants;
 mod history;

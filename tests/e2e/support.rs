@@ -8,6 +8,9 @@ use std::sync::{Mutex, OnceLock};
 
 use flowhost::{CallOptions, CallReport, Config, Context, Host, Limits, Plugin};
 
+pub mod fleet;
+pub mod pg;
+
 /// The repository root.
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
@@ -354,6 +357,19 @@ pub fn serve(
     std::net::SocketAddr,
     std::sync::mpsc::Receiver<String>,
 ) {
+    let (child, addr, _before, lines) = serve_lines(cmd);
+    (child, addr, lines)
+}
+
+/// [`serve`], also returning the lines printed before `listening on`.
+pub fn serve_lines(
+    cmd: &mut Command,
+) -> (
+    Killed,
+    std::net::SocketAddr,
+    Vec<String>,
+    std::sync::mpsc::Receiver<String>,
+) {
     use std::io::BufRead;
     let mut child = cmd
         .stderr(std::process::Stdio::piped())
@@ -375,7 +391,7 @@ pub fn serve(
     loop {
         match lines.recv_timeout(std::time::Duration::from_secs(60)) {
             Ok(line) => match line.strip_prefix("flowhost: listening on http://") {
-                Some(a) => return (Killed(child), a.trim().parse().unwrap(), lines),
+                Some(a) => return (Killed(child), a.trim().parse().unwrap(), seen, lines),
                 None => seen.push(line),
             },
             Err(e) => {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod http_load;
+pub(crate) mod serve;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

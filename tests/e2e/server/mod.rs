@@ -32,9 +32,33 @@ fn cache_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-server-compile-cache")
 }
 
-/// Whether these tests run on a durable store (`FLOWHOST_TEST_STORE=sqlite`).
+/// Whether these tests run on a durable store (`FLOWHOST_TEST_STORE=sqlite`
+/// or `postgres`).
 fn durable() -> bool {
-    std::env::var("FLOWHOST_TEST_STORE").as_deref() == Ok("sqlite")
+    matches!(
+        std::env::var("FLOWHOST_TEST_STORE").as_deref(),
+        Ok("sqlite" | "postgres")
+    )
+}
+
+/// The store `$FLOWHOST_TEST_STORE` names for a server whose files are in
+/// `dir`: `sqlite`, a fresh file; `postgres`, a fresh database on the
+/// PostgreSQL whose `postgres` database `$FLOWHOST_TEST_PG` names; else none
+/// (memory).
+fn store_under_test(dir: &Path) -> Option<flowhost::store::StoreUrl> {
+    match std::env::var("FLOWHOST_TEST_STORE").as_deref() {
+        Ok("sqlite") => Some(flowhost::store::StoreUrl::Sqlite(dir.join("runs.db"))),
+        Ok("postgres") => {
+            let base = std::env::var("FLOWHOST_TEST_PG")
+                .expect("FLOWHOST_TEST_STORE=postgres needs FLOWHOST_TEST_PG");
+            let url = crate::support::pg::fresh_db_at(&base);
+            Some(
+                url.parse()
+                    .unwrap_or_else(|e| panic!("--store {url} is refused: {e}")),
+            )
+        }
+        _ => None,
+    }
 }
 
 /// Settings for a test: an ephemeral loopback port and a short drain.
@@ -71,8 +95,9 @@ impl Served {
     }
 
     /// A server on these plugins and flows. Its store is `config.store`, else
-    /// the one `$FLOWHOST_TEST_STORE` names (`sqlite`: a fresh file; the
-    /// README's test command runs these tests with both), else memory.
+    /// the one `$FLOWHOST_TEST_STORE` names (`sqlite`: a fresh file;
+    /// `postgres`: a fresh database; the README's test command runs these
+    /// tests with each), else memory.
     async fn start_on(
         host: Host,
         plugins: &[&str],
@@ -80,11 +105,8 @@ impl Served {
         mut config: ServerConfig,
     ) -> Served {
         let (dirs, plugins_dir, flows_dir) = folders(plugins, flows);
-        if config.store.is_none() && std::env::var("FLOWHOST_TEST_STORE").as_deref() == Ok("sqlite")
-        {
-            config.store = Some(flowhost::store::StoreUrl::Sqlite(
-                dirs.path().join("runs.db"),
-            ));
+        if config.store.is_none() {
+            config.store = store_under_test(dirs.path());
         }
         let server = Server::start(host.clone(), &plugins_dir, &flows_dir, config)
             .await
@@ -243,7 +265,7 @@ fn sleep_flow(name: &str, ms: u64, extra: &str) -> String {
 }
 
 /// Milliseconds since the epoch of an RFC 3339 time.
-fn epoch_ms(rfc3339: &str) -> f64 {
+pub(crate) fn epoch_ms(rfc3339: &str) -> f64 {
     humantime::parse_rfc3339(rfc3339)
         .unwrap_or_else(|e| panic!("{rfc3339}: {e}"))
         .duration_since(UNIX_EPOCH)
@@ -253,7 +275,7 @@ fn epoch_ms(rfc3339: &str) -> f64 {
 }
 
 /// The most intervals `(start, end)` that hold at one instant.
-fn max_overlap(intervals: &[(f64, f64)]) -> usize {
+pub(crate) fn max_overlap(intervals: &[(f64, f64)]) -> usize {
     let mut edges: Vec<(f64, i32)> = intervals
         .iter()
         .flat_map(|&(s, e)| [(s, 1), (e, -1)])
@@ -309,14 +331,33 @@ fn the_server_tests_pass_on_a_sqlite_store_too() {
     if std::env::var_os("FLOWHOST_TEST_STORE").is_some() {
         return;
     }
+    server_tests_pass_on("SQLite", &[("FLOWHOST_TEST_STORE", "sqlite")]);
+}
+
+/// And on PostgreSQL: one throwaway server for the whole child run, a fresh
+/// database for each server a test starts; stopped when this test ends.
+#[test]
+fn the_server_tests_pass_on_a_postgres_store_too() {
+    if std::env::var_os("FLOWHOST_TEST_STORE").is_some() {
+        return;
+    }
+    let pg = crate::support::pg::ThrowawayPg::start();
+    server_tests_pass_on(
+        "PostgreSQL",
+        &[
+            ("FLOWHOST_TEST_STORE", "postgres"),
+            ("FLOWHOST_TEST_PG", &pg.url()),
+        ],
+    );
+}
+
+/// Runs this test binary's `server::` tests with `env`; fails with their
+/// failures.
+fn server_tests_pass_on(store: &str, env: &[(&str, &str)]) {
     let me = std::env::current_exe().expect("the test binary");
     let out = std::process::Command::new(me)
-        .args([
-            "server::",
-            "--skip",
-            "the_server_tests_pass_on_a_sqlite_store_too",
-        ])
-        .env("FLOWHOST_TEST_STORE", "sqlite")
+        .args(["server::", "--skip", "the_server_tests_pass_on_a_"])
+        .envs(env.iter().copied())
         .output()
         .expect("the test binary runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -325,9 +366,12 @@ fn the_server_tests_pass_on_a_sqlite_store_too() {
         .filter(|l| l.contains("FAILED") || l.starts_with("test result"))
         .collect::<Vec<_>>()
         .join("\n");
+    // What each failed test printed, from the child's `failures:` section.
+    let failures = stdout.find("\nfailures:\n").map_or("", |i| &stdout[i..]);
+    let failures: String = failures.chars().take(20_000).collect();
     assert!(
         out.status.success(),
-        "server tests on a SQLite store:\n{summary}\n{}",
+        "server tests on a {store} store:\n{summary}\n{failures}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
