@@ -180,13 +180,19 @@ impl State {
         let input = match input {
             Ok(input) => input,
             Err(e) => {
-                let record =
-                    RunRecord::not_run(run_id.to_string(), &flow, RunStatus::Failed, e.to_run_error());
+                let record = RunRecord::not_run(
+                    run_id.to_string(),
+                    &flow,
+                    RunStatus::Failed,
+                    e.to_run_error(),
+                );
                 match fleet.finish_unclaimed(Arc::new(record.clone())).await {
                     Ok(true) => self.resolve_waiter(run_id, Arc::new(record)),
                     // Claimed meanwhile: its worker checks the input again.
                     Ok(false) => {}
-                    Err(e) => tracing::warn!(run = %run_id, error = %e, "the store could not fail a refused run; a server that claims it checks its input"),
+                    Err(e) => {
+                        tracing::warn!(run = %run_id, error = %e, "the store could not fail a refused run; a server that claims it checks its input")
+                    }
                 }
                 return;
             }
@@ -207,8 +213,12 @@ impl State {
                     input_at: rerun.input_at,
                 });
             }
-            Ok(None) => tracing::warn!(run = %run_id, "another server claimed the rerun first: it runs from the start"),
-            Err(e) => tracing::warn!(run = %run_id, error = %e, "claiming the rerun failed: a server claims it later and runs it from the start"),
+            Ok(None) => {
+                tracing::warn!(run = %run_id, "another server claimed the rerun first: it runs from the start")
+            }
+            Err(e) => {
+                tracing::warn!(run = %run_id, error = %e, "claiming the rerun failed: a server claims it later and runs it from the start")
+            }
         }
     }
 

@@ -233,6 +233,8 @@ pub(super) async fn release(fleet: &dyn Fleet, run_ids: &[String]) {
             runs = run_ids.len(),
             "released this server's unfinished runs to the other servers"
         ),
-        Err(e) => tracing::warn!(error = %e, "releasing runs failed: others take them when their leases expire"),
+        Err(e) => {
+            tracing::warn!(error = %e, "releasing runs failed: others take them when their leases expire")
+        }
     }
 }
