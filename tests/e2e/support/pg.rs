@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, Weak};
 #[path = "../../../host/src/store/tests/throwaway_pg.rs"]
 mod throwaway_pg;
 
-pub use throwaway_pg::ThrowawayPg;
+pub(crate) use throwaway_pg::ThrowawayPg;
 
 /// The throwaway PostgreSQL of the tests running now: started by the first
 /// that asks, stopped (and its files removed) when the last holder drops it,
