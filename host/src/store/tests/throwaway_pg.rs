@@ -193,7 +193,8 @@ impl Drop for ThrowawayPg {
         let data = self.dir.path().join("data");
         let mut cmd = if self.as_postgres {
             let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(self.bin.join("pg_ctl"));
+            c.args(["-u", "postgres", "--"])
+                .arg(self.bin.join("pg_ctl"));
             c
         } else {
             Command::new(self.bin.join("pg_ctl"))
