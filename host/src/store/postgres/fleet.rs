@@ -96,22 +96,25 @@ impl Fleet for PgFleet {
             let flows: Vec<&str> = limited.iter().map(|l| l.1).collect();
             // The count is a statement after the locks: its snapshot sees
             // every claim committed before they were granted.
-            let (lock_args, count_args): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =
-                ([&keys], [&flows]);
-            let (_, held) = futures::try_join!(
-                tx.execute(
-                    "SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k",
-                    &lock_args
-                ),
-                tx.query(
+            // Prepared first: pipelined, the count must leave after the locks.
+            let lock = tx
+                .prepare_cached("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k")
+                .await
+                .map_err(sql)?;
+            let count = tx
+                .prepare_cached(
                     "SELECT flow, count(*) FROM runs
                      WHERE finished_at IS NULL AND owner IS NOT NULL AND lease_until >= now()
                        AND flow = ANY($1::text[])
                      GROUP BY flow",
-                    &count_args
-                ),
-            )
-            .map_err(sql)?;
+                )
+                .await
+                .map_err(sql)?;
+            let (lock_args, count_args): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =
+                ([&keys], [&flows]);
+            let (_, held) =
+                futures::try_join!(tx.execute(&lock, &lock_args), tx.query(&count, &count_args),)
+                    .map_err(sql)?;
             let held: HashMap<String, i64> = held.iter().map(|r| (r.get(0), r.get(1))).collect();
             for (_, flow, limit) in &limited {
                 let n = held.get(*flow).copied().unwrap_or(0).max(0) as usize;

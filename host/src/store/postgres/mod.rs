@@ -307,10 +307,9 @@ impl Store for PostgresStore {
         let row = finish_row(&record)?;
         let answer = self.inner.enqueue(Work::Finish { row, token })?.await;
         let result = fenced(answer, run_id, token);
-        if !matches!(
-            result,
-            Err(StoreError::Unreachable { .. } | StoreError::Closed)
-        ) {
+        // A fenced run stays held (lost) until released: this worker's
+        // later writes about it stay fenced.
+        if result.is_ok() {
             self.inner.held().remove(run_id);
         }
         result.map(drop)

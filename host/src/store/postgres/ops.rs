@@ -62,6 +62,9 @@ pub(super) enum Out {
 /// One statement of a pipeline.
 pub(super) type Step<'a> = BoxFuture<'a, Result<Out, tokio_postgres::Error>>;
 
+/// Taken before counting the queue: accepts take turns fleet-wide.
+const ACCEPT_LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
+
 /// The unfinished runs, the group's own left out (a group sent again after
 /// its commit must not count its runs twice).
 const COUNT_UNFINISHED: &str =
@@ -141,8 +144,11 @@ WITH u AS (
 SELECT pg_notify('flowhost', 'cancel ' || run_id) FROM u";
 
 /// The writer's statements, prepared once per connection (the pool's
-/// statement cache keeps them).
+/// statement cache keeps them). Pipelined statements must be prepared:
+/// one given as text is prepared first, in a round trip of its own, and
+/// would leave after the statements behind it.
 pub(super) struct Statements {
+    pub(super) accept_lock: Statement,
     pub(super) count_unfinished: Statement,
     insert_run: Statement,
     started: Statement,
@@ -155,6 +161,7 @@ pub(super) struct Statements {
 impl Statements {
     pub(super) async fn prepare(client: &Object) -> Result<Statements, tokio_postgres::Error> {
         Ok(Statements {
+            accept_lock: client.prepare_cached(ACCEPT_LOCK).await?,
             count_unfinished: client.prepare_cached(COUNT_UNFINISHED).await?,
             insert_run: client.prepare_cached(INSERT_RUN).await?,
             started: client.prepare_cached(STARTED).await?,

@@ -261,7 +261,7 @@ async fn attempt(
             Box::pin(async { client.batch_execute("BEGIN").await.map(|()| Out::Nothing) }),
             Box::pin(async {
                 client
-                    .execute("SELECT pg_advisory_xact_lock($1)", &[&ACCEPT_LOCK])
+                    .execute(&stmts.accept_lock, &[&ACCEPT_LOCK])
                     .await
                     .map(Out::Count)
             }),
