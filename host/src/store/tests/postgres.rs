@@ -461,3 +461,62 @@ async fn step_results_take_at_most_one_round_trip_each_under_load() {
     assert!(trips <= writes, "{trips} round trips for {writes} writes");
     eprintln!("{writes} writes of 64 runs in {trips} round trips");
 }
+
+#[tokio::test]
+async fn claiming_and_listing_use_their_indexes_beside_many_finished_runs() {
+    let (pg, url) = fresh_pg_db();
+    let store = pg_store(&url, &OpenOptions::default()).await;
+    let db = url.rsplit('/').next().unwrap();
+    // 300,000 finished runs (the planner's choices are those of a million:
+    // no scan of the table grows with them), then a few queued ones.
+    pg.psql_in(
+        db,
+        "INSERT INTO runs (run_id, flow, flow_version, plugins, input, accepted_ms, status,
+                           finished_at, record)
+         SELECT 'old' || i, 'f' || (i % 10), 'v', '{}', '{}', i, 'succeeded', now(), '{}'
+         FROM generate_series(1, 300000) i;
+         ANALYZE runs",
+    );
+    let runs = (0..20)
+        .map(|i| new_run(&format!("new{i:02}"), "f1", 400_000 + i))
+        .collect();
+    accept_all(&store, runs).await;
+    let plan = |sql: &str| pg.psql_in(db, &format!("EXPLAIN {sql}"));
+    let claim = plan(
+        "SELECT run_id, flow FROM runs
+         WHERE finished_at IS NULL AND (owner IS NULL OR lease_until < now())
+           AND NOT (cancel_requested AND owner IS NULL) AND flow <> ALL('{}'::text[])
+         ORDER BY accepted_ms, run_id LIMIT 8 FOR UPDATE SKIP LOCKED",
+    );
+    assert!(claim.contains("runs_unfinished"), "{claim}");
+    for (sql, index) in [
+        (
+            "SELECT run_id FROM runs ORDER BY accepted_ms DESC, run_id DESC LIMIT 51",
+            "runs_newest",
+        ),
+        (
+            "SELECT run_id FROM runs WHERE flow = 'f3' AND (accepted_ms, run_id) < (5000, 'x')
+             ORDER BY accepted_ms DESC, run_id DESC LIMIT 51",
+            "runs_flow_newest",
+        ),
+        (
+            "SELECT run_id FROM runs WHERE status = 'queued'
+             ORDER BY accepted_ms DESC, run_id DESC LIMIT 51",
+            "runs_status_newest",
+        ),
+    ] {
+        let listing = plan(sql);
+        assert!(
+            listing.contains(index) && !listing.contains("Seq Scan"),
+            "{sql}:\n{listing}"
+        );
+    }
+    let started = Instant::now();
+    let claimed = fleet(&store).claim(8, &HashMap::new()).await.unwrap();
+    assert_eq!(claimed.len(), 8);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
