@@ -198,7 +198,7 @@ impl State {
             }
         };
         let Some(rerun) = rerun else { return };
-        match fleet.claim_run(run_id).await {
+        match fleet.claim_run(run_id, &self.flow_limits_now()).await {
             Ok(Some(_)) => {
                 self.queued.fetch_add(1, Ordering::SeqCst);
                 let journaled = self.reuse(run_id, rerun.journaled).await;

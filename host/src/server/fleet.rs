@@ -106,13 +106,7 @@ impl State {
             if free == 0 {
                 return;
             }
-            let limits = self
-                .flows
-                .all()
-                .values()
-                .filter_map(|f| f.concurrency.map(|limit| (f.name.clone(), limit)))
-                .collect();
-            let claimed = match fleet.claim(free, &limits).await {
+            let claimed = match fleet.claim(free, &self.flow_limits_now()).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming runs from the store failed");
@@ -128,6 +122,15 @@ impl State {
                 return;
             }
         }
+    }
+
+    /// Each loaded flow's `concurrency.limit`, which claims keep fleet-wide.
+    pub(super) fn flow_limits_now(&self) -> std::collections::HashMap<String, u32> {
+        self.flows
+            .all()
+            .values()
+            .filter_map(|f| f.concurrency.map(|limit| (f.name.clone(), limit)))
+            .collect()
     }
 
     /// Starts a run this server claimed: new, or resumed from its journal

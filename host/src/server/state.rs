@@ -307,8 +307,17 @@ impl State {
     /// start (or, in a fleet, to the other servers); a fleet server that
     /// lost its claim keeps its clients waiting for whoever resumes it.
     fn suspended(&self, run_id: &str, done: watch::Sender<Option<Arc<RunRecord>>>) {
-        if self.fleet.is_some() && self.accepting.load(Ordering::SeqCst) {
+        if let Some(fleet) = self.fleet.clone()
+            && self.accepting.load(Ordering::SeqCst)
+        {
             tracing::info!(run = %run_id, "run stopped here: another server resumes it");
+            // Its task is done: the claim it lost (or held) can go.
+            let id = run_id.to_string();
+            tokio::spawn(async move {
+                if let Err(e) = fleet.release(std::slice::from_ref(&id)).await {
+                    tracing::warn!(run = %id, error = %e, "releasing a stopped run failed: it moves when its lease expires");
+                }
+            });
             if let Some(e) = self.live().get_mut(run_id) {
                 e.status = RunStatus::Queued;
                 e.started = false;

@@ -53,8 +53,9 @@ pub trait Fleet: Send + Sync + 'static {
     /// Claims up to `max` runs, oldest first: queued runs, and unfinished
     /// runs whose lease expired (with their journal, to resume). A run of a
     /// flow in `limits` is claimed only while fewer than its limit of that
-    /// flow's runs are claimed fleet-wide. Cancelled-while-queued runs are
-    /// not claimed. The claimed runs' writes are fenced by this claim.
+    /// flow's runs are claimed fleet-wide. A run whose cancel was asked for
+    /// comes with `cancel_requested`: its claimer records it cancelled. The
+    /// claimed runs' writes are fenced by this claim.
     async fn claim(
         &self,
         max: usize,
@@ -63,8 +64,13 @@ pub trait Fleet: Send + Sync + 'static {
 
     /// Claims one queued run, as [`Fleet::claim`] would: a rerun the
     /// accepting worker starts itself, since it must journal the steps it
-    /// reuses before it runs. `None`: it is held or finished already.
-    async fn claim_run(&self, run_id: &str) -> Result<Option<Unfinished>, StoreError>;
+    /// reuses before it runs. `None`: it is held or finished already, or
+    /// its flow is at its limit.
+    async fn claim_run(
+        &self,
+        run_id: &str,
+        limits: &HashMap<String, u32>,
+    ) -> Result<Option<Unfinished>, StoreError>;
 
     /// Renews the lease of every run this worker holds. Returns the runs it
     /// believed it held and no longer does (another worker claimed them
@@ -72,7 +78,8 @@ pub trait Fleet: Send + Sync + 'static {
     async fn renew(&self) -> Result<Vec<String>, StoreError>;
 
     /// Gives up runs this worker holds without finishing them (a shutdown,
-    /// a stop): others may claim them at once.
+    /// a stop), and forgets the claims it lost on them, once their tasks
+    /// stopped: others may claim them at once.
     async fn release(&self, run_ids: &[String]) -> Result<(), StoreError>;
 
     /// Finishes a run that no worker holds with `record` (a cancel of a

@@ -14,6 +14,10 @@
 //!   and `flowhost run`.
 //! - `sqlite:PATH` ([`sqlite`]): one file, written by one thread that commits
 //!   everything queued in one transaction (group commit).
+//! - `postgres://USER@HOST:PORT/DB` ([`postgres`]): one database that several
+//!   servers share as a fleet ([`Fleet`]): runs are claimed under leases,
+//!   writes are fenced by the claim, notices go by LISTEN/NOTIFY. One task
+//!   commits everything queued as one pipelined transaction (group commit).
 //!
 //! The executor knows nothing of SQL: it sees a [`RunJournal`](crate::executor::RunJournal)
 //! built on a `Store`.
@@ -21,6 +25,7 @@
 mod fleet;
 pub(crate) mod history;
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 mod url;
 
@@ -393,6 +398,7 @@ pub async fn open(url: &StoreUrl, options: &OpenOptions) -> Result<Arc<dyn Store
     Ok(match url {
         StoreUrl::Memory => Arc::new(memory::MemoryStore::new(options.bounds)),
         StoreUrl::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path).await?),
+        StoreUrl::Postgres(url) => Arc::new(postgres::PostgresStore::open(url, options).await?),
     })
 }
 

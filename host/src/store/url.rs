@@ -12,6 +12,9 @@ pub enum StoreUrl {
     Memory,
     /// `sqlite:PATH`: one SQLite file.
     Sqlite(PathBuf),
+    /// `postgres://...` (or `postgresql://`): a PostgreSQL database that
+    /// several servers share. Shown without its password.
+    Postgres(super::postgres::PgUrl),
 }
 
 impl StoreUrl {
@@ -60,13 +63,14 @@ impl FromStr for StoreUrl {
             }
             return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
         }
-        let scheme = s.split_once(':').map_or(s, |(scheme, _)| scheme);
-        let hint = match scheme {
-            "postgres" | "postgresql" => " (PostgreSQL is not supported yet)",
-            _ => "",
-        };
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return s
+                .parse()
+                .map(StoreUrl::Postgres)
+                .map_err(|why: String| StoreUrlError(crate::printable::printable(&why).into()));
+        }
         Err(StoreUrlError(format!(
-            "unknown store `{}`{hint}: use `sqlite:PATH` or `memory`",
+            "unknown store `{}`: use `sqlite:PATH`, `postgres://USER@HOST:PORT/DB` or `memory`",
             crate::printable::printable(s)
         )))
     }
@@ -77,13 +81,19 @@ impl fmt::Display for StoreUrl {
         match self {
             StoreUrl::Memory => f.write_str("memory"),
             StoreUrl::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            StoreUrl::Postgres(url) => write!(f, "{url}"),
         }
     }
 }
 
+/// As written in the config: a PostgreSQL URL keeps its password here (it
+/// is shown without it).
 impl serde::Serialize for StoreUrl {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match self {
+            StoreUrl::Postgres(url) => s.serialize_str(url.as_str()),
+            other => s.collect_str(other),
+        }
     }
 }
 
@@ -114,7 +124,26 @@ mod tests {
         let e = "mysql://x".parse::<StoreUrl>().unwrap_err().to_string();
         assert_eq!(
             e,
-            "unknown store `mysql://x`: use `sqlite:PATH` or `memory`"
+            "unknown store `mysql://x`: use `sqlite:PATH`, `postgres://USER@HOST:PORT/DB` or `memory`"
+        );
+        for text in [
+            "postgres://u:pw@h:5432/d",
+            "postgresql://u@h/d?sslmode=require",
+        ] {
+            let url = text.parse::<StoreUrl>().unwrap();
+            assert!(matches!(url, StoreUrl::Postgres(_)), "{text}");
+            let json = serde_json::to_string(&url).unwrap();
+            assert_eq!(json, format!("\"{text}\""), "the config keeps it whole");
+        }
+        let shown = "postgres://u:pw@h:5432/d".parse::<StoreUrl>().unwrap();
+        assert_eq!(shown.to_string(), "postgres://u@h:5432/d");
+        let e = "postgres://u:pw@h:x/d"
+            .parse::<StoreUrl>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("`postgres://u@h:x/d`: ") && !e.contains("pw"),
+            "{e}"
         );
     }
 }

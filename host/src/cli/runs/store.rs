@@ -37,6 +37,16 @@ pub(crate) enum Access {
 pub(crate) async fn open(url: &StoreUrl, access: Access, doing: &str) -> Result<Opened, Failure> {
     let path = match url {
         StoreUrl::Sqlite(path) => path,
+        // Shared by design: read and written while servers run on it.
+        StoreUrl::Postgres(_) => {
+            let store = flowhost::store::open(url, &Default::default())
+                .await
+                .map_err(|e| Failure::usage(format!("--store {url}: {e}")))?;
+            return Ok(Opened {
+                store,
+                url: url.clone(),
+            });
+        }
         _ => {
             return Err(Failure::usage(format!(
                 "--store {url}: a memory store lives only inside the server that made it; use --server URL to reach it, or --store sqlite:PATH"
@@ -140,6 +150,20 @@ impl Opened {
                 run.status
             )));
         }
+        if let Some(fleet) = self.store.fleet() {
+            return self.cancel_shared(fleet.as_ref(), run).await;
+        }
+        let record = self.cancelled_record(run_id).await?;
+        self.store
+            .finish(Arc::new(record))
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(Cancelled::Recorded { was: run.status })
+    }
+
+    /// The final record of a run cancelled here: `cancelled`, with the
+    /// steps it journaled.
+    async fn cancelled_record(&self, run_id: &str) -> Result<RunRecord, Failure> {
         let (new, entries) = self
             .store
             .replay_source(run_id)
@@ -152,7 +176,7 @@ impl Opened {
             .map(|s| s.start_ms + s.duration_ms)
             .fold(0.0, f64::max);
         // The record's types are built from their JSON form, as stored.
-        let record: RunRecord = serde_json::from_value(json!({
+        serde_json::from_value(json!({
             "run_id": run_id,
             "flow": new.flow,
             "status": RunStatus::Cancelled,
@@ -166,12 +190,29 @@ impl Opened {
             },
             "steps": steps,
         }))
-        .map_err(|e| Failure::failed(format!("run `{run_id}`: cannot build its record: {e}")))?;
-        self.store
-            .finish(Arc::new(record))
+        .map_err(|e| Failure::failed(format!("run `{run_id}`: cannot build its record: {e}")))
+    }
+
+    /// Cancels a run of a store servers share: recorded at once when no
+    /// server holds it, else the server running it is asked to.
+    async fn cancel_shared(
+        &self,
+        fleet: &dyn flowhost::store::Fleet,
+        run: flowhost::store::StoredRun,
+    ) -> Result<Cancelled, Failure> {
+        let record = self.cancelled_record(&run.run_id).await?;
+        if fleet
+            .finish_unclaimed(Arc::new(record))
+            .await
+            .map_err(|e| self.failed(e))?
+        {
+            return Ok(Cancelled::Recorded { was: run.status });
+        }
+        fleet
+            .request_cancel(&run.run_id)
             .await
             .map_err(|e| self.failed(e))?;
-        Ok(Cancelled::Recorded { was: run.status })
+        Ok(Cancelled::Cancelling { was: run.status })
     }
 
     /// Accepts a new run of the same flow with the same input, derived from

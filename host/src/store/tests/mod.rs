@@ -1,32 +1,71 @@
 //! Tests of the stores: one contract every backend keeps ([`contract`]),
-//! and what only the SQLite store does ([`sqlite`], [`bad_files`]).
+//! what only the SQLite store does ([`sqlite`], [`bad_files`]), and what
+//! only the shared PostgreSQL store does ([`postgres`]).
 
 mod bad_files;
 mod contract;
+mod postgres;
 mod sqlite;
-// Shared with the e2e tests, which use all of it.
+// Shared with the e2e tests, which include it by path: not all of it is
+// used here.
 #[allow(dead_code)]
 pub(crate) mod throwaway_pg;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::memory::{Bounds, MemoryStore};
+use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
-use super::{DerivedFrom, NewRun, StepEntry, Store};
+use super::{DerivedFrom, NewRun, OpenOptions, StepEntry, Store};
 use crate::error::ErrorKind;
 use crate::executor::{Attempt, ErrorRecord, RunRecord, RunStatus, StepRecord, StepStatus};
+use throwaway_pg::ThrowawayPg;
 
-/// A store under test, with the folder that holds its file.
+/// A store under test, with the folder that holds its file or the server
+/// that holds its database (dropped after the store).
 pub(super) struct Backend {
     pub(super) name: &'static str,
     pub(super) store: Arc<dyn Store>,
     _dir: Option<tempfile::TempDir>,
+    _pg: Option<Arc<ThrowawayPg>>,
+}
+
+/// The throwaway PostgreSQL of the tests running now: started by the first
+/// that needs it, stopped when the last lets it go. (A static holding it
+/// would never be dropped, and would leave the server running.)
+static SHARED_PG: Mutex<Weak<ThrowawayPg>> = Mutex::new(Weak::new());
+
+/// The shared throwaway PostgreSQL and a fresh database on it (its URL).
+pub(super) fn fresh_pg_db() -> (Arc<ThrowawayPg>, String) {
+    static DATABASES: AtomicUsize = AtomicUsize::new(0);
+    let pg = {
+        let mut shared = SHARED_PG.lock().unwrap_or_else(|e| e.into_inner());
+        match shared.upgrade() {
+            Some(pg) => pg,
+            None => {
+                let pg = Arc::new(ThrowawayPg::start());
+                *shared = Arc::downgrade(&pg);
+                pg
+            }
+        }
+    };
+    let name = format!("t{}", DATABASES.fetch_add(1, Ordering::Relaxed));
+    let url = pg.create_db(&name);
+    (pg, url)
+}
+
+/// A PostgreSQL store on the database at `url`.
+pub(super) async fn pg_store(url: &str, options: &OpenOptions) -> PostgresStore {
+    PostgresStore::open(&url.parse().unwrap(), options)
+        .await
+        .unwrap()
 }
 
 /// Each backend, empty.
@@ -35,16 +74,26 @@ pub(super) async fn backends() -> Vec<Backend> {
     let sqlite = SqliteStore::open(&dir.path().join("runs.db"))
         .await
         .unwrap();
+    let (pg, url) = fresh_pg_db();
+    let postgres = pg_store(&url, &OpenOptions::default()).await;
     vec![
         Backend {
             name: "memory",
             store: Arc::new(MemoryStore::new(Bounds::default())),
             _dir: None,
+            _pg: None,
         },
         Backend {
             name: "sqlite",
             store: Arc::new(sqlite),
             _dir: Some(dir),
+            _pg: None,
+        },
+        Backend {
+            name: "postgres",
+            store: Arc::new(postgres),
+            _dir: None,
+            _pg: Some(pg),
         },
     ]
 }
