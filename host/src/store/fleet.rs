@@ -5,8 +5,8 @@
 //! accepts is its own, and it starts it at once. A shared store (PostgreSQL)
 //! has one ([`Store::fleet`](super::Store::fleet)), and then:
 //!
-//! - Accepting a run only queues it (fleet-wide, under the store's queue
-//!   capacity: [`StoreError::Full`]). Any worker [claims](Fleet::claim) it,
+//! - Accepting a run only queues it (under the store's queue capacity,
+//!   which counts the runs waiting fleet-wide: [`StoreError::Full`]). Any worker [claims](Fleet::claim) it,
 //!   the one that accepted it included; a run whose worker's lease expired
 //!   is claimed the same way, and resumes from its journal.
 //! - A claim is held under a lease the worker [renews](Fleet::renew). Every

@@ -374,8 +374,8 @@ pub trait Store: Send + Sync + 'static {
 pub struct OpenOptions {
     /// What a `memory` store keeps of finished runs.
     pub bounds: memory::Bounds,
-    /// A shared store's fleet-wide queue capacity: runs accepted and not
-    /// finished, across every server.
+    /// A shared store's fleet-wide queue capacity: runs accepted and
+    /// waiting for a server to claim them, across every server.
     pub queue_capacity: usize,
     /// A shared store's lease: how long a worker holds a run without
     /// renewing its claim.

@@ -65,10 +65,12 @@ pub(super) type Step<'a> = BoxFuture<'a, Result<Out, tokio_postgres::Error>>;
 /// Taken before counting the queue: accepts take turns fleet-wide.
 const ACCEPT_LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
 
-/// The unfinished runs, the group's own left out (a group sent again after
-/// its commit must not count its runs twice).
-const COUNT_UNFINISHED: &str =
-    "SELECT count(*) FROM runs WHERE finished_at IS NULL AND run_id <> ALL($1::text[])";
+/// The waiting runs: unfinished and held by no live claim (queued, or left
+/// by a worker whose lease expired); the group's own left out (a group sent
+/// again after its commit must not count its runs twice).
+const COUNT_WAITING: &str = "SELECT count(*) FROM runs
+    WHERE finished_at IS NULL AND (owner IS NULL OR lease_until < now())
+      AND run_id <> ALL($1::text[])";
 
 /// Inserts a run, answering the id of the run it is: its own, or the one
 /// holding its idempotency key. The accept lock makes the reads see every
@@ -162,7 +164,7 @@ impl Statements {
     pub(super) async fn prepare(client: &Object) -> Result<Statements, tokio_postgres::Error> {
         Ok(Statements {
             accept_lock: client.prepare_cached(ACCEPT_LOCK).await?,
-            count_unfinished: client.prepare_cached(COUNT_UNFINISHED).await?,
+            count_unfinished: client.prepare_cached(COUNT_WAITING).await?,
             insert_run: client.prepare_cached(INSERT_RUN).await?,
             started: client.prepare_cached(STARTED).await?,
             journal: client.prepare_cached(JOURNAL).await?,
