@@ -51,10 +51,9 @@ impl State {
         let mut new_runs = Vec::with_capacity(n);
         for run in runs {
             let run_id = new_run_id();
-            let input_text = match &run.input {
-                Ok(input) => input.get().to_string(),
-                Err(_) => "null".to_string(),
-            };
+            // A refused input is kept as it came too: a fleet server that
+            // claims the run checks it again, and fails it alike.
+            let input_text = run.input.get().to_string();
             let plugins = run
                 .flow
                 .plugin_names()
@@ -80,11 +79,16 @@ impl State {
                 accepted_at,
                 idempotency_key: run.key,
                 derived_from: run.rerun.as_ref().map(|r| r.from.clone()),
+                hop,
             });
             // Live before it is committed: a concurrent submission with the
             // same key finds it as soon as the store answers `Existing`.
             let done = self.register(&run_id, &run.flow.name);
-            pending.push((run.flow, run.input, run_id, done, run.rerun));
+            let input = match run.refused {
+                Some(e) => Err(e),
+                None => Ok(run.input),
+            };
+            pending.push((run.flow, input, run_id, done, run.rerun));
         }
         let accepting = self.store.accept(new_runs);
         if early {

@@ -121,7 +121,8 @@ async fn start_run(
     input.check(&flow)?;
     let admission = Admission {
         flow,
-        input: Ok(input),
+        input,
+        refused: None,
         key,
         rerun: None,
     };

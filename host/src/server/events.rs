@@ -56,10 +56,11 @@ fn triggered(state: &State, topic: &str, payload: RunInput) -> Vec<Admission> {
         .into_iter()
         .map(|flow| {
             let mut input = payload.clone();
-            let checked = input.check(&flow).map(|()| input);
+            let refused = input.check(&flow).err();
             Admission {
                 flow,
-                input: checked,
+                input,
+                refused,
                 key: None,
                 rerun: None,
             }

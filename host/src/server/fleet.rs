@@ -104,6 +104,10 @@ impl State {
             let busy = self.in_flight() + self.queued();
             let free = self.config.workers.max(1).saturating_sub(busy);
             if free == 0 {
+                // Busy: only count what waits, for the metrics.
+                if let Err(e) = fleet.claim(0, &Default::default()).await {
+                    tracing::warn!(error = %e, "counting the runs waiting in the store failed");
+                }
                 return;
             }
             let claimed = match fleet.claim(free, &self.flow_limits_now()).await {
@@ -157,7 +161,7 @@ impl State {
             flow,
             input: Ok(RunInput::from_raw(u.run.input)),
             run_id,
-            hop: 0,
+            hop: u.run.hop,
             started_at: u.started_at,
             journaled: u.steps,
             plugins: Some(plugins),

@@ -62,7 +62,7 @@ pub(crate) async fn readyz(state: &State) -> (bool, Value) {
     let flow_errors = flow_statuses.iter().filter(|s| s.error.is_some()).count();
     let plugins = state.plugins.snapshot().names().len();
     let flows = state.flows.all().len();
-    let queued = state.queued();
+    let queued = state.queue_depth();
     let capacity = state.config.queue_capacity;
 
     let probe = probe(state).await;

@@ -91,7 +91,8 @@ pub(super) async fn rerun_run(
     };
     let admission = Admission {
         flow,
-        input: Ok(input),
+        input,
+        refused: None,
         key: None,
         rerun: Some(rerun),
     };

@@ -41,8 +41,8 @@ impl State {
             self.spawn(Spawn {
                 flow,
                 input: Ok(RunInput::from_raw(u.run.input)),
+                hop: u.run.hop,
                 run_id,
-                hop: 0,
                 started_at: u.started_at,
                 journaled: u.steps,
                 plugins: Some(plugins),

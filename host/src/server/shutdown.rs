@@ -24,9 +24,18 @@ impl State {
                 .collect()
         };
         // Queued runs never start once we stop.
-        let queued = open(RunStatus::Queued);
+        let mut queued = open(RunStatus::Queued);
         for id in &queued {
             self.stop(id, durable);
+        }
+        // A fleet's runs accepted here and not started anywhere stay in its
+        // queue for the other servers.
+        for id in self.waiters() {
+            if let Ok(Some(run)) = self.store.run(&id).await
+                && run.status == RunStatus::Queued
+            {
+                queued.push(id);
+            }
         }
         let running = open(RunStatus::Running);
         let mut left = Vec::new();

@@ -39,8 +39,10 @@ pub(crate) enum Refusal {
 /// A run asking to be accepted.
 pub(crate) struct Admission {
     pub(crate) flow: Arc<Flow>,
-    /// Its input, or why it was refused (the run then fails at once).
-    pub(crate) input: Result<RunInput, InputError>,
+    /// Its input, as it came.
+    pub(crate) input: RunInput,
+    /// Why its input was refused: the run then fails at once.
+    pub(crate) refused: Option<InputError>,
     /// The client's `Idempotency-Key`.
     pub(crate) key: Option<String>,
     /// Set for a rerun: what it reuses of the run it reruns.
@@ -179,6 +181,12 @@ impl State {
 
     pub(crate) fn queued(&self) -> usize {
         self.queued.load(Ordering::SeqCst)
+    }
+
+    /// Runs waiting to start, for the metrics and `/readyz`: this server's
+    /// own, and in a fleet those waiting for any server.
+    pub(crate) fn queue_depth(&self) -> usize {
+        self.queued() + self.fleet.as_ref().map_or(0, |f| f.waiting())
     }
 
     pub(crate) fn in_flight(&self) -> usize {
@@ -501,7 +509,7 @@ impl State {
         let (kept, bytes) = self.store.usage();
         self.metrics.set_history(kept, bytes as usize);
         self.metrics.set_gauges(
-            self.queued(),
+            self.queue_depth(),
             self.in_flight(),
             self.exec.host().instances_alive(),
             &self.exec.breaker_states(),

@@ -55,7 +55,8 @@ pub trait Fleet: Send + Sync + 'static {
     /// flow in `limits` is claimed only while fewer than its limit of that
     /// flow's runs are claimed fleet-wide. A run whose cancel was asked for
     /// comes with `cancel_requested`: its claimer records it cancelled. The
-    /// claimed runs' writes are fenced by this claim.
+    /// claimed runs' writes are fenced by this claim. Every claim counts
+    /// what waits ([`Fleet::waiting`]); `max` 0 only counts.
     async fn claim(
         &self,
         max: usize,
@@ -89,6 +90,11 @@ pub trait Fleet: Send + Sync + 'static {
     /// Asks the worker holding `run_id` to cancel it (a notice; a run
     /// claimed later is cancelled when claimed).
     async fn request_cancel(&self, run_id: &str) -> Result<(), StoreError>;
+
+    /// Runs waiting for a claim fleet-wide, as this worker last counted them
+    /// (at its last accept or claim: at most a claimer's poll old). Without
+    /// waiting: for the metrics and `/readyz`.
+    fn waiting(&self) -> usize;
 
     /// Notices from every worker of the fleet, this one's included.
     fn subscribe(&self) -> broadcast::Receiver<Notice>;

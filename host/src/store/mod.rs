@@ -26,6 +26,7 @@ mod fleet;
 pub(crate) mod history;
 pub mod memory;
 pub mod postgres;
+pub(crate) mod rows;
 pub mod sqlite;
 mod url;
 
@@ -138,6 +139,10 @@ pub struct NewRun {
     pub idempotency_key: Option<String>,
     /// Set on a rerun: the run and step it was derived from.
     pub derived_from: Option<DerivedFrom>,
+    /// How many event hops led to it (0: not started by a run's event): a
+    /// resumed or claimed run keeps the loop guard's count.
+    #[serde(default)]
+    pub hop: u32,
 }
 
 /// Where a rerun came from.

@@ -19,8 +19,9 @@ use tokio_postgres::types::ToSql;
 
 use super::reads::RUN_COLUMNS;
 use super::writer::{Done, Work};
-use super::{Held, Inner, finish_row};
+use super::{Held, Inner};
 use crate::executor::RunRecord;
+use crate::store::rows::{FinishRow, RUN_COLUMN_COUNT};
 use crate::store::{Fleet, Notice, StoreError, Unfinished};
 
 /// The fleet view of a [`PostgresStore`](super::PostgresStore).
@@ -55,13 +56,15 @@ impl PgFleet {
         limits: &HashMap<String, u32>,
         only: Option<&str>,
     ) -> Result<Vec<Unfinished>, StoreError> {
-        if max == 0 {
-            return Ok(Vec::new());
-        }
         let reads = &self.inner.reads;
         let sql = |e| reads.sql(e);
         let mut client = reads.client().await?;
         let tx = client.transaction().await.map_err(sql)?;
+        if max == 0 {
+            self.count_waiting(&tx).await?;
+            tx.commit().await.map_err(sql)?;
+            return Ok(Vec::new());
+        }
         let mut limited: Vec<(i64, &str, usize)> = limits
             .iter()
             .map(|(flow, n)| (flow_key(flow), flow.as_str(), *n as usize))
@@ -127,6 +130,7 @@ impl PgFleet {
             ids.push(row.get::<_, String>(0));
         }
         if ids.is_empty() {
+            self.count_waiting(&tx).await?;
             tx.commit().await.map_err(sql)?;
             return Ok(Vec::new());
         }
@@ -148,8 +152,12 @@ impl PgFleet {
             ),
         )
         .map_err(sql)?;
+        self.count_waiting(&tx).await?;
         tx.commit().await.map_err(sql)?;
-        let tokens: Vec<(String, i64)> = runs.iter().map(|r| (r.get(0), r.get(10))).collect();
+        let tokens: Vec<(String, i64)> = runs
+            .iter()
+            .map(|r| (r.get(0), r.get(RUN_COLUMN_COUNT + 1)))
+            .collect();
         {
             let mut held = self.inner.held();
             for (run_id, token) in tokens {
@@ -161,6 +169,25 @@ impl PgFleet {
             (a.run.accepted_at, &a.run.run_id).cmp(&(b.run.accepted_at, &b.run.run_id))
         });
         Ok(claimed)
+    }
+
+    /// Counts the runs waiting for a claim, as `tx` sees them (its own
+    /// claims made): the figure [`Fleet::waiting`] gives until the next.
+    async fn count_waiting(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), StoreError> {
+        let row = tx
+            .query_one(
+                "SELECT count(*) FROM runs
+                 WHERE finished_at IS NULL AND (owner IS NULL OR lease_until < now())",
+                &[],
+            )
+            .await
+            .map_err(|e| self.inner.reads.sql(e))?;
+        let n: i64 = row.get(0);
+        self.inner.counters.waiting.store(
+            u64::try_from(n).unwrap_or(0),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(())
     }
 
     async fn write(&self, work: Work) -> Result<bool, StoreError> {
@@ -271,12 +298,21 @@ impl Fleet for PgFleet {
     }
 
     async fn finish_unclaimed(&self, record: Arc<RunRecord>) -> Result<bool, StoreError> {
-        self.write(Work::FinishUnclaimed(finish_row(&record)?))
+        self.write(Work::FinishUnclaimed(FinishRow::new(&record)?))
             .await
     }
 
     async fn request_cancel(&self, run_id: &str) -> Result<(), StoreError> {
         self.write(Work::Cancel(run_id.to_string())).await.map(drop)
+    }
+
+    fn waiting(&self) -> usize {
+        let n = self
+            .inner
+            .counters
+            .waiting
+            .load(std::sync::atomic::Ordering::Relaxed);
+        usize::try_from(n).unwrap_or(usize::MAX)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Notice> {

@@ -210,23 +210,6 @@ fn fenced(
     }
 }
 
-fn to_json<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::Backend(format!("cannot serialise {what}: {e}")))
-}
-
-/// A finished run's row: its record without the output, the output beside.
-fn finish_row(record: &RunRecord) -> Result<FinishRow, StoreError> {
-    let mut kept = record.clone();
-    let output = kept.output.take().map(Into::into);
-    Ok(FinishRow {
-        run_id: kept.run_id.clone(),
-        status: kept.status,
-        record: to_json("a run record", &kept)?,
-        output,
-    })
-}
-
 #[async_trait::async_trait]
 impl Store for PostgresStore {
     fn describe(&self) -> String {
@@ -241,25 +224,7 @@ impl Store for PostgresStore {
         if runs.is_empty() {
             return Box::pin(std::future::ready(Ok(Vec::new())));
         }
-        let rows = runs
-            .into_iter()
-            .map(|run| {
-                Ok(RunRow {
-                    plugins: to_json("plugins", &run.plugins)?,
-                    derived_from: run
-                        .derived_from
-                        .as_ref()
-                        .map(|d| to_json("derived_from", d))
-                        .transpose()?,
-                    accepted_ms: unix_ms::from(run.accepted_at),
-                    input: run.input.into(),
-                    run_id: run.run_id,
-                    flow: run.flow,
-                    flow_version: run.flow_version,
-                    idempotency_key: run.idempotency_key,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>();
+        let rows = RunRow::all(runs);
         let queued = rows.and_then(|rows| self.inner.enqueue(Work::Accept(rows)));
         Box::pin(async move {
             match queued?.await.map_err(|_| StoreError::Closed)?? {
@@ -284,19 +249,11 @@ impl Store for PostgresStore {
     fn journal(
         &self,
         run_id: &str,
-        mut entry: StepEntry,
+        entry: StepEntry,
     ) -> BoxFuture<'static, Result<(), StoreError>> {
         let token = self.inner.token(run_id);
-        let output = entry.output.take().map(Into::into);
-        let queued = to_json("a journal entry", &entry).and_then(|json| {
-            let row = StepRow {
-                run_id: run_id.to_string(),
-                entry: json,
-                path: entry.path,
-                output,
-            };
-            self.inner.enqueue(Work::Journal { row, token })
-        });
+        let queued = StepRow::new(run_id, entry)
+            .and_then(|row| self.inner.enqueue(Work::Journal { row, token }));
         let run_id = run_id.to_string();
         Box::pin(async move { fenced(queued?.await, &run_id, token).map(drop) })
     }
@@ -304,7 +261,7 @@ impl Store for PostgresStore {
     async fn finish(&self, record: Arc<RunRecord>) -> Result<(), StoreError> {
         let run_id = record.run_id.as_str();
         let token = self.inner.token(run_id);
-        let row = finish_row(&record)?;
+        let row = FinishRow::new(&record)?;
         let answer = self.inner.enqueue(Work::Finish { row, token })?.await;
         let result = fenced(answer, run_id, token);
         // A fenced run stays held (lost) until released: this worker's

@@ -15,42 +15,7 @@ use tokio_postgres::{Row, Statement};
 
 use super::writer::Work;
 use crate::executor::RunStatus;
-
-/// A run to insert, serialised.
-#[derive(Debug)]
-pub(super) struct RunRow {
-    pub(super) run_id: String,
-    pub(super) flow: String,
-    pub(super) flow_version: String,
-    /// JSON object: plugin name → content hash.
-    pub(super) plugins: String,
-    /// The input's JSON text, as it arrived.
-    pub(super) input: Box<str>,
-    pub(super) accepted_ms: i64,
-    pub(super) idempotency_key: Option<String>,
-    /// JSON of a [`DerivedFrom`](crate::store::DerivedFrom).
-    pub(super) derived_from: Option<String>,
-}
-
-/// A journal entry to write, serialised.
-#[derive(Debug)]
-pub(super) struct StepRow {
-    pub(super) run_id: String,
-    pub(super) path: String,
-    /// JSON of the [`StepEntry`](crate::store::StepEntry) without its output.
-    pub(super) entry: String,
-    pub(super) output: Option<Box<str>>,
-}
-
-/// A finished run's record, serialised.
-#[derive(Debug)]
-pub(super) struct FinishRow {
-    pub(super) run_id: String,
-    pub(super) status: RunStatus,
-    /// JSON of the [`RunRecord`](crate::executor::RunRecord) without its output.
-    pub(super) record: String,
-    pub(super) output: Option<Box<str>>,
-}
+pub(super) use crate::store::rows::{FinishRow, RunRow, StepRow};
 
 /// What one pipelined statement gave.
 pub(super) enum Out {
@@ -78,8 +43,8 @@ const COUNT_WAITING: &str = "SELECT count(*) FROM runs
 const INSERT_RUN: &str = "
 WITH ins AS (
     INSERT INTO runs (run_id, flow, flow_version, plugins, input, accepted_ms,
-                      idempotency_key, derived_from, status)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued')
+                      idempotency_key, derived_from, hop, status)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued')
     ON CONFLICT DO NOTHING
     RETURNING run_id)
 SELECT run_id, 0 AS rank FROM ins
@@ -206,6 +171,7 @@ pub(super) fn statements<'a>(
                         &r.accepted_ms,
                         &r.idempotency_key,
                         &r.derived_from,
+                        &r.hop,
                     ],
                 )
             })

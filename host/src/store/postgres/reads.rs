@@ -15,9 +15,8 @@ use crate::store::{
     unix_ms,
 };
 
-/// The columns [`Reads::new_run`] reads, in order.
-pub(super) const RUN_COLUMNS: &str = "run_id, flow, flow_version, plugins, input, accepted_ms, \
-                                      idempotency_key, derived_from, started_ms";
+pub(super) use crate::store::rows::RUN_COLUMNS;
+use crate::store::rows::{RUN_COLUMN_COUNT, RunColumns};
 
 /// The reads of one store.
 #[derive(Debug, Clone)]
@@ -52,27 +51,19 @@ impl Reads {
     /// columns are [`RUN_COLUMNS`].
     pub(super) fn new_run(&self, row: &Row) -> Result<(NewRun, Option<i64>), StoreError> {
         let get = |e| self.sql(e);
-        let run_id: String = row.try_get(0).map_err(get)?;
-        let plugins: String = row.try_get(3).map_err(get)?;
-        let plugins =
-            serde_json::from_str(&plugins).map_err(|e| self.damaged(&run_id, "plugins", e))?;
-        let input = self.raw(&run_id, "input", row.try_get(4).map_err(get)?)?;
-        let derived_from: Option<String> = row.try_get(7).map_err(get)?;
-        let derived_from = derived_from
-            .map(|d| serde_json::from_str(&d))
-            .transpose()
-            .map_err(|e| self.damaged(&run_id, "derived_from", e))?;
-        let new = NewRun {
+        RunColumns {
+            run_id: row.try_get(0).map_err(get)?,
             flow: row.try_get(1).map_err(get)?,
             flow_version: row.try_get(2).map_err(get)?,
-            plugins,
-            input,
-            accepted_at: unix_ms::to(row.try_get(5).map_err(get)?),
+            plugins: row.try_get(3).map_err(get)?,
+            input: row.try_get(4).map_err(get)?,
+            accepted_ms: row.try_get(5).map_err(get)?,
             idempotency_key: row.try_get(6).map_err(get)?,
-            derived_from,
-            run_id,
-        };
-        Ok((new, row.try_get(8).map_err(get)?))
+            derived_from: row.try_get(7).map_err(get)?,
+            hop: row.try_get(8).map_err(get)?,
+            started_ms: row.try_get(9).map_err(get)?,
+        }
+        .decode(&self.what)
     }
 
     /// Journals from rows of (run_id, path, entry, output), in row order.
@@ -144,7 +135,7 @@ impl Reads {
                 let (run, started_ms) = self.new_run(row)?;
                 Ok(Unfinished {
                     steps: journals.remove(&run.run_id).unwrap_or_default(),
-                    cancel_requested: row.try_get(9).map_err(|e| self.sql(e))?,
+                    cancel_requested: row.try_get(RUN_COLUMN_COUNT).map_err(|e| self.sql(e))?,
                     started_at: started_ms.map(unix_ms::to),
                     run,
                 })

@@ -47,6 +47,7 @@ CREATE TABLE runs (
     accepted_ms      bigint NOT NULL,
     idempotency_key  text COLLATE "C",
     derived_from     text,
+    hop              bigint NOT NULL DEFAULT 0,
     status           text NOT NULL,
     started_ms       bigint,
     owner            text,

@@ -76,6 +76,9 @@ pub(super) struct Counters {
     pub(super) round_trips: AtomicU64,
     /// Finished runs this server recorded since the usage was last counted.
     pub(super) finished: AtomicU64,
+    /// Runs waiting for a claim fleet-wide, as this server's last accept or
+    /// claim counted them.
+    pub(super) waiting: AtomicU64,
 }
 
 /// What the writer needs besides its pool.
@@ -251,6 +254,7 @@ async fn attempt(
         })
         .collect();
     // Which accepts fit in the queue; `None`: no accepts, BEGIN still to send.
+    let mut waiting = None;
     let mut room = None;
     if !accepting.is_empty() {
         let ids: Vec<&str> = accepting
@@ -281,6 +285,7 @@ async fn attempt(
             }
         }
         room = Some(settings.capacity.saturating_sub(queued));
+        waiting = Some(queued);
     }
     let mut fits = Vec::with_capacity(works.len());
     let mut steps: Vec<Step<'_>> = Vec::new();
@@ -290,11 +295,17 @@ async fn attempt(
         }));
     }
     let mut left = room.unwrap_or(0);
+    let mut accepted_runs = 0;
+    // Nothing waits: an accept larger than the capacity (an event starting
+    // many flows) fits whole, so that a retry always gets past a `Full`.
+    let mut empty = left == settings.capacity;
     let mut any_accepted = false;
     for work in works {
         let fit = match work {
-            Work::Accept(runs) if runs.len() <= left => {
-                left -= runs.len();
+            Work::Accept(runs) if runs.len() <= left || empty => {
+                left = left.saturating_sub(runs.len());
+                accepted_runs += runs.len();
+                empty = false;
                 any_accepted = true;
                 true
             }
@@ -322,6 +333,11 @@ async fn attempt(
         .await
         .into_iter()
         .collect::<Result<Vec<Out>, _>>()?;
+    if let Some(before) = waiting {
+        counters
+            .waiting
+            .store((before + accepted_runs) as u64, Ordering::Relaxed);
+    }
     // The statements' results, in the order of the works that sent them
     // (BEGIN first when it was sent in this pipeline).
     let mut outs = outs.into_iter().skip(usize::from(room.is_none()));

@@ -233,11 +233,6 @@ fn now_ms() -> i64 {
     unix_ms::from(SystemTime::now())
 }
 
-fn to_json<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::Backend(format!("cannot serialise {what}: {e}")))
-}
-
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     fn describe(&self) -> String {
@@ -252,25 +247,7 @@ impl Store for SqliteStore {
         if runs.is_empty() {
             return Box::pin(std::future::ready(Ok(Vec::new())));
         }
-        let rows = runs
-            .into_iter()
-            .map(|run| {
-                Ok(RunRow {
-                    plugins: to_json("plugins", &run.plugins)?,
-                    derived_from: run
-                        .derived_from
-                        .as_ref()
-                        .map(|d| to_json("derived_from", d))
-                        .transpose()?,
-                    accepted_ms: unix_ms::from(run.accepted_at),
-                    input: run.input.into(),
-                    run_id: run.run_id,
-                    flow: run.flow,
-                    flow_version: run.flow_version,
-                    idempotency_key: run.idempotency_key,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>();
+        let rows = RunRow::all(runs);
         let queued = rows.and_then(|rows| self.enqueue(Work::Accept(rows)));
         Box::pin(async move {
             match queued?.await.map_err(|_| StoreError::Closed)?? {
@@ -291,32 +268,15 @@ impl Store for SqliteStore {
     fn journal(
         &self,
         run_id: &str,
-        mut entry: StepEntry,
+        entry: StepEntry,
     ) -> BoxFuture<'static, Result<(), StoreError>> {
-        let output = entry.output.take().map(Into::into);
-        let queued = to_json("a journal entry", &entry).and_then(|json| {
-            let row = StepRow {
-                run_id: run_id.to_string(),
-                entry: json,
-                path: entry.path,
-                output,
-            };
-            self.enqueue(Work::Journal(row))
-        });
+        let queued = StepRow::new(run_id, entry).and_then(|row| self.enqueue(Work::Journal(row)));
         Box::pin(async move { queued?.await.map_err(|_| StoreError::Closed)?.map(drop) })
     }
 
     async fn finish(&self, record: Arc<RunRecord>) -> Result<(), StoreError> {
-        let mut kept = RunRecord::clone(&record);
-        let output = kept.output.take().map(Into::into);
-        let row = FinishRow {
-            run_id: kept.run_id.clone(),
-            status: kept.status,
-            record: to_json("a run record", &kept)?,
-            output,
-            finished_ms: now_ms(),
-        };
-        self.write_unit(Work::Finish(row)).await
+        self.write_unit(Work::Finish(FinishRow::new(&record)?))
+            .await
     }
 
     async fn unfinished(&self) -> Result<Vec<Unfinished>, StoreError> {

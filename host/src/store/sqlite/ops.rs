@@ -8,43 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::executor::RunStatus;
 use crate::store::Accepted;
-
-/// A run to insert, serialised.
-#[derive(Debug)]
-pub(super) struct RunRow {
-    pub(super) run_id: String,
-    pub(super) flow: String,
-    pub(super) flow_version: String,
-    /// JSON object: plugin name → content hash.
-    pub(super) plugins: String,
-    /// The input's JSON text, as it arrived.
-    pub(super) input: Box<str>,
-    pub(super) accepted_ms: i64,
-    pub(super) idempotency_key: Option<String>,
-    /// JSON of a [`DerivedFrom`](crate::store::DerivedFrom).
-    pub(super) derived_from: Option<String>,
-}
-
-/// A journal entry to write, serialised.
-#[derive(Debug)]
-pub(super) struct StepRow {
-    pub(super) run_id: String,
-    pub(super) path: String,
-    /// JSON of the [`StepEntry`](crate::store::StepEntry) without its output.
-    pub(super) entry: String,
-    pub(super) output: Option<Box<str>>,
-}
-
-/// A finished run's record, serialised.
-#[derive(Debug)]
-pub(super) struct FinishRow {
-    pub(super) run_id: String,
-    pub(super) status: RunStatus,
-    /// JSON of the [`RunRecord`](crate::executor::RunRecord) without its output.
-    pub(super) record: String,
-    pub(super) output: Option<Box<str>>,
-    pub(super) finished_ms: i64,
-}
+pub(super) use crate::store::rows::{FinishRow, RunRow, StepRow};
 
 /// Finished runs at or before this position in (finished at, rowid) order
 /// are pruned.
@@ -69,8 +33,8 @@ pub(super) fn accept(conn: &Connection, runs: &[RunRow]) -> rusqlite::Result<Vec
         conn.prepare_cached("SELECT run_id FROM runs WHERE flow = ?1 AND idempotency_key = ?2")?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO runs (run_id, flow, flow_version, plugins, input, accepted_ms, status,
-                           idempotency_key, derived_from)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                           idempotency_key, derived_from, hop)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
     let mut answers = Vec::with_capacity(runs.len());
     for run in runs {
@@ -93,6 +57,7 @@ pub(super) fn accept(conn: &Connection, runs: &[RunRow]) -> rusqlite::Result<Vec
             RunStatus::Queued.as_str(),
             run.idempotency_key,
             run.derived_from,
+            run.hop,
         ])?;
         answers.push(Accepted::New);
     }

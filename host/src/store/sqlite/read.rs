@@ -95,9 +95,7 @@ pub(super) struct Reader<'a> {
     name: &'a str,
 }
 
-/// The columns [`Reader::new_run`] reads, in order.
-const RUN_COLUMNS: &str = "run_id, flow, flow_version, plugins, input, accepted_ms, \
-                           idempotency_key, derived_from, started_ms";
+use crate::store::rows::{RUN_COLUMNS, RunColumns};
 
 impl Reader<'_> {
     fn sql(&self, e: rusqlite::Error) -> StoreError {
@@ -127,27 +125,19 @@ impl Reader<'_> {
     /// A run as accepted, and when it started, from a row of [`RUN_COLUMNS`].
     fn new_run(&self, row: &Row<'_>) -> Result<(NewRun, Option<i64>), StoreError> {
         let get = |e| self.sql(e);
-        let run_id: String = row.get(0).map_err(get)?;
-        let plugins: String = row.get(3).map_err(get)?;
-        let plugins =
-            serde_json::from_str(&plugins).map_err(|e| self.damaged(&run_id, "plugins", e))?;
-        let input = self.raw(&run_id, "input", row.get(4).map_err(get)?)?;
-        let derived_from: Option<String> = row.get(7).map_err(get)?;
-        let derived_from = derived_from
-            .map(|d| serde_json::from_str(&d))
-            .transpose()
-            .map_err(|e| self.damaged(&run_id, "derived_from", e))?;
-        let new = NewRun {
+        RunColumns {
+            run_id: row.get(0).map_err(get)?,
             flow: row.get(1).map_err(get)?,
             flow_version: row.get(2).map_err(get)?,
-            plugins,
-            input,
-            accepted_at: unix_ms::to(row.get(5).map_err(get)?),
+            plugins: row.get(3).map_err(get)?,
+            input: row.get(4).map_err(get)?,
+            accepted_ms: row.get(5).map_err(get)?,
             idempotency_key: row.get(6).map_err(get)?,
-            derived_from,
-            run_id,
-        };
-        Ok((new, row.get(8).map_err(get)?))
+            derived_from: row.get(7).map_err(get)?,
+            hop: row.get(8).map_err(get)?,
+            started_ms: row.get(9).map_err(get)?,
+        }
+        .decode(self.name)
     }
 
     /// A journal entry from its columns.

@@ -4,7 +4,7 @@
 //! versioned by `PRAGMA user_version`: version N has run the first N
 //! [`MIGRATIONS`]. Opening applies the missing ones in one transaction; a
 //! store of a version above [`VERSION`] was written by a newer flowhost and
-//! is refused untouched. Version 2 is one more entry in [`MIGRATIONS`].
+//! is refused untouched.
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
@@ -15,7 +15,7 @@ use crate::store::StoreError;
 pub(super) const APP_ID: i32 = 0x666c_6f77;
 
 /// Each schema version's changes, in order.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The newest schema version this build knows.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -65,6 +65,10 @@ CREATE TABLE blobs (
     put_ms INTEGER NOT NULL
 );
 ";
+
+/// Version 2: a run's event hop count, so that a resumed run keeps its
+/// place in the loop guard.
+const V2: &str = "ALTER TABLE runs ADD COLUMN hop INTEGER NOT NULL DEFAULT 0;";
 
 /// What an existing file holds.
 #[derive(Debug, PartialEq, Eq)]

@@ -121,6 +121,7 @@ pub(super) fn new_run(run_id: &str, flow: &str, ms: u64) -> NewRun {
         accepted_at: at(ms),
         idempotency_key: None,
         derived_from: None,
+        hop: 3,
     }
 }
 

@@ -530,3 +530,24 @@ async fn claiming_and_listing_use_their_indexes_beside_many_finished_runs() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_batch_larger_than_the_queue_fits_whole_when_nothing_waits() {
+    let (_pg, _url, a, b) = two_workers(30_000, 3).await;
+    let event: Vec<_> = (0..5).map(|i| new_run(&format!("e{i}"), "f", i)).collect();
+    assert_eq!(
+        a.accept(event).await.unwrap().len(),
+        5,
+        "an empty queue takes it whole"
+    );
+    assert!(matches!(
+        b.accept(vec![new_run("late", "f", 9)]).await,
+        Err(StoreError::Full { capacity: 3 })
+    ));
+    // Claimed runs no longer wait: their places are free again.
+    assert_eq!(fleet(&b).claim(5, &HashMap::new()).await.unwrap().len(), 5);
+    assert_eq!(
+        b.accept(vec![new_run("late", "f", 9)]).await.unwrap(),
+        [Accepted::New]
+    );
+}

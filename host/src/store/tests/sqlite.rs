@@ -117,7 +117,7 @@ async fn a_reopened_store_holds_everything_it_held() {
     };
     assert_eq!(pragma("journal_mode"), "Text(\"wal\")");
     assert_eq!(pragma("auto_vacuum"), "Integer(2)", "incremental");
-    assert_eq!(pragma("user_version"), "Integer(1)");
+    assert_eq!(pragma("user_version"), "Integer(2)");
     assert_eq!(
         pragma("application_id"),
         format!("Integer({})", 0x666c_6f77)
@@ -464,4 +464,35 @@ async fn large_outputs_are_checkpointed_beside_the_writer() {
     assert!(size(&path) > before + (4 << 20), "{} bytes", size(&path));
     let (_, steps) = store.replay_source("r5").await.unwrap().unwrap();
     assert_eq!(steps[0].output.as_ref().unwrap().get(), big);
+}
+
+#[tokio::test]
+async fn a_store_of_schema_version_1_is_migrated_and_keeps_its_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let accepted = store.accept(vec![new_run("old", "f", 1000)]).await;
+    assert_eq!(accepted.unwrap(), [Accepted::New]);
+    drop(store);
+    // Back to what version 1 wrote: no hop column.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("ALTER TABLE runs DROP COLUMN hop; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let unfinished = store.unfinished().await.unwrap();
+    assert_eq!(unfinished.len(), 1);
+    assert_eq!(unfinished[0].run.run_id, "old");
+    assert_eq!(unfinished[0].run.hop, 0, "a run from before hops were kept");
+    let accepted = store.accept(vec![new_run("new", "f", 2000)]).await;
+    assert_eq!(accepted.unwrap(), [Accepted::New]);
+    let source = store.replay_source("new").await.unwrap().unwrap();
+    assert_eq!(source.0.hop, 3);
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
 }
