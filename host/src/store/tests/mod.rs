@@ -5,6 +5,7 @@
 mod bad_files;
 mod contract;
 mod postgres;
+mod postgres_tls;
 mod sqlite;
 // Shared with the e2e tests, which include it by path: not all of it is
 // used here.
