@@ -90,7 +90,36 @@ impl State {
             };
             pending.push((run.flow, input, run_id, done, run.rerun));
         }
-        let accepting = self.store.accept(new_runs);
+        // In a fleet, the runs this server has free workers for are claimed
+        // as they are accepted (a limited flow's wait for a claim, which
+        // counts the fleet's runs).
+        let claims = match &self.fleet {
+            Some(_) => {
+                let busy = (self.in_flight() + self.queued()).saturating_sub(n);
+                let mut free = self.config.workers.max(1).saturating_sub(busy);
+                pending
+                    .iter()
+                    .map(|(flow, input, _, _, rerun)| {
+                        let claim = free > 0
+                            && flow.concurrency.is_none()
+                            && rerun.is_none()
+                            && input.is_ok();
+                        free -= usize::from(claim);
+                        claim
+                    })
+                    .collect()
+            }
+            None => vec![false; n],
+        };
+        let accepting = match &self.fleet {
+            Some(fleet) => fleet.accept_claiming(new_runs, claims),
+            None => {
+                let accepting = self.store.accept(new_runs);
+                Box::pin(
+                    async move { Ok(accepting.await?.into_iter().map(|a| (a, false)).collect()) },
+                )
+            }
+        };
         if early {
             let mut out = Vec::with_capacity(n);
             for (flow, input, run_id, done, _) in pending {
@@ -132,9 +161,11 @@ impl State {
             }
         };
         let mut out = Vec::with_capacity(n);
-        for ((flow, input, run_id, done, rerun), answer) in pending.into_iter().zip(answers) {
+        for ((flow, input, run_id, done, rerun), (answer, claimed)) in
+            pending.into_iter().zip(answers)
+        {
             match answer {
-                Accepted::New if self.fleet.is_some() => {
+                Accepted::New if self.fleet.is_some() && !claimed => {
                     self.queue_shared(flow, input, &run_id, rerun, hop).await;
                     out.push((run_id, done));
                 }

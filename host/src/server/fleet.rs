@@ -47,12 +47,12 @@ impl State {
                 let Some(state) = weak.upgrade() else { break };
                 let woken = state.claim_wake.clone();
                 drop(state);
-                let _ = tokio::time::timeout(POLL, woken.notified()).await;
+                let polled = tokio::time::timeout(POLL, woken.notified()).await.is_err();
                 let Some(state) = weak.upgrade() else { break };
                 if !state.accepting.load(Ordering::SeqCst) {
                     break;
                 }
-                state.claim_free(fleet.as_ref()).await;
+                state.claim_free(fleet.as_ref(), polled).await;
             }
         });
         let weak = Arc::downgrade(self);
@@ -98,13 +98,16 @@ impl State {
         });
     }
 
-    /// Claims runs for every free worker, and starts them.
-    async fn claim_free(self: &Arc<Self>, fleet: &dyn Fleet) {
+    /// Claims runs for every free worker, and starts them. A busy server
+    /// only counts what waits, once a poll (`polled`), for the metrics.
+    async fn claim_free(self: &Arc<Self>, fleet: &dyn Fleet, polled: bool) {
         loop {
             let busy = self.in_flight() + self.queued();
             let free = self.config.workers.max(1).saturating_sub(busy);
             if free == 0 {
-                // Busy: only count what waits, for the metrics.
+                if !polled {
+                    return;
+                }
                 if let Err(e) = fleet.claim(0, &Default::default()).await {
                     tracing::warn!(error = %e, "counting the runs waiting in the store failed");
                 }
@@ -142,6 +145,11 @@ impl State {
     /// fails, saying so.
     pub(super) async fn adopt(self: &Arc<Self>, u: Unfinished, pins: &mut super::versions::Pins) {
         let run_id = u.run.run_id.clone();
+        if self.live().get(&run_id).is_some_and(|e| e.sender.is_none()) {
+            // Still running here: its lease ran out and this server claimed
+            // it again; the task goes on under the new claim.
+            return;
+        }
         self.queued.fetch_add(1, Ordering::SeqCst);
         // A run accepted here is already live: its waiters keep their receiver.
         drop(self.register(&run_id, &u.run.flow));

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::sync::broadcast;
 
 use super::{StoreError, Unfinished};
@@ -49,6 +50,17 @@ pub trait Fleet: Send + Sync + 'static {
     /// How long a claim lasts without renewal: after it a dead worker's
     /// runs are claimed by others. Renew well within it (a third).
     fn lease(&self) -> Duration;
+
+    /// Accepts runs as [`Store::accept`](super::Store::accept) does, and
+    /// claims at once each one flagged in `claims` that is new: the
+    /// accepting worker starts those itself, with no claim round trip and
+    /// no wake-up of the others. Answers each run's acceptance and whether
+    /// this worker holds it now.
+    fn accept_claiming(
+        &self,
+        runs: Vec<super::NewRun>,
+        claims: Vec<bool>,
+    ) -> BoxFuture<'static, Result<Vec<(super::Accepted, bool)>, StoreError>>;
 
     /// Claims up to `max` runs, oldest first: queued runs, and unfinished
     /// runs whose lease expired (with their journal, to resume). A run of a

@@ -215,6 +215,15 @@ impl Fleet for PgFleet {
         self.inner.lease
     }
 
+    fn accept_claiming(
+        &self,
+        runs: Vec<crate::store::NewRun>,
+        claims: Vec<bool>,
+    ) -> futures::future::BoxFuture<'static, Result<Vec<(crate::store::Accepted, bool)>, StoreError>>
+    {
+        self.inner.accept(runs, claims)
+    }
+
     async fn claim(
         &self,
         max: usize,

@@ -179,6 +179,53 @@ impl Inner {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Accepts `runs`, each one flagged in `claims` claimed by this worker
+    /// at once; answers each one's acceptance and whether it holds it now.
+    fn accept(
+        self: &Arc<Self>,
+        runs: Vec<NewRun>,
+        claims: Vec<bool>,
+    ) -> BoxFuture<'static, Result<Vec<(Accepted, bool)>, StoreError>> {
+        if runs.is_empty() {
+            return Box::pin(std::future::ready(Ok(Vec::new())));
+        }
+        let ids: Vec<String> = runs.iter().map(|r| r.run_id.clone()).collect();
+        let owners = claims
+            .iter()
+            .map(|&c| c.then(|| self.worker_id.clone()))
+            .collect();
+        let queued = RunRow::all(runs).and_then(|runs| {
+            self.enqueue(Work::Accept {
+                runs,
+                owners,
+                lease: self.lease.as_secs_f64(),
+            })
+        });
+        let inner = self.clone();
+        Box::pin(async move {
+            let answers = match queued?.await.map_err(|_| StoreError::Closed)?? {
+                Done::Accepted(answers) => answers,
+                Done::Applied(_) => {
+                    return Err(StoreError::Backend(
+                        "the store's writer answered a write to an accept".into(),
+                    ));
+                }
+            };
+            let mut held = inner.held();
+            Ok(ids
+                .into_iter()
+                .zip(answers)
+                .map(|(run_id, (answer, token))| match (&answer, token) {
+                    (Accepted::New, Some(token)) => {
+                        held.insert(run_id, Held { token, lost: false });
+                        (answer, true)
+                    }
+                    _ => (answer, false),
+                })
+                .collect())
+        })
+    }
+
     /// The claim token this worker writes `run_id` under, if it holds one.
     fn token(&self, run_id: &str) -> Option<i64> {
         self.held().get(run_id).map(|h| h.token)
@@ -224,15 +271,14 @@ impl Store for PostgresStore {
         if runs.is_empty() {
             return Box::pin(std::future::ready(Ok(Vec::new())));
         }
-        let rows = RunRow::all(runs);
-        let queued = rows.and_then(|rows| self.inner.enqueue(Work::Accept(rows)));
+        let claims = vec![false; runs.len()];
+        let accepting = self.inner.accept(runs, claims);
         Box::pin(async move {
-            match queued?.await.map_err(|_| StoreError::Closed)?? {
-                Done::Accepted(answers) => Ok(answers),
-                Done::Applied(_) => Err(StoreError::Backend(
-                    "the store's writer answered a write to an accept".into(),
-                )),
-            }
+            Ok(accepting
+                .await?
+                .into_iter()
+                .map(|(answer, _)| answer)
+                .collect())
         })
     }
 

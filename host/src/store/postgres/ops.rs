@@ -38,20 +38,26 @@ const COUNT_WAITING: &str = "SELECT count(*) FROM runs
       AND run_id <> ALL($1::text[])";
 
 /// Inserts a run, answering the id of the run it is: its own, or the one
-/// holding its idempotency key. The accept lock makes the reads see every
+/// holding its idempotency key; claimed at once by owner `$10` when given,
+/// answering its claim token. The accept lock makes the reads see every
 /// committed accept.
 const INSERT_RUN: &str = "
 WITH ins AS (
     INSERT INTO runs (run_id, flow, flow_version, plugins, input, accepted_ms,
-                      idempotency_key, derived_from, hop, status)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued')
+                      idempotency_key, derived_from, hop, status,
+                      owner, claim_token, lease_until)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10::text,
+            CASE WHEN $10::text IS NULL THEN NULL ELSE nextval('claim_tokens') END,
+            CASE WHEN $10::text IS NULL THEN NULL
+                 ELSE now() + make_interval(secs => $11::float8) END)
     ON CONFLICT DO NOTHING
-    RETURNING run_id)
-SELECT run_id, 0 AS rank FROM ins
+    RETURNING run_id, claim_token)
+SELECT run_id, claim_token, 0 AS rank FROM ins
 UNION ALL
-SELECT run_id, 1 FROM runs WHERE run_id = $1 AND NOT EXISTS (SELECT 1 FROM ins)
+SELECT run_id, CASE WHEN owner = $10::text THEN claim_token END, 1 FROM runs
+ WHERE run_id = $1 AND NOT EXISTS (SELECT 1 FROM ins)
 UNION ALL
-SELECT run_id, 2 FROM runs
+SELECT run_id, NULL::int8, 2 FROM runs
  WHERE flow = $2 AND idempotency_key = $7 AND NOT EXISTS (SELECT 1 FROM ins)
 ORDER BY rank LIMIT 1";
 
@@ -157,9 +163,14 @@ pub(super) fn statements<'a>(
         Box::pin(async move { client.execute(stmt, &params).await.map(Out::Count) })
     };
     match work {
-        Work::Accept(runs) => runs
+        Work::Accept {
+            runs,
+            owners,
+            lease,
+        } => runs
             .iter()
-            .map(|r| {
+            .zip(owners)
+            .map(|(r, owner)| {
                 rows(
                     &stmts.insert_run,
                     vec![
@@ -172,6 +183,8 @@ pub(super) fn statements<'a>(
                         &r.idempotency_key,
                         &r.derived_from,
                         &r.hop,
+                        owner,
+                        lease,
                     ],
                 )
             })

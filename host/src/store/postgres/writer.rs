@@ -39,7 +39,13 @@ const ACCEPT_LOCK: i64 = 0x666c_6f77_6163_6370;
 /// worker holds no claim on the run).
 #[derive(Debug)]
 pub(super) enum Work {
-    Accept(Vec<RunRow>),
+    /// Runs to insert; each one with an owner is claimed by it at once.
+    Accept {
+        runs: Vec<RunRow>,
+        owners: Vec<Option<String>>,
+        /// The lease of those claims, in seconds.
+        lease: f64,
+    },
     Started {
         run_id: String,
         at_ms: i64,
@@ -60,7 +66,8 @@ pub(super) enum Work {
 /// What a write gave.
 #[derive(Debug)]
 pub(super) enum Done {
-    Accepted(Vec<Accepted>),
+    /// Each run's answer, and the claim token of a run claimed at accept.
+    Accepted(Vec<(Accepted, Option<i64>)>),
     /// Whether the write changed its row (a fenced write that did not was
     /// refused).
     Applied(bool),
@@ -249,7 +256,7 @@ async fn attempt(
     let accepting: Vec<&Vec<RunRow>> = works
         .iter()
         .filter_map(|w| match w {
-            Work::Accept(runs) => Some(runs),
+            Work::Accept { runs, .. } => Some(runs),
             _ => None,
         })
         .collect();
@@ -295,21 +302,22 @@ async fn attempt(
         }));
     }
     let mut left = room.unwrap_or(0);
-    let mut accepted_runs = 0;
+    let mut waiting_runs = 0;
     // Nothing waits: an accept larger than the capacity (an event starting
     // many flows) fits whole, so that a retry always gets past a `Full`.
     let mut empty = left == settings.capacity;
     let mut any_accepted = false;
     for work in works {
         let fit = match work {
-            Work::Accept(runs) if runs.len() <= left || empty => {
+            Work::Accept { runs, owners, .. } if runs.len() <= left || empty => {
                 left = left.saturating_sub(runs.len());
-                accepted_runs += runs.len();
+                let unclaimed = owners.iter().filter(|o| o.is_none()).count();
+                waiting_runs += unclaimed;
                 empty = false;
-                any_accepted = true;
+                any_accepted |= unclaimed > 0;
                 true
             }
-            Work::Accept(_) => false,
+            Work::Accept { .. } => false,
             _ => true,
         };
         fits.push(fit);
@@ -336,7 +344,7 @@ async fn attempt(
     if let Some(before) = waiting {
         counters
             .waiting
-            .store((before + accepted_runs) as u64, Ordering::Relaxed);
+            .store((before + waiting_runs) as u64, Ordering::Relaxed);
     }
     // The statements' results, in the order of the works that sent them
     // (BEGIN first when it was sent in this pipeline).
@@ -351,7 +359,7 @@ async fn attempt(
             continue;
         }
         let answer = match work {
-            Work::Accept(runs) => Ok(Done::Accepted(
+            Work::Accept { runs, .. } => Ok(Done::Accepted(
                 runs.iter().map(|run| accepted(run, outs.next())).collect(),
             )),
             _ => {
@@ -377,15 +385,17 @@ async fn attempt(
 }
 
 /// A run's answer from its insert's row: its own id (inserted now, or by
-/// an earlier try of this group), or the run that holds its key.
-fn accepted(run: &RunRow, out: Option<Out>) -> Accepted {
-    let holder: Option<String> = match out {
-        Some(Out::Rows(rows)) => rows.first().map(|r| r.get(0)),
+/// an earlier try of this group), or the run that holds its key; and its
+/// claim token when this worker claimed it at accept.
+fn accepted(run: &RunRow, out: Option<Out>) -> (Accepted, Option<i64>) {
+    let row = match out {
+        Some(Out::Rows(rows)) => rows.into_iter().next(),
         _ => None,
     };
+    let holder: Option<String> = row.as_ref().map(|r| r.get(0));
     match holder {
-        Some(id) if id != run.run_id => Accepted::Existing { run_id: id },
-        _ => Accepted::New,
+        Some(id) if id != run.run_id => (Accepted::Existing { run_id: id }, None),
+        _ => (Accepted::New, row.and_then(|r| r.get(1))),
     }
 }
 

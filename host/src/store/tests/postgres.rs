@@ -551,3 +551,41 @@ async fn a_batch_larger_than_the_queue_fits_whole_when_nothing_waits() {
         [Accepted::New]
     );
 }
+
+#[tokio::test]
+async fn runs_claimed_as_they_are_accepted_are_held_by_the_acceptor_alone() {
+    let (_pg, _url, a, b) = two_workers(30_000, 10).await;
+    let (fa, fb) = (fleet(&a), fleet(&b));
+    let runs = vec![new_run("mine", "f", 1), new_run("queued", "f", 2)];
+    let answers = fa.accept_claiming(runs, vec![true, false]).await.unwrap();
+    assert_eq!(
+        answers,
+        [(Accepted::New, true), (Accepted::New, false)],
+        "only the flagged run is held"
+    );
+    assert_eq!(fa.waiting(), 1, "a claimed run does not wait");
+    assert_eq!(
+        ids(&fb.claim(5, &HashMap::new()).await.unwrap()),
+        ["queued"]
+    );
+    // Its writes are the acceptor's; the other worker's are not applied.
+    a.started("mine", at(5)).await.unwrap();
+    a.finish(Arc::new(record("mine", "f", "1"))).await.unwrap();
+    assert_eq!(
+        b.run("mine").await.unwrap().unwrap().status,
+        RunStatus::Succeeded
+    );
+    // An idempotency key already used answers the run, claimed by nobody new.
+    let again = vec![keyed("k2", "f", "key"), keyed("k3", "f", "key")];
+    let answers = fb.accept_claiming(again, vec![true, true]).await.unwrap();
+    assert_eq!(answers[0], (Accepted::New, true));
+    assert_eq!(
+        answers[1],
+        (
+            Accepted::Existing {
+                run_id: "k2".into()
+            },
+            false
+        )
+    );
+}
