@@ -117,3 +117,58 @@ async fn readyz_fails_while_the_database_is_away_and_the_accepted_runs_finish_on
         assert_eq!(b, 1, "the last step of run {id} ran {b} times: {record}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runs_commands_read_and_cancel_on_the_shared_database_while_servers_run() {
+    let mut fleet = Fleet::new(&["testing/echo", "testing/sleep"]);
+    fleet.flow(
+        "greet",
+        "flow: greet\nsteps:\n  - id: hello\n    plugin: echo\n",
+    );
+    fleet.flow(
+        "block",
+        &format!("flow: block\nsteps:\n{}", nap("nap", 30_000)),
+    );
+    let server = fleet.serve_with(crate::support::fleet::Settings {
+        workers: 1,
+        ..Default::default()
+    });
+    let done = server.post("/flows/greet/runs", r#"{"n": 1}"#).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let done = done.json()["run_id"].as_str().unwrap().to_string();
+    let busy = server.submit("block", "{}").await;
+    server
+        .wait_status(&busy, "running", Duration::from_secs(20))
+        .await;
+    // The one worker is held: this run waits in the database.
+    let waiting = server.submit("greet", "{}").await;
+    let url = fleet.db().url().to_string();
+    let runs = |args: &[&str]| {
+        let mut cmd = flowhost();
+        cmd.arg("runs").args(args).args(["--store", &url]);
+        crate::support::run(&mut cmd)
+    };
+
+    let (code, out, err) = runs(&["list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    for id in [&done, &busy, &waiting] {
+        assert!(out.contains(id.as_str()), "`runs list` lacks {id}: {out}");
+    }
+    let (code, out, err) = runs(&["show", &done]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("hello"), "{out}");
+
+    // A waiting run is recorded cancelled at once; a running one is asked.
+    let (code, out, err) = runs(&["cancel", &waiting]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(server.record(&waiting).await["status"], "cancelled");
+    let (code, out, err) = runs(&["cancel", &busy]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("cancelling"), "{out}");
+    let record = server
+        .wait_status(&busy, "cancelled", Duration::from_secs(5))
+        .await;
+    assert_eq!(record["error"]["kind"], "cancelled", "{record}");
+    let (code, _, err) = runs(&["cancel", &done]);
+    assert_eq!(code, 1, "a finished run is not cancelled: {err}");
+}

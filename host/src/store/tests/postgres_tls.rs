@@ -120,7 +120,7 @@ async fn tls_is_used_and_checked_as_sslmode_says() {
     }
     // A server whose certificate another CA signed is refused.
     let url = format!("{base}?sslmode=verify-full&sslrootcert={}", other.display());
-    let err = open(&url).await.err().expect("an untrusted certificate");
+    let err = open(&url).await.expect_err("an untrusted certificate");
     assert!(
         matches!(err, StoreError::Unreachable { .. }),
         "{url}: expected unreachable, got {err}"
