@@ -89,16 +89,24 @@ impl Reads {
         Ok(journals)
     }
 
-    /// Every unfinished run with its journal, oldest first, as one snapshot.
-    pub(super) async fn unfinished(&self) -> Result<Vec<Unfinished>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client
+    /// A read-only transaction whose reads are one snapshot.
+    async fn snapshot<'c>(
+        &self,
+        client: &'c mut Object,
+    ) -> Result<deadpool_postgres::Transaction<'c>, StoreError> {
+        client
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()
             .await
-            .map_err(|e| self.sql(e))?;
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Every unfinished run with its journal, oldest first, as one snapshot.
+    pub(super) async fn unfinished(&self) -> Result<Vec<Unfinished>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = self.snapshot(&mut client).await?;
         let runs = tx
             .query(
                 &format!(
@@ -183,13 +191,7 @@ impl Reads {
         run_id: &str,
     ) -> Result<Option<(NewRun, Vec<StepEntry>)>, StoreError> {
         let mut client = self.client().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(|e| self.sql(e))?;
+        let tx = self.snapshot(&mut client).await?;
         let row = tx
             .query_opt(
                 &format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1"),
