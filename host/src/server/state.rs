@@ -377,8 +377,12 @@ impl State {
         };
         let (stored, flushed) = tokio::join!(self.store.finish(record.clone()), flushed);
         self.claim_wake.notify_one();
-        if let Err(StoreError::Fenced { .. }) = stored {
-            // Another server took the run over: its record is theirs to write.
+        // In a fleet, a record the store did not take is not the run's end:
+        // another server took it over (fenced), or will once the database is
+        // back (unreachable), and writes it.
+        if self.fleet.is_some()
+            && let Err(StoreError::Fenced { .. } | StoreError::Unreachable { .. }) = stored
+        {
             self.suspended(run_id, done);
             return;
         }
