@@ -140,7 +140,7 @@ pub(super) async fn page(State(ui): State<Ui>, Path(name): Path<String>) -> Resp
 fn breaker(state: BreakerState) -> Markup {
     match state {
         BreakerState::Open => {
-            html! { span class="badge s-failed" { span aria-hidden="true" { "⛔" } " open" } }
+            html! { span class="badge s-failed" { span aria-hidden="true" { "◎" } " open" } }
         }
         BreakerState::HalfOpen => {
             html! { span class="badge s-queued" { span aria-hidden="true" { "◐" } " half-open" } }

@@ -153,7 +153,7 @@ fn render(v: &View) -> Markup {
             h2 #tl-h { "Timeline" }
             @if v.steps.is_empty() { p.empty { @if done { "No step ran." } @else { "No step has finished yet." } } }
             (timeline::render(&lines, total, selected.as_deref()))
-            p.legend { "◆ critical path · hatched: backoff wait before a retry · ⛔ circuit breaker refused the call · ↺ fallback ran" }
+            p.legend { "◆ critical path · hatched: backoff wait before a retry · ◎ circuit breaker refused the call · ↺ fallback ran" }
         }
         section aria-labelledby="steps-h" {
             h2 #steps-h { "Step" }
@@ -176,7 +176,7 @@ fn run_error(e: &RunError) -> Markup {
         div.error role="alert" data-testid="run-error" {
             p { strong { (e.kind.to_string()) } ": " (e.message) }
             @if !e.step.is_empty() { p { "step " code { (e.step) } } }
-            @if e.causes.len() > 0 {
+            @if !e.causes.is_empty() {
                 ol.causes aria-label="Causes, outermost first" { @for c in &e.causes { li { (c) } } }
             }
         }

@@ -238,7 +238,7 @@ fn step_row(row: &Row<'_>, total: f64, selected: Option<&str>) -> Markup {
                 @if s.kind != StepType::Plugin { span.kind { " " (s.kind.as_str()) } }
                 " " (layout::badge(word))
                 @if row.critical { span.crit title="on the critical path" { " ◆" span.sr { " critical path" } } }
-                @if s.breaker_open { span.mark { " ⛔ breaker open" } }
+                @if s.breaker_open { span.mark { " ◎ breaker open" } }
                 @if let Some(f) = &s.fallback { span.mark { " ↺ fallback " (f.plugin) } }
                 @if s.attempts.len() > 1 { span.mark { " " (s.attempts.len()) " attempts" } }
             }

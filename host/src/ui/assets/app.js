@@ -113,6 +113,7 @@ function tree(value, key, depth) {
   const label = key === undefined ? [] : [el("span", { class: "k" }, JSON.stringify(key)), ": "];
   if (value !== null && typeof value === "object") {
     const entries = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
+    if (entries.length === 0) return el("div", {}, ...label, el("span", { class: "lit" }, Array.isArray(value) ? "[]" : "{}"));
     const open = Array.isArray(value) ? "[" : "{";
     const summary = el("summary", {}, ...label, `${open} ${entries.length} ${Array.isArray(value) ? "items" : "keys"}`);
     const details = el("details", {}, summary);
