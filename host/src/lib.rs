@@ -53,6 +53,7 @@ mod registry;
 mod runtime;
 pub mod server;
 pub mod store;
+mod ui;
 mod walk;
 
 pub use cache::{

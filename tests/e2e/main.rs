@@ -25,3 +25,4 @@ mod reload;
 mod run_cli;
 mod runs_cli;
 mod server;
+mod ui;

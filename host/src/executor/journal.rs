@@ -30,7 +30,7 @@ use super::data::{Data, Doc};
 use super::record::{RunError, StepRecord, StepStatus};
 use crate::error::ErrorKind;
 use crate::runtime::events::Event;
-use crate::store::{Emitted, StepEntry, Store, StoreError};
+use crate::store::{Emitted, MAX_JOURNALED_INPUT, StepEntry, Store, StoreError};
 
 /// The journal of one run: built on a [`Store`], with the entries an earlier
 /// life of the run wrote (from [`Store::unfinished`], or chosen for a rerun).
@@ -193,6 +193,7 @@ impl RunJournal {
     pub(crate) async fn completed(
         &self,
         record: StepRecord,
+        input: Option<Box<RawValue>>,
         result: &Result<Doc, RunError>,
         emitted: &[Event],
     ) -> Result<(), RunError> {
@@ -202,7 +203,15 @@ impl RunJournal {
             Err(_) => None,
         };
         let emitted = emitted.iter().map(Emitted::from).collect();
-        self.write(record, output, None, emitted).await
+        let input = input.filter(|i| i.get().len() <= MAX_JOURNALED_INPUT);
+        self.write(Write {
+            record,
+            input,
+            output,
+            retry_at: None,
+            emitted,
+        })
+        .await
     }
 
     /// Journals that the step at `record.path` waits `delay` before its next
@@ -216,24 +225,26 @@ impl RunJournal {
         let at = SystemTime::now()
             .checked_add(delay)
             .unwrap_or_else(SystemTime::now);
-        self.write(record, None, Some(at), Vec::new()).await
+        self.write(Write {
+            record,
+            input: None,
+            output: None,
+            retry_at: Some(at),
+            emitted: Vec::new(),
+        })
+        .await
     }
 
-    async fn write(
-        &self,
-        record: StepRecord,
-        output: Option<Box<RawValue>>,
-        retry_at: Option<SystemTime>,
-        emitted: Vec<Emitted>,
-    ) -> Result<(), RunError> {
-        let waits = !emitted.is_empty();
-        let path = record.path.clone();
+    async fn write(&self, w: Write) -> Result<(), RunError> {
+        let waits = !w.emitted.is_empty();
+        let path = w.record.path.clone();
         let entry = StepEntry {
             path: path.clone(),
-            record,
-            output,
-            retry_at,
-            emitted,
+            record: w.record,
+            output: w.output,
+            input: w.input,
+            retry_at: w.retry_at,
+            emitted: w.emitted,
         };
         let commit = self.store.journal(&self.run_id, entry);
         // Only a step with events in its outbox waits for the commit, or
@@ -266,6 +277,15 @@ impl RunJournal {
         }
         Ok(())
     }
+}
+
+/// What one journal entry holds.
+struct Write {
+    record: StepRecord,
+    input: Option<Box<RawValue>>,
+    output: Option<Box<RawValue>>,
+    retry_at: Option<SystemTime>,
+    emitted: Vec<Emitted>,
 }
 
 /// The failure of a step whose entry the store could not commit.

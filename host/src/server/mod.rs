@@ -30,6 +30,8 @@ use std::sync::Arc;
 
 pub use config::ServerConfig;
 pub use state::ShutdownReport;
+// The web UI (`crate::ui`) reads the server's state.
+pub(crate) use state::{Lookup, State};
 
 use crate::host::Host;
 use crate::live::{LiveFlows, LivePlugins, WatchOptions};

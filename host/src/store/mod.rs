@@ -180,6 +180,11 @@ pub struct StepEntry {
     pub record: StepRecord,
     /// Its output when it succeeded (or recovered).
     pub output: Option<Box<RawValue>>,
+    /// The input it was called with, when journaled: absent for an entry
+    /// written before inputs were kept, or an input over
+    /// [`MAX_JOURNALED_INPUT`] bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Box<RawValue>>,
     /// Set while the step waits for a retry: when the next attempt starts.
     #[serde(with = "unix_ms::option", default)]
     pub retry_at: Option<SystemTime>,
@@ -188,6 +193,11 @@ pub struct StepEntry {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub emitted: Vec<Emitted>,
 }
+
+/// The largest step input a journal entry keeps (JSON text bytes): enough
+/// to show and edit a step's input, without doubling what a run with large
+/// documents writes.
+pub const MAX_JOURNALED_INPUT: usize = 64 * 1024;
 
 /// An event as journaled with its step's result.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -20,6 +20,7 @@ use crate::executor::outbox::Outbox;
 use crate::executor::record::{RunError, StepStatus, StepType};
 use crate::executor::scope::{Outcome, Scope};
 use crate::flow::{EvalError, ForEach, Parallel, Step, StepKind, Switch, describe_json};
+use crate::store::MAX_JOURNALED_INPUT;
 
 impl RunCtx<'_> {
     /// A sequence: each step's output feeds the next, unless it says
@@ -115,8 +116,19 @@ impl RunCtx<'_> {
                         spread,
                         outbox: outbox.clone(),
                     };
+                    // Kept for the journal (bounded there) before the call takes it.
+                    let journaled_input = self
+                        .journal
+                        .as_ref()
+                        .filter(|_| input.raw().get().len() <= MAX_JOURNALED_INPUT)
+                        .map(|_| input.raw().to_owned());
                     let result = self.run_plugin(&at, input, &mut rec).await;
-                    self.journal_result(step, &rec, result, outbox).await
+                    let done = Done {
+                        input: journaled_input,
+                        result,
+                        outbox,
+                    };
+                    self.journal_result(step, &rec, done).await
                 }
                 _ => self.run_composite(step, scope, input, path, spread).await,
             }
@@ -146,16 +158,20 @@ impl RunCtx<'_> {
         &self,
         step: &Step,
         rec: &Guard<'_>,
-        result: Result<Doc, RunError>,
-        outbox: Option<Arc<Outbox>>,
+        done: Done,
     ) -> Result<Doc, RunError> {
+        let Done {
+            input,
+            result,
+            outbox,
+        } = done;
         let Some(journal) = &self.journal else {
             return result;
         };
         let status = final_status(step, rec, &result);
         let record = rec.snapshot(status, result.as_ref().err());
         let emitted = outbox.map(|o| o.take()).unwrap_or_default();
-        match journal.completed(record, &result, &emitted).await {
+        match journal.completed(record, input, &result, &emitted).await {
             Ok(()) => {
                 self.hand_on(&rec.record.path, emitted);
                 result
@@ -364,4 +380,12 @@ fn final_status(step: &Step, rec: &Guard<'_>, result: &Result<Doc, RunError>) ->
         }
         Err(_) => StepStatus::Failed,
     }
+}
+
+/// A plugin step's call as it ended, for its journal entry.
+struct Done {
+    /// The input it was called with (when small enough to keep).
+    input: Option<Box<RawValue>>,
+    result: Result<Doc, RunError>,
+    outbox: Option<Arc<Outbox>>,
 }

@@ -184,6 +184,7 @@ pub(super) fn entry(path: &str, output: Option<&str>) -> StepEntry {
         path: path.into(),
         record: step_record(path),
         output: output.map(raw),
+        input: None,
         retry_at: None,
         emitted: Vec::new(),
     }

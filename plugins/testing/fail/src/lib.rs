@@ -1,7 +1,7 @@
 //! Always fails, with the configured kind and message. Tests error mapping.
 //!
-//! Config: `{"kind": "transient" | "permanent" | "invalid-input", "message": "..."}`
-//! (defaults: permanent, "requested failure").
+//! Config: `{"kind": "transient" | "permanent" | "invalid-input", "message": "...", "log": "..."}`
+//! (defaults: permanent, "requested failure", no log line).
 
 use flowhost_sdk::{Context, Metadata, Step, StepError, export_step};
 use serde::Deserialize;
@@ -21,6 +21,8 @@ enum Kind {
 struct Config {
     kind: Kind,
     message: String,
+    /// A line to log before failing (what a viewer must show as text).
+    log: Option<String>,
 }
 
 impl Default for Config {
@@ -28,6 +30,7 @@ impl Default for Config {
         Self {
             kind: Kind::default(),
             message: "requested failure".into(),
+            log: None,
         }
     }
 }
@@ -43,7 +46,10 @@ impl Step for Fail {
     }
 
     fn run(ctx: &Context, _input: Value) -> Result<Value, StepError> {
-        let Config { kind, message } = ctx.config()?;
+        let Config { kind, message, log } = ctx.config()?;
+        if let Some(line) = log {
+            flowhost_sdk::log::info(&line);
+        }
         Err(match kind {
             Kind::Transient => StepError::transient(message),
             Kind::Permanent => StepError::permanent(message),
