@@ -385,6 +385,15 @@ fn the_token_is_required_and_never_logged() {
             let r = post("/ui/login", format!("token={TOKEN}0"), form).await;
             assert_eq!(r.status, 401, "{}", r.body);
         });
+        // `flowhost runs --server` sends the token from the environment.
+        let server = format!("http://{addr}");
+        let list = ["runs", "list", "--server", server.as_str()];
+        let (code, out, err) = run(flowhost().args(list).env("FLOWHOST_API_TOKEN", TOKEN));
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("greet"), "{out}");
+        let (code, _, err) = run(flowhost().args(list).env_remove("FLOWHOST_API_TOKEN"));
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("this server needs its API token"), "{err}");
         let killed = std::process::Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
