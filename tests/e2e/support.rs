@@ -293,8 +293,13 @@ pub async fn http_with(
         .method(method)
         .uri(path)
         .header(http::header::HOST, addr.to_string())
-        .header(http::header::CONNECTION, "close")
-        .header(http::header::CONTENT_TYPE, "application/json");
+        .header(http::header::CONNECTION, "close");
+    if !headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+    {
+        request = request.header(http::header::CONTENT_TYPE, "application/json");
+    }
     for (name, value) in headers {
         request = request.header(*name, *value);
     }

@@ -16,6 +16,7 @@ mod plugins;
 mod run;
 mod runs;
 mod serve;
+mod token;
 mod trace;
 mod usage;
 
@@ -63,6 +64,8 @@ enum Command {
     /// Serve flows over HTTP: runs, events, metrics and health, hot-reloading
     /// plugins and flows.
     Serve(serve::ServeArgs),
+    /// Make the `api_token_hash` of `flowhost.toml` from a token on stdin.
+    Token(token::TokenArgs),
     /// Run a flow, then re-run it whenever its plugins or flow file change
     /// (rebuilding plugins that have a `step.toml`).
     Dev(dev::DevArgs),
@@ -114,6 +117,7 @@ pub(crate) fn main() -> ExitCode {
             Command::Dev(args) => dev::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Runs(args) => runs::run(args).await,
+            Command::Token(args) => token::run(args).await,
         }
     });
     match result {

@@ -38,6 +38,11 @@ pub(crate) struct ServeArgs {
     /// others after it. Overrides `lease` in the config file.
     #[arg(long, value_name = "DURATION", value_parser = crate::cli::args::timeout)]
     lease: Option<std::time::Duration>,
+    /// Serve beyond loopback without an API token: anyone who reaches the
+    /// port can run flows and read their data. Without it, a non-loopback
+    /// `--listen` needs `api_token_hash` or $FLOWHOST_API_TOKEN.
+    #[arg(long)]
+    insecure_no_auth: bool,
     #[command(flatten)]
     cache: super::cache::CacheFlags,
 }
@@ -56,6 +61,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    config.insecure_no_auth = args.insecure_no_auth;
     if let Some(store) = args.store {
         config.store = Some(store);
     }

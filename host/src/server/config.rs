@@ -9,6 +9,11 @@ use crate::config::Limits;
 use crate::duration::too_long;
 use crate::store::StoreUrl;
 
+use super::token::TokenHash;
+
+/// The largest `max_connections`.
+const MAX_CONNECTIONS: usize = 1 << 20;
+
 /// Settings of `flowhost serve`. Unknown keys are errors.
 ///
 /// ```toml
@@ -24,6 +29,11 @@ use crate::store::StoreUrl;
 /// run_history = 1000                # the memory store's bounds
 /// run_history_bytes = 67108864      # 64 MiB
 /// run_history_max_output = 65536    # 64 KiB
+/// api_token_hash = "sha256:..."     # `flowhost token hash`; none unless set
+/// api_token_env = "FLOWHOST_API_TOKEN"   # else the token from this variable
+/// session_lifetime = "12h"
+/// header_read_timeout = "10s"
+/// max_connections = 1024
 ///
 /// [limits]          # default limits of every guest call
 /// timeout = "10s"
@@ -92,6 +102,27 @@ pub struct ServerConfig {
     pub max_instances: u32,
     /// Default limits of every guest call.
     pub limits: Limits,
+    /// The SHA-256 of the API token (`sha256:HEX`, as `flowhost token hash`
+    /// prints it). When a token is set, every route but `/healthz` and the
+    /// login form needs it. Default: none.
+    pub api_token_hash: Option<TokenHash>,
+    /// Without `api_token_hash`: the environment variable that holds the
+    /// token, if it is set. Default: `FLOWHOST_API_TOKEN`.
+    pub api_token_env: String,
+    /// How long a UI session (the login form's cookie) lasts. Default: 12 h.
+    #[serde(with = "humantime_serde")]
+    pub session_lifetime: Duration,
+    /// A connection whose request headers have not all arrived this long
+    /// after it opened (or after its previous answer) is closed. Default: 10 s.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Connections open at once; past it, new ones wait until one closes.
+    /// Default: 1,024.
+    pub max_connections: usize,
+    /// Serve beyond loopback without a token (`--insecure-no-auth`); only
+    /// ever set by code, never by the file.
+    #[serde(skip)]
+    pub insecure_no_auth: bool,
 }
 
 impl Default for ServerConfig {
@@ -115,6 +146,12 @@ impl Default for ServerConfig {
             probe_timeout: Duration::from_secs(2),
             max_instances: 256,
             limits: Limits::default(),
+            api_token_hash: None,
+            api_token_env: "FLOWHOST_API_TOKEN".into(),
+            session_lifetime: Duration::from_secs(12 * 3600),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            insecure_no_auth: false,
         }
     }
 }
@@ -123,13 +160,15 @@ impl ServerConfig {
     /// Parses a `flowhost.toml`. Every duration must be at most
     /// [`MAX_DURATION`](crate::MAX_DURATION).
     pub fn from_toml(text: &str) -> Result<Self, String> {
-        let config: ServerConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let config: ServerConfig = toml::from_str(text).map_err(|e| without_secret(text, &e))?;
         let durations = [
             ("drain_timeout", config.drain_timeout),
             ("retention_age", config.retention_age),
             ("probe_timeout", config.probe_timeout),
             ("limits.timeout", config.limits.timeout),
             ("lease", config.lease),
+            ("session_lifetime", config.session_lifetime),
+            ("header_read_timeout", config.header_read_timeout),
         ];
         for (key, d) in durations {
             if let Some(why) = too_long(d) {
@@ -138,6 +177,21 @@ impl ServerConfig {
         }
         if config.lease < Duration::from_secs(1) {
             return Err("invalid `lease`: it must be at least 1s".into());
+        }
+        if config.header_read_timeout.is_zero() || config.session_lifetime.is_zero() {
+            let key = match config.header_read_timeout.is_zero() {
+                true => "header_read_timeout",
+                false => "session_lifetime",
+            };
+            return Err(format!("invalid `{key}`: it must be greater than zero"));
+        }
+        if !(1..=MAX_CONNECTIONS).contains(&config.max_connections) {
+            return Err(format!(
+                "invalid `max_connections`: it must be 1 to {MAX_CONNECTIONS}"
+            ));
+        }
+        if config.api_token_env.is_empty() {
+            return Err("invalid `api_token_env`: name an environment variable".into());
         }
         if config.limits.fuel == Some(0) {
             return Err("invalid `limits.fuel`: the cap must be at least 1".into());
@@ -157,6 +211,23 @@ impl ServerConfig {
             .limits(self.limits.clone())
             .max_instances(self.max_instances)
     }
+}
+
+/// A parse error in its words, but without the source line when that line
+/// sets `api_token_hash`: the token itself may have been pasted there.
+fn without_secret(text: &str, e: &toml::de::Error) -> String {
+    let Some(start) = e.span().map(|s| s.start.min(text.len())) else {
+        return e.to_string();
+    };
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    if !text[line_start..]
+        .trim_start()
+        .starts_with("api_token_hash")
+    {
+        return e.to_string();
+    }
+    let line = text[..start].matches('\n').count() + 1;
+    format!("invalid `api_token_hash` at line {line}: {}", e.message())
 }
 
 #[cfg(test)]
@@ -229,5 +300,47 @@ mod tests {
         }
         let c = ServerConfig::from_toml("[limits]\nmax_memory = 65536\nfuel = 1\n").unwrap();
         assert_eq!((c.limits.max_memory, c.limits.fuel), (65536, Some(1)));
+    }
+
+    #[test]
+    fn the_security_settings_parse_and_are_checked() {
+        let d = ServerConfig::default();
+        assert_eq!(
+            (d.api_token_hash.as_ref(), d.api_token_env.as_str()),
+            (None, "FLOWHOST_API_TOKEN")
+        );
+        assert_eq!(
+            (d.header_read_timeout, d.max_connections),
+            (Duration::from_secs(10), 1024)
+        );
+        let hash = TokenHash::of("t").to_string();
+        let c = ServerConfig::from_toml(&format!(
+            "api_token_hash = \"{hash}\"\napi_token_env = \"MY_TOKEN\"\nheader_read_timeout = \"2s\"\nmax_connections = 8\n"
+        ))
+        .unwrap();
+        assert_eq!(c.api_token_hash, Some(TokenHash::of("t")));
+        assert_eq!(
+            (
+                c.api_token_env.as_str(),
+                c.header_read_timeout,
+                c.max_connections
+            ),
+            ("MY_TOKEN", Duration::from_secs(2), 8)
+        );
+        let e = ServerConfig::from_toml("api_token_hash = \"hunter2\"").unwrap_err();
+        assert!(
+            e.contains("api_token_hash") && e.contains("flowhost token hash"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "the value is not echoed: {e}");
+        for (toml, key) in [
+            ("max_connections = 0", "max_connections"),
+            ("header_read_timeout = \"0s\"", "header_read_timeout"),
+            ("session_lifetime = \"0s\"", "session_lifetime"),
+            ("insecure_no_auth = true", "insecure_no_auth"),
+        ] {
+            let e = ServerConfig::from_toml(toml).unwrap_err();
+            assert!(e.contains(key), "{toml}: {e}");
+        }
     }
 }

@@ -12,6 +12,10 @@ use crate::executor::InputError;
 /// Why a request was refused.
 #[derive(Debug)]
 pub(crate) enum ApiError {
+    /// No API token, or not this server's (401 `unauthorized`).
+    Unauthorized(String),
+    /// A cookie-carried change from another site (403 `forbidden`).
+    Forbidden(String),
     /// No such flow, run or route (404 `not-found`).
     NotFound(String),
     /// A route called with a method it does not take (405
@@ -46,6 +50,8 @@ impl ApiError {
     /// The status code and the kind word.
     fn status_and_kind(&self) -> (StatusCode, &'static str) {
         match self {
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request"),
@@ -63,6 +69,8 @@ impl ApiError {
     fn message(&self) -> String {
         match self {
             ApiError::NotFound(m)
+            | ApiError::Unauthorized(m)
+            | ApiError::Forbidden(m)
             | ApiError::MethodNotAllowed(m)
             | ApiError::BadRequest(m)
             | ApiError::TooLarge(m)

@@ -11,18 +11,22 @@
 
 mod admit;
 mod api;
+mod auth;
 mod config;
 mod error;
 mod events;
 mod extract;
 mod fleet;
 mod health;
-
+mod listen;
+mod login;
 mod probe;
 mod rerun;
 mod resume;
+mod session;
 mod shutdown;
 mod state;
+mod token;
 mod versions;
 
 use std::net::SocketAddr;
@@ -32,6 +36,7 @@ pub use config::ServerConfig;
 pub use state::ShutdownReport;
 // The web UI (`crate::ui`) reads the server's state.
 pub(crate) use state::{Lookup, State};
+pub use token::TokenHash;
 
 use crate::host::Host;
 use crate::live::{LiveFlows, LivePlugins, WatchOptions};
@@ -62,6 +67,10 @@ pub enum ServeError {
     /// The store could not be opened (or read to resume its runs).
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
+    /// The API token setting is unusable, or the server would listen
+    /// beyond loopback without one.
+    #[error("{0}")]
+    Auth(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -80,6 +89,8 @@ impl Server {
         flows_dir: &std::path::Path,
         config: ServerConfig,
     ) -> Result<Server, ServeError> {
+        let token = token::configured(&config)?;
+        token::check_exposure(&config, token.as_ref())?;
         let bounds = crate::store::memory::Bounds {
             records: config.run_history,
             bytes: config.run_history_bytes,
@@ -95,7 +106,11 @@ impl Server {
             lease: config.lease,
         };
         let store = crate::store::open(&url, &options).await?;
-        Server::start_with_store(host, plugins_dir, flows_dir, config, store).await
+        let folders = Folders {
+            plugins: plugins_dir,
+            flows: flows_dir,
+        };
+        Server::launch(host, folders, config, store, token).await
     }
 
     /// [`Server::start`] on a store already open (`config.store` is not
@@ -107,6 +122,23 @@ impl Server {
         config: ServerConfig,
         store: std::sync::Arc<dyn crate::store::Store>,
     ) -> Result<Server, ServeError> {
+        let token = token::configured(&config)?;
+        token::check_exposure(&config, token.as_ref())?;
+        let folders = Folders {
+            plugins: plugins_dir,
+            flows: flows_dir,
+        };
+        Server::launch(host, folders, config, store, token).await
+    }
+
+    async fn launch(
+        host: Host,
+        folders: Folders<'_>,
+        config: ServerConfig,
+        store: std::sync::Arc<dyn crate::store::Store>,
+        token: Option<TokenHash>,
+    ) -> Result<Server, ServeError> {
+        let (plugins_dir, flows_dir) = (folders.plugins, folders.flows);
         let plugins = LivePlugins::open(&host, plugins_dir, WatchOptions::default())
             .await
             .map_err(|e| ServeError::Load(e.to_string()))?;
@@ -126,6 +158,16 @@ impl Server {
             addr: config.listen,
             source,
         })?;
+        let bounds = listen::Bounds {
+            header_read_timeout: config.header_read_timeout,
+            max_connections: config.max_connections,
+        };
+        let auth = token.map(|token| {
+            Arc::new(auth::Auth {
+                token,
+                sessions: session::Sessions::new(config.session_lifetime),
+            })
+        });
         let state = state::State::new(host, plugins, flows, probe, store, config);
         let resumed = state.resume().await?;
         if resumed > 0 {
@@ -139,13 +181,8 @@ impl Server {
         state.watch_reloads().await;
         health::start_heartbeat(&state);
         let stop = tokio_util::sync::CancellationToken::new();
-        let app = api::router(state.clone());
-        let stopped = stop.clone();
-        let serving = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stopped.cancelled().await })
-                .await
-        });
+        let app = auth::protect(api::router(state.clone()), auth);
+        let serving = tokio::spawn(listen::serve(listener, app, bounds, stop.clone()));
         tracing::info!(%addr, "serving");
         Ok(Server {
             state,
@@ -184,6 +221,12 @@ impl Server {
         tracing::info!("shutting down: no new runs; draining in-flight runs");
         self.shutdown().await
     }
+}
+
+/// The folders a server loads from.
+struct Folders<'a> {
+    plugins: &'a std::path::Path,
+    flows: &'a std::path::Path,
 }
 
 async fn wait_for_signal() {

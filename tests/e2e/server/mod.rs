@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 use crate::support::{Response, flowhost, http, poll_until, wasm};
 
 mod api;
+mod auth;
+mod connections;
 mod events;
 mod lifecycle;
 mod limits;

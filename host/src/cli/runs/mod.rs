@@ -46,7 +46,8 @@ struct Source {
     /// $XDG_DATA_HOME/flowhost, else in ~/.local/share/flowhost.
     #[arg(long, value_name = "URL", conflicts_with = "server")]
     store: Option<StoreUrl>,
-    /// A running `flowhost serve` to ask instead: `http://HOST:PORT`.
+    /// A running `flowhost serve` to ask instead: `http://HOST:PORT` (with
+    /// $FLOWHOST_API_TOKEN sent as its API token, when set).
     #[arg(long, value_name = "URL")]
     server: Option<ServerUrl>,
 }

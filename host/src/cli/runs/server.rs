@@ -10,6 +10,9 @@ use serde_json::{Value, json};
 use super::{Cancelled, Page, Row, Shown};
 use crate::cli::Failure;
 
+/// The environment variable whose token is sent to the server.
+const TOKEN_ENV: &str = "FLOWHOST_API_TOKEN";
+
 /// How long one request may take before the command gives up.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -104,12 +107,22 @@ impl ServerUrl {
         body: Option<String>,
     ) -> Result<Answer, String> {
         use http_body_util::{BodyExt, Full};
-        let request = http::Request::builder()
+        let mut request = http::Request::builder()
             .method(method)
             .uri(path)
             .header(http::header::HOST, &self.authority)
             .header(http::header::CONNECTION, "close")
-            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::CONTENT_TYPE, "application/json");
+        // A server that needs a token takes it as a bearer token.
+        if let Ok(token) = std::env::var(TOKEN_ENV)
+            && !token.trim().is_empty()
+        {
+            request = request.header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", token.trim()),
+            );
+        }
+        let request = request
             .body(Full::new(bytes::Bytes::from(body.unwrap_or_default())))
             .map_err(|e| e.to_string())?;
         let stream = tokio::net::TcpStream::connect(&self.authority)
