@@ -47,6 +47,9 @@ pub struct RunJournal {
     pending: Mutex<Vec<Pending>>,
     /// Every entry is committed before the run goes on (a shared store).
     synchronous: bool,
+    /// Plugin steps called and not yet journaled: when each started (in
+    /// milliseconds since the run started, and on this process's clock).
+    in_flight: Mutex<HashMap<String, (f64, std::time::Instant)>>,
 }
 
 /// An entry's path and its commit.
@@ -98,6 +101,7 @@ impl RunJournal {
             input_at: None,
             pending: Mutex::default(),
             synchronous: false,
+            in_flight: Mutex::default(),
         }
     }
 
@@ -116,6 +120,30 @@ impl RunJournal {
     pub fn synchronous(mut self) -> Self {
         self.synchronous = true;
         self
+    }
+
+    /// Notes that the plugin step at `path`, started `start_ms` into the
+    /// run, is being called (until its result is journaled): what a live
+    /// view shows as running.
+    pub(crate) fn calling(&self, path: &str, start_ms: f64) {
+        self.in_flight()
+            .insert(path.to_string(), (start_ms, std::time::Instant::now()));
+    }
+
+    /// The plugin steps being called now: each one's path, when it started
+    /// (milliseconds since the run started) and how long it has run.
+    pub fn calls_in_flight(&self) -> Vec<(String, f64, Duration)> {
+        let mut calls: Vec<_> = self
+            .in_flight()
+            .iter()
+            .map(|(path, (start_ms, at))| (path.clone(), *start_ms, at.elapsed()))
+            .collect();
+        calls.sort_by(|a, b| a.1.total_cmp(&b.1));
+        calls
+    }
+
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<String, (f64, std::time::Instant)>> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The run the entries are written for.
@@ -197,6 +225,7 @@ impl RunJournal {
         result: &Result<Doc, RunError>,
         emitted: &[Event],
     ) -> Result<(), RunError> {
+        self.in_flight().remove(&record.path);
         let output = match result {
             Ok(doc) => Some(doc.raw().to_owned()),
             Err(f) if f.kind == ErrorKind::Cancelled => return Ok(()),

@@ -288,6 +288,7 @@ impl State {
                 suspend: CancellationToken::new(),
                 done: rx.clone(),
                 sender: Some(tx),
+                journal: None,
             },
         );
         rx

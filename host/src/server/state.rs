@@ -91,6 +91,9 @@ pub(crate) struct RunEntry {
     pub(crate) done: Done,
     /// Its sender, until the run's task takes it.
     pub(super) sender: Option<watch::Sender<Option<Arc<RunRecord>>>>,
+    /// Its journal while it runs here (a durable store): the steps it is
+    /// calling now, for the UI.
+    pub(super) journal: Option<Arc<RunJournal>>,
 }
 
 /// What the server knows of a run.
@@ -287,6 +290,9 @@ impl State {
                 None => journal,
             })
         });
+        if let Some(e) = self.live().get_mut(&run_id) {
+            e.journal = journal.clone();
+        }
         let options = RunOptions {
             run_id: Some(run_id.clone()),
             cancel: Some(cancel),
@@ -418,6 +424,16 @@ impl State {
         let e = live.get(run_id)?;
         e.cancel.cancel();
         Some(e.status)
+    }
+
+    /// The plugin steps a run live here is calling now: (path, started
+    /// milliseconds into the run, running for).
+    pub(crate) fn calls_in_flight(&self, run_id: &str) -> Vec<(String, f64, std::time::Duration)> {
+        self.live()
+            .get(run_id)
+            .and_then(|e| e.journal.clone())
+            .map(|j| j.calls_in_flight())
+            .unwrap_or_default()
     }
 
     /// Whether `run_id` is a fleet's waiter here: accepted (or stopped)

@@ -2,7 +2,7 @@
 //! output, logs, error, fuel, memory, duration, plugin and version) and the
 //! actions: cancel, rerun, rerun from a step with an edited input.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -34,6 +34,8 @@ struct View {
     input: Option<String>,
     derived_from: Option<DerivedFrom>,
     durable: bool,
+    /// The plugin steps being called now (a run live on this server).
+    running: Vec<String>,
 }
 
 async fn view(ui: &Ui, id: &str) -> Result<Option<View>, String> {
@@ -53,10 +55,25 @@ async fn view(ui: &Ui, id: &str) -> Result<Option<View>, String> {
         Some((new, entries)) => (Some(new), entries),
         None => (None, Vec::new()),
     };
+    let mut running = Vec::new();
     let steps = match &record {
         Some(r) => r.steps.clone(),
-        // Running: what its journal holds so far.
-        None => entries.iter().map(|e| e.record.clone()).collect(),
+        // Running: what its journal holds so far, and the calls in flight.
+        None => {
+            let mut steps: Vec<StepRecord> = entries.iter().map(|e| e.record.clone()).collect();
+            for (path, start_ms, for_) in state.calls_in_flight(id) {
+                if steps.iter().any(|s| s.path == path) {
+                    continue;
+                }
+                let mut step = StepRecord::empty();
+                step.path = path.clone();
+                step.start_ms = start_ms;
+                step.duration_ms = for_.as_secs_f64() * 1e3;
+                steps.push(step);
+                running.push(path);
+            }
+            steps
+        }
     };
     Ok(Some(View {
         id: id.to_string(),
@@ -70,6 +87,7 @@ async fn view(ui: &Ui, id: &str) -> Result<Option<View>, String> {
         input: new.as_ref().map(|n| n.input.get().to_string()),
         derived_from: new.and_then(|n| n.derived_from),
         durable: state.store.durable(),
+        running,
     }))
 }
 
@@ -101,13 +119,18 @@ fn finished(status: RunStatus) -> bool {
 }
 
 fn render(v: &View) -> Markup {
-    let waiting: HashSet<String> = v
-        .entries
-        .values()
-        .filter(|e| e.retry_at.is_some())
-        .map(|e| e.path.clone())
+    let live: HashMap<String, &'static str> = v
+        .running
+        .iter()
+        .map(|p| (p.clone(), "running"))
+        .chain(
+            v.entries
+                .values()
+                .filter(|e| e.retry_at.is_some())
+                .map(|e| (e.path.clone(), "waiting")),
+        )
         .collect();
-    let lines = timeline::lines(&v.steps, &waiting);
+    let lines = timeline::lines(&v.steps, &live);
     let total = v.duration_ms.unwrap_or_else(|| {
         v.steps
             .iter()

@@ -23,8 +23,9 @@ pub(super) struct Row<'a> {
     pub(super) step: &'a StepRecord,
     pub(super) depth: usize,
     pub(super) critical: bool,
-    /// Still running (from a live run's journal: waiting for a retry).
-    pub(super) waiting: bool,
+    /// A live run's step not finished: `waiting` for a retry (its journal
+    /// says), or `running` (being called now).
+    pub(super) live: Option<&'static str>,
 }
 
 /// What the timeline draws: rows, and summaries of aggregated items.
@@ -92,7 +93,10 @@ fn critical(steps: &[StepRecord], known: &HashSet<&str>) -> HashSet<String> {
 }
 
 /// The timeline's lines, nested in order, items aggregated.
-pub(super) fn lines<'a>(steps: &'a [StepRecord], waiting: &HashSet<String>) -> Vec<Line<'a>> {
+pub(super) fn lines<'a>(
+    steps: &'a [StepRecord],
+    live: &HashMap<String, &'static str>,
+) -> Vec<Line<'a>> {
     let known: HashSet<&str> = steps.iter().map(|s| s.path.as_str()).collect();
     let crit = critical(steps, &known);
     let mut children: HashMap<Option<&str>, Vec<&StepRecord>> = HashMap::new();
@@ -103,7 +107,7 @@ pub(super) fn lines<'a>(steps: &'a [StepRecord], waiting: &HashSet<String>) -> V
     let ctx = Walk {
         children: &children,
         crit: &crit,
-        waiting,
+        live,
     };
     ctx.walk(None, 0, &mut out);
     out
@@ -112,7 +116,7 @@ pub(super) fn lines<'a>(steps: &'a [StepRecord], waiting: &HashSet<String>) -> V
 struct Walk<'w, 'a> {
     children: &'w HashMap<Option<&'a str>, Vec<&'a StepRecord>>,
     crit: &'w HashSet<String>,
-    waiting: &'w HashSet<String>,
+    live: &'w HashMap<String, &'static str>,
 }
 
 impl<'a> Walk<'_, 'a> {
@@ -121,7 +125,7 @@ impl<'a> Walk<'_, 'a> {
             step: s,
             depth,
             critical: self.crit.contains(&s.path),
-            waiting: self.waiting.contains(&s.path),
+            live: self.live.get(&s.path).copied(),
         }));
         self.walk(Some(&s.path), depth + 1, out);
     }
@@ -224,11 +228,7 @@ pub(super) fn render(lines: &[Line<'_>], total: f64, selected: Option<&str>) -> 
 
 fn step_row(row: &Row<'_>, total: f64, selected: Option<&str>) -> Markup {
     let s = row.step;
-    let word = if row.waiting {
-        "waiting"
-    } else {
-        layout::step_word(s.status)
-    };
+    let word = row.live.unwrap_or_else(|| layout::step_word(s.status));
     let is_selected = selected == Some(s.path.as_str());
     html! {
         div.tl-row.critical[row.critical] role="listitem" style={ "--depth:" (row.depth) }

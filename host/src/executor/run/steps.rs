@@ -122,6 +122,9 @@ impl RunCtx<'_> {
                         .as_ref()
                         .filter(|_| input.raw().get().len() <= MAX_JOURNALED_INPUT)
                         .map(|_| input.raw().to_owned());
+                    if let Some(journal) = &self.journal {
+                        journal.calling(path, rec.record.start_ms);
+                    }
                     let result = self.run_plugin(&at, input, &mut rec).await;
                     let done = Done {
                         input: journaled_input,
