@@ -11,13 +11,14 @@
 
 mod admit;
 mod api;
+mod bodies;
 mod config;
 mod error;
 mod events;
 mod extract;
 mod fleet;
 mod health;
-
+mod openapi;
 mod probe;
 mod rerun;
 mod resume;
