@@ -134,7 +134,8 @@ struct RunQuery {
     params(
         ("flow" = String, Path, description = "The flow's name (its file stem)"),
         RunQuery,
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 printable ASCII characters: the same key (per flow, within retention) answers the same run, never a second one"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$",
+            description = "1 to 255 printable ASCII characters: the same key (per flow, within retention) answers the same run, never a second one"),
     ),
     request_body(content = Option<serde_json::Value>, content_type = "application/json",
         description = "The run's input: any JSON, checked against the flow's `input_schema`; an empty body is `{}`"),
@@ -259,6 +260,7 @@ struct ListParams {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// The `next` of the page before.
+    #[param(pattern = "^[0-9]{1,19}\\.[!-~]{1,64}$")]
     cursor: Option<String>,
 }
 
@@ -395,7 +397,8 @@ async fn list_plugins(Extract(state): S) -> Response {
 /// Publishes an event: every flow with a matching trigger starts a run
 /// with the body as its input.
 #[utoipa::path(post, path = "/events/{topic}", tag = "events",
-    params(("topic" = String, Path, description = "The topic, matched against the flows' `triggers`")),
+    params(("topic" = String, Path, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        description = "The topic, matched against the flows' `triggers`; no control characters")),
     request_body(content = Option<serde_json::Value>, content_type = "application/json",
         description = "The event's payload: any JSON; an empty body is `{}`"),
     responses(

@@ -33,7 +33,7 @@ pub(super) struct RerunBody {
 #[utoipa::path(post, path = "/runs/{id}/rerun", tag = "runs",
     params(("id" = String, Path, description = "The run to rerun")),
     request_body(content = Option<RerunBody>, content_type = "application/json",
-        description = "Optional: `from` a step path, reusing the recorded outputs of the steps before it; `input` for that step"),
+        description = "Optional (none, or `null`: from the start): `from` a step path, reusing the recorded outputs of the steps before it; `input` for that step"),
     responses(
         (status = 202, description = "The new run is accepted", body = Answer),
         (status = 400, description = "`bad-request`: a body that is not a rerun, `input` without `from`, a step the run does not have", body = ErrorBody),
@@ -49,12 +49,14 @@ pub(super) async fn rerun_run(
     Path(id): Path<String>,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<axum::response::Response, ApiError> {
-    let body = body?;
+    let body = body.map_err(super::extract::body_refused)?;
+    // No body, or `null`: from the start, with the same input.
     let body: RerunBody = if body.iter().all(u8::is_ascii_whitespace) {
         RerunBody::default()
     } else {
-        serde_json::from_slice(&body)
+        serde_json::from_slice::<Option<RerunBody>>(&body)
             .map_err(|e| ApiError::BadRequest(format!("the rerun body: {e}")))?
+            .unwrap_or_default()
     };
     if body.input.is_some() && body.from.is_none() {
         return Err(ApiError::BadRequest(

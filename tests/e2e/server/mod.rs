@@ -17,6 +17,7 @@ mod api;
 mod events;
 mod lifecycle;
 mod limits;
+mod openapi;
 mod store;
 
 /// A server started on a temporary flows and plugins folder.
