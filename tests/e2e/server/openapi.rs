@@ -9,7 +9,8 @@ use super::*;
 /// Where `.ci/install-schemathesis` (run by the README's setup command and
 /// by CI) installs schemathesis.
 fn schemathesis() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/venv-schemathesis/bin/schemathesis")
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    repo.join("target/venv-schemathesis/bin/schemathesis")
 }
 
 /// A flow whose input is checked (`422`), started by events.
