@@ -129,7 +129,7 @@ impl CallError {
 /// A call fails with one of the first nine ([`CallError::kind`]); a run can
 /// also fail for reasons of the flow around the calls (`circuit-open`,
 /// `expression`, `plugin-not-found`, `too-many-steps`, `cancelled`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum ErrorKind {

@@ -11,7 +11,7 @@ use crate::flow::{Flow, StepKind};
 
 /// Where a run is in its life. The same words appear in the API, the record
 /// and the metrics labels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum RunStatus {
@@ -64,7 +64,7 @@ impl fmt::Display for RunStatus {
 }
 
 /// Everything about one run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[non_exhaustive]
 pub struct RunRecord {
     /// The run's id, also the correlation id in logs.
@@ -80,6 +80,7 @@ pub struct RunRecord {
     /// The flow's output, when it succeeded: JSON text as the last step wrote
     /// it, never parsed on the way. [`RunRecord::output_value`] parses it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Value>)]
     pub output: Option<Box<RawValue>>,
     /// Set when a copy of the record kept for later (the server's run
     /// history) left out an output too large to keep: `output` is absent,
@@ -123,7 +124,7 @@ impl RunRecord {
 }
 
 /// An output left out of a kept record: `{"bytes": 1900000}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[non_exhaustive]
 pub struct OutputTrimmed {
     /// The size of the output, in bytes of JSON text.
@@ -137,7 +138,7 @@ impl OutputTrimmed {
 }
 
 /// Why a run failed: the step path that failed and the chain of causes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[non_exhaustive]
 pub struct RunError {
     /// The id path of the failing step, for example `lines[3].price`.
@@ -248,7 +249,7 @@ pub(crate) fn running_at(steps: &[StepRecord], at: f64) -> Vec<&str> {
 }
 
 /// What became of one step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum StepStatus {
@@ -267,7 +268,7 @@ pub enum StepStatus {
 }
 
 /// What kind of step a record is of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum StepType {
@@ -309,7 +310,7 @@ impl fmt::Display for StepType {
 }
 
 /// One step (or branch, or item) of a run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[non_exhaustive]
 pub struct StepRecord {
     /// The id path, for example `enrich.user` or `lines[3].price`.
@@ -361,7 +362,7 @@ impl StepRecord {
 }
 
 /// One attempt of a plugin step.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[non_exhaustive]
 pub struct Attempt {
     /// 1 for the first try.
@@ -394,7 +395,7 @@ fn is_zero(n: &u64) -> bool {
 }
 
 /// A kind and a message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[non_exhaustive]
 pub struct ErrorRecord {
     /// The error kind.
@@ -404,7 +405,7 @@ pub struct ErrorRecord {
 }
 
 /// The fallback of a step, when it ran.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[non_exhaustive]
 pub struct FallbackRecord {
     /// The fallback plugin.

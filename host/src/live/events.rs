@@ -5,12 +5,13 @@ use std::time::Duration;
 
 /// What a live registry holds under one name: the version serving, if any,
 /// and the current error, if any.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[non_exhaustive]
 pub struct EntryStatus {
     /// The name (the file stem).
     pub name: String,
     /// The file.
+    #[schema(value_type = String)]
     pub path: PathBuf,
     /// The version counter of the version serving (1, 2, 3... per name).
     pub version: Option<u64>,

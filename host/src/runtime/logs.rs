@@ -42,7 +42,7 @@ pub(crate) const MAX_KEPT_LINES: usize = 50;
 const MAX_KEPT_LINE: usize = 1 << 10;
 
 /// A guest output line, as a call's report and the run record keep it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[non_exhaustive]
 pub struct LogLine {
     /// `trace`, `debug`, `info`, `warn` or `error`.

@@ -9,17 +9,21 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State as Extract};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
-use serde_json::{Value, json};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::bodies::{
+    Cancelling, ErrorBody, Finished, FlowEntry, FlowList, Health, PluginList, Published, Queued,
+    RunBrief, RunPage, RunSummary, RunView,
+};
 use super::error::ApiError;
 use super::events;
 use super::extract::{BODY_LIMIT, Input, NamedFlow, Path, Query};
 use super::health;
 use super::state::{Admission, Lookup, Refusal, State};
-use crate::executor::{RunError, RunStatus};
+use crate::executor::RunStatus;
 use crate::store::{Cursor, ListQuery, MAX_PAGE, StoreError};
 
 type S = Extract<Arc<State>>;
@@ -28,24 +32,39 @@ type Answer = Result<Response, ApiError>;
 /// The header that carries a run's id (its correlation id in the logs).
 pub(crate) const RUN_ID_HEADER: &str = "x-flowhost-run-id";
 
+/// Every API route, each described by its handler's `#[utoipa::path]`: the
+/// router and `/openapi.json` are built from this one list, so a route is
+/// added here, never with `Router::route`.
+pub(super) fn routes() -> OpenApiRouter<Arc<State>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_flows))
+        .routes(routes!(start_run))
+        .routes(routes!(list_runs))
+        .routes(routes!(get_run))
+        .routes(routes!(cancel_run))
+        .routes(routes!(super::rerun::rerun_run))
+        .routes(routes!(list_plugins))
+        .routes(routes!(publish_event))
+        .routes(routes!(metrics))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(super::openapi::openapi_json))
+}
+
 pub(crate) fn router(state: Arc<State>) -> Router {
-    Router::new()
-        .route("/flows", get(list_flows))
-        .route("/flows/{flow}/runs", post(start_run))
-        .route("/runs", get(list_runs))
-        .route("/runs/{id}", get(get_run))
-        .route("/runs/{id}/cancel", post(cancel_run))
-        .route("/runs/{id}/rerun", post(super::rerun::rerun_run))
-        .route("/plugins", get(list_plugins))
-        .route("/events/{topic}", post(publish_event))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .merge(crate::ui::router(state.clone()))
+    app()
+        .with_state(state.clone())
+        .merge(crate::ui::router(state))
+}
+
+/// The API's router before its state: the routes, the fallbacks, the body
+/// limit.
+pub(super) fn app() -> Router<Arc<State>> {
+    let (routes, _) = routes().split_for_parts();
+    routes
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state)
 }
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {
@@ -104,11 +123,37 @@ fn with_run_id(mut r: Response, run_id: &str) -> Response {
     r
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RunQuery {
+    /// `false`: answer `202` once the run is accepted, without waiting for
+    /// it to finish (default `true`).
     wait: Option<bool>,
 }
 
+/// Starts a run of `flow` with the request body as its input.
+#[utoipa::path(post, path = "/flows/{flow}/runs", tag = "runs",
+    params(
+        ("flow" = String, Path, description = "The flow's name (its file stem)"),
+        RunQuery,
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$",
+            description = "1 to 255 printable ASCII characters: the same key (per flow, within retention) answers the same run, never a second one"),
+    ),
+    request_body(content = Option<serde_json::Value>, content_type = "application/json",
+        description = "The run's input: any JSON, checked against the flow's `input_schema`; an empty body is `{}`"),
+    responses(
+        (status = 200, description = "The run finished (waited for)", body = Finished,
+            headers(("x-flowhost-run-id" = String, description = "The run's id"))),
+        (status = 202, description = "The run is accepted (`wait=false`)", body = Queued,
+            headers(("x-flowhost-run-id" = String, description = "The run's id"))),
+        (status = 400, description = "`bad-json`: the body is not JSON; `bad-request`: a bad query, path or `Idempotency-Key`", body = ErrorBody),
+        (status = 404, description = "`not-found`: no flow of that name", body = ErrorBody),
+        (status = 413, description = "`too-large`: the body is over 2 MiB", body = ErrorBody),
+        (status = 422, description = "`invalid-input`: the input fails the flow's `input_schema` (step `input`)", body = ErrorBody),
+        (status = 429, description = "`queue-full`: the run queue is full", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "`shutting-down` or `unavailable` (the store failed; nothing was done)", body = ErrorBody),
+    ))]
 async fn start_run(
     Extract(state): S,
     NamedFlow(flow): NamedFlow,
@@ -132,14 +177,12 @@ async fn start_run(
         Err(refusal) => return Err(refused(&state, refusal)),
     };
     if q.wait == Some(false) {
-        let r = (
-            StatusCode::ACCEPTED,
-            axum::Json(with_warnings(
-                json!({"run_id": run_id, "status": "queued"}),
-                &warnings,
-            )),
-        )
-            .into_response();
+        let body = Queued {
+            run_id: &run_id,
+            status: RunStatus::Queued,
+            warnings: &warnings,
+        };
+        let r = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
         return Ok(with_run_id(r, &run_id));
     }
     let record = match done.wait_for(Option::is_some).await {
@@ -165,27 +208,16 @@ async fn start_run(
     ))
 }
 
-/// The answer to a run that was waited for.
-#[derive(Serialize)]
-struct Finished<'a> {
-    run_id: &'a str,
-    status: RunStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    output: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a RunError>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    warnings: &'a [String],
-}
-
-/// `answer` with a `warnings` list, when there is anything to warn about.
-fn with_warnings(mut answer: Value, warnings: &[String]) -> Value {
-    if !warnings.is_empty() {
-        answer["warnings"] = json!(warnings);
-    }
-    answer
-}
-
+/// A run: its record once finished, its status before.
+#[utoipa::path(get, path = "/runs/{id}", tag = "runs",
+    params(("id" = String, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The run record (or, before it finishes, its id, flow and status)", body = RunView,
+            headers(("x-flowhost-run-id" = String, description = "The run's id"))),
+        (status = 400, description = "`bad-request`: a path that cannot be read", body = ErrorBody),
+        (status = 404, description = "`not-found`: no such run within the store's retention", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store failed", body = ErrorBody),
+    ))]
 async fn get_run(Extract(state): S, Path(id): Path<String>) -> Answer {
     let found = state.lookup(&id).await.map_err(store_failed)?;
     let body = match found {
@@ -199,30 +231,49 @@ async fn get_run(Extract(state): S, Path(id): Path<String>) -> Answer {
                 "no run `{id}` (runs are kept {kept})"
             )));
         }
-        Some(Lookup::Stored(run)) if run.record.is_some() => {
-            axum::Json(run.record.as_deref()).into_response()
-        }
-        Some(Lookup::Stored(run)) => {
-            axum::Json(json!({"run_id": id, "flow": run.flow, "status": run.status}))
-                .into_response()
-        }
-        Some(Lookup::Live(flow, status)) => {
-            axum::Json(json!({"run_id": id, "flow": flow, "status": status})).into_response()
-        }
+        Some(Lookup::Stored(run)) => match &run.record {
+            Some(record) => axum::Json(RunView::Record(record)).into_response(),
+            None => brief(&id, run.flow, run.status),
+        },
+        Some(Lookup::Live(flow, status)) => brief(&id, flow, status),
     };
     Ok(with_run_id(body, &id))
 }
 
-#[derive(Deserialize)]
+fn brief(id: &str, flow: String, status: RunStatus) -> Response {
+    let run_id = id.to_string();
+    axum::Json(RunView::Brief(RunBrief {
+        run_id,
+        flow,
+        status,
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Only runs of this flow.
     flow: Option<String>,
+    /// Only runs with this status.
     status: Option<RunStatus>,
+    /// Runs per page: 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// The `next` of the page before.
+    #[param(pattern = "^[0-9]{1,19}\\.[!-~]{1,64}$")]
     cursor: Option<String>,
 }
 
-/// `GET /runs`: runs newest first, a page at a time (keyset pagination).
+/// Runs newest first, a page at a time (keyset pagination).
+#[utoipa::path(get, path = "/runs", tag = "runs",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of runs; `next` is the cursor of the following page", body = RunPage),
+        (status = 400, description = "`bad-request`: a `limit` out of range, a `cursor` this server did not give, an unknown parameter", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store failed", body = ErrorBody),
+    ))]
 async fn list_runs(Extract(state): S, Query(p): Query<ListParams>) -> Answer {
     let limit = p.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_PAGE {
@@ -244,22 +295,31 @@ async fn list_runs(Extract(state): S, Query(p): Query<ListParams>) -> Answer {
         cursor,
     };
     let page = state.store.list(query).await.map_err(store_failed)?;
-    let runs: Vec<Value> = page
+    let runs = page
         .runs
-        .iter()
-        .map(|r| {
-            json!({
-                "run_id": r.run_id,
-                "flow": r.flow,
-                "status": r.status,
-                "accepted_at": humantime::format_rfc3339_millis(r.accepted_at).to_string(),
-            })
+        .into_iter()
+        .map(|r| RunSummary {
+            accepted_at: humantime::format_rfc3339_millis(r.accepted_at).to_string(),
+            run_id: r.run_id,
+            flow: r.flow,
+            status: r.status,
         })
         .collect();
     let next = page.next.map(|c| c.to_string());
-    Ok(axum::Json(json!({"runs": runs, "next": next})).into_response())
+    Ok(axum::Json(RunPage { runs, next }).into_response())
 }
 
+/// Stops a run, its running guest calls included.
+#[utoipa::path(post, path = "/runs/{id}/cancel", tag = "runs",
+    params(("id" = String, Path, description = "The run's id")),
+    responses(
+        (status = 202, description = "The run is being cancelled", body = Cancelling,
+            headers(("x-flowhost-run-id" = String, description = "The run's id"))),
+        (status = 400, description = "`bad-request`: a path that cannot be read", body = ErrorBody),
+        (status = 404, description = "`not-found`: no such run", body = ErrorBody),
+        (status = 409, description = "`conflict`: the run already finished", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store failed", body = ErrorBody),
+    ))]
 async fn cancel_run(Extract(state): S, Path(id): Path<String>) -> Answer {
     // A fleet's waiter runs elsewhere (or nowhere yet): the store decides.
     let live = match state.is_waiter(&id) {
@@ -285,7 +345,11 @@ async fn cancel_run(Extract(state): S, Path(id): Path<String>) -> Answer {
     match status {
         None => Err(ApiError::NotFound(format!("no run `{id}`"))),
         Some(status @ (RunStatus::Queued | RunStatus::Running)) => {
-            let body = json!({"run_id": id, "status": status, "cancelling": true});
+            let body = Cancelling {
+                run_id: &id,
+                status,
+                cancelling: true,
+            };
             Ok(with_run_id(
                 (StatusCode::ACCEPTED, axum::Json(body)).into_response(),
                 &id,
@@ -297,44 +361,74 @@ async fn cancel_run(Extract(state): S, Path(id): Path<String>) -> Answer {
     }
 }
 
+/// Every flow file, with its version and load error.
+#[utoipa::path(get, path = "/flows", tag = "flows",
+    responses((status = 200, description = "The flows", body = FlowList)))]
 async fn list_flows(Extract(state): S) -> Response {
     let flows = state.flows.all();
     let statuses = state.flows.statuses().await;
-    let list: Vec<Value> = statuses
+    let flows = statuses
         .into_iter()
         .map(|s| {
             let flow = flows.get(&s.name);
-            json!({
-                "name": s.name,
-                "flow": flow.map(|f| f.name.clone()),
-                "file": s.path,
-                "version": s.version,
-                "hash": s.hash,
-                "loaded_at": s.loaded_at,
-                "error": s.error,
-                "steps": flow.map(|f| f.all_steps().len()),
-                "triggers": flow.map(|f| f.triggers.iter().map(|t| t.event.clone()).collect::<Vec<_>>()),
-                "concurrency": flow.and_then(|f| f.concurrency),
-            })
+            FlowEntry {
+                flow: flow.map(|f| f.name.clone()),
+                file: s.path.display().to_string(),
+                version: s.version,
+                hash: s.hash,
+                loaded_at: s.loaded_at,
+                error: s.error,
+                steps: flow.map(|f| f.all_steps().len()),
+                triggers: flow.map(|f| f.triggers.iter().map(|t| t.event.clone()).collect()),
+                concurrency: flow.and_then(|f| f.concurrency),
+                name: s.name,
+            }
         })
         .collect();
-    axum::Json(json!({ "flows": list })).into_response()
+    axum::Json(FlowList { flows }).into_response()
 }
 
+/// Every plugin file, with its version, hash, size, load time and error.
+#[utoipa::path(get, path = "/plugins", tag = "plugins",
+    responses((status = 200, description = "The plugins", body = PluginList)))]
 async fn list_plugins(Extract(state): S) -> Response {
-    axum::Json(json!({ "plugins": state.plugins.statuses().await })).into_response()
+    let plugins = state.plugins.statuses().await;
+    axum::Json(PluginList { plugins }).into_response()
 }
 
+/// Publishes an event: every flow with a matching trigger starts a run
+/// with the body as its input.
+#[utoipa::path(post, path = "/events/{topic}", tag = "events",
+    params(("topic" = String, Path, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        description = "The topic, matched against the flows' `triggers`; no control characters")),
+    request_body(content = Option<serde_json::Value>, content_type = "application/json",
+        description = "The event's payload: any JSON; an empty body is `{}`"),
+    responses(
+        (status = 202, description = "The runs it started (none when no flow is triggered)", body = Published),
+        (status = 400, description = "`bad-json`: the body is not JSON; `bad-request`: a topic that is not one", body = ErrorBody),
+        (status = 413, description = "`too-large`: the body is over 2 MiB", body = ErrorBody),
+        (status = 429, description = "`queue-full`: the run queue is full", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "`shutting-down` or `unavailable` (the store failed; nothing was done)", body = ErrorBody),
+    ))]
 async fn publish_event(Extract(state): S, Path(topic): Path<String>, body: Input) -> Answer {
     events::check_topic(&topic).map_err(ApiError::BadRequest)?;
     let warnings = body.warnings();
     let runs = events::publish(&state, &topic, body.0, 0)
         .await
         .map_err(|r| refused(&state, r))?;
-    let answer = with_warnings(json!({"topic": topic, "runs": runs}), &warnings);
+    let answer = Published {
+        topic: &topic,
+        runs,
+        warnings: &warnings,
+    };
     Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
 }
 
+/// The metrics, in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", body = String,
+        content_type = "application/openmetrics-text")))]
 async fn metrics(Extract(state): S) -> Response {
     let text = state.metrics_text();
     (
@@ -347,22 +441,30 @@ async fn metrics(Extract(state): S) -> Response {
         .into_response()
 }
 
+/// Alive and not stalled. Open without a token.
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses(
+        (status = 200, description = "`ok`", body = Health),
+        (status = 503, description = "`unhealthy`: the runtime is stalled", body = Health),
+    ))]
 async fn healthz(Extract(state): S) -> Response {
-    let (ok, body) = health::healthz(&state);
-    let code = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (code, axum::Json(body)).into_response()
+    health_answer(health::healthz(&state))
 }
 
+/// Loaded, not saturated, and a built-in probe step runs end to end.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "`ok` or `degraded` (serving, with problems)", body = Health),
+        (status = 503, description = "`unhealthy`", body = Health),
+    ))]
 async fn readyz(Extract(state): S) -> Response {
-    let (ok, body) = health::readyz(&state).await;
-    let code = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    health_answer(health::readyz(&state).await)
+}
+
+fn health_answer(health: Health) -> Response {
+    let code = match health.serving() {
+        true => StatusCode::OK,
+        false => StatusCode::SERVICE_UNAVAILABLE,
     };
-    (code, axum::Json(body)).into_response()
+    (code, axum::Json(health)).into_response()
 }

@@ -2,12 +2,11 @@
 //! (a body over the size limit, a bad path or query), answers
 //! `{"error": {"kind", "message", "step"}}` with its status code.
 
+use super::bodies::{ErrorBody, ErrorDetail};
+use crate::executor::InputError;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
-
-use crate::executor::InputError;
 
 /// Why a request was refused.
 #[derive(Debug)]
@@ -107,8 +106,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind) = self.status_and_kind();
-        let body = json!({"error": {"kind": kind, "message": self.message(), "step": self.step()}});
-        let mut response = (status, axum::Json(body)).into_response();
+        let error = ErrorDetail {
+            kind,
+            message: self.message(),
+            step: self.step(),
+        };
+        let mut response = (status, axum::Json(ErrorBody { error })).into_response();
         if let ApiError::QueueFull {
             retry_after_secs, ..
         } = self

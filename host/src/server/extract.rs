@@ -3,6 +3,7 @@
 //! the warnings its answer carries.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -60,6 +61,17 @@ impl FromRequestParts<Arc<State>> for NamedFlow {
     }
 }
 
+/// A request body that could not be read: over the size limit (`413
+/// too-large`, naming the limit) or cut short (`400 bad-request`).
+pub(crate) fn body_refused(r: BytesRejection) -> ApiError {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        let limit = bytesize::ByteSize(BODY_LIMIT as u64).display().iec();
+        ApiError::TooLarge(format!("the request body is over the {limit} limit"))
+    } else {
+        ApiError::from(r)
+    }
+}
+
 /// The request body as a run's input, read once: an empty body is `{}`;
 /// one over the size limit answers `413 too-large`, one that is not JSON
 /// `400 bad-json` with serde's line and column.
@@ -69,14 +81,9 @@ impl<S: Send + Sync> FromRequest<S> for Input {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let body = Bytes::from_request(req, state).await.map_err(|r| {
-            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                let limit = bytesize::ByteSize(BODY_LIMIT as u64).display().iec();
-                ApiError::TooLarge(format!("the request body is over the {limit} limit"))
-            } else {
-                ApiError::from(r)
-            }
-        })?;
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(body_refused)?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Input(RunInput::from_value(serde_json::json!({}))));
         }

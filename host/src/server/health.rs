@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::bodies::{Check, Health, HealthStatus};
 use super::probe::PROBE;
 use super::state::State;
 use crate::executor::{RunOptions, RunStatus};
@@ -34,23 +35,23 @@ pub(crate) fn start_heartbeat(state: &Arc<State>) {
     });
 }
 
-/// `(healthy, body)`.
-pub(crate) fn healthz(state: &State) -> (bool, Value) {
+/// Alive and not stalled: `unhealthy` when the heartbeat falls behind.
+pub(crate) fn healthz(state: &State) -> Health {
     let lag = state.started.elapsed().as_millis() as u64
         - state
             .heartbeat
             .load(Ordering::Relaxed)
             .min(state.started.elapsed().as_millis() as u64);
-    let ok = lag < STALLED.as_millis() as u64;
-    let status = if ok { "ok" } else { "unhealthy" };
-    (
-        ok,
-        json!({"status": status, "checks": {"runtime": {"status": status, "heartbeat_lag_ms": lag}}}),
-    )
+    let status = match lag < STALLED.as_millis() as u64 {
+        true => HealthStatus::Ok,
+        false => HealthStatus::Unhealthy,
+    };
+    let runtime = check(status, json!({"heartbeat_lag_ms": lag}));
+    Health::of([("runtime", runtime)])
 }
 
-/// `(http_ok, body)`: `ok`, `degraded` (serving, with problems) or `unhealthy`.
-pub(crate) async fn readyz(state: &State) -> (bool, Value) {
+/// `ok`, `degraded` (serving, with problems) or `unhealthy`.
+pub(crate) async fn readyz(state: &State) -> Health {
     let plugin_errors = state
         .plugins
         .statuses()
@@ -66,44 +67,70 @@ pub(crate) async fn readyz(state: &State) -> (bool, Value) {
     let capacity = state.config.queue_capacity;
 
     let probe = probe(state).await;
+    use HealthStatus::{Degraded, Ok as Fine, Unhealthy};
     let store = match tokio::time::timeout(STORE_CHECK, state.store.ready()).await {
-        Ok(Ok(())) => json!({"status": "ok", "store": state.store.describe()}),
-        Ok(Err(e)) => json!({"status": "unhealthy", "error": e.to_string()}),
-        Err(_) => json!({"status": "unhealthy", "error": "the store did not answer within 2s"}),
+        Ok(Ok(())) => check(Fine, json!({"store": state.store.describe()})),
+        Ok(Err(e)) => check(Unhealthy, json!({"error": e.to_string()})),
+        Err(_) => check(
+            Unhealthy,
+            json!({"error": "the store did not answer within 2s"}),
+        ),
     };
-    let loaded = |n: usize, errors: usize| match (n, errors) {
-        (0, _) => "unhealthy",
-        (_, 0) => "ok",
-        _ => "degraded",
+    let loaded = |n: usize, errors: usize| {
+        let status = match (n, errors) {
+            (0, _) => Unhealthy,
+            (_, 0) => Fine,
+            _ => Degraded,
+        };
+        check(status, json!({"loaded": n, "errors": errors}))
     };
-    let checks = json!({
-        "plugins": {"status": loaded(plugins, plugin_errors), "loaded": plugins, "errors": plugin_errors},
-        "flows": {"status": loaded(flows, flow_errors), "loaded": flows, "errors": flow_errors},
-        "queue": {"status": if queued < capacity { "ok" } else { "degraded" }, "queued": queued, "capacity": capacity},
-        "probe": probe,
-        "store": store,
-    });
-    let statuses: Vec<&str> = checks
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(_, c)| c["status"].as_str())
-        .collect();
-    let overall = if statuses.contains(&"unhealthy") {
-        "unhealthy"
-    } else if statuses.contains(&"degraded") {
-        "degraded"
-    } else {
-        "ok"
+    let queue = match queued < capacity {
+        true => Fine,
+        false => Degraded,
     };
-    (
-        overall != "unhealthy",
-        json!({"status": overall, "checks": checks}),
-    )
+    Health::of([
+        ("plugins", loaded(plugins, plugin_errors)),
+        ("flows", loaded(flows, flow_errors)),
+        (
+            "queue",
+            check(queue, json!({"queued": queued, "capacity": capacity})),
+        ),
+        ("probe", probe),
+        ("store", store),
+    ])
+}
+
+/// A check: its status and `figures`, a JSON object.
+fn check(status: HealthStatus, figures: Value) -> Check {
+    Check { status, figures }
+}
+
+impl Health {
+    /// The checks, and the worst of their statuses overall.
+    fn of<const N: usize>(checks: [(&str, Check); N]) -> Health {
+        let worst = |a: HealthStatus, b: HealthStatus| match (a, b) {
+            (HealthStatus::Unhealthy, _) | (_, HealthStatus::Unhealthy) => HealthStatus::Unhealthy,
+            (HealthStatus::Degraded, _) | (_, HealthStatus::Degraded) => HealthStatus::Degraded,
+            _ => HealthStatus::Ok,
+        };
+        let status = checks
+            .iter()
+            .fold(HealthStatus::Ok, |s, (_, c)| worst(s, c.status));
+        let checks = checks
+            .into_iter()
+            .map(|(k, c)| (k.to_string(), c))
+            .collect();
+        Health { status, checks }
+    }
+
+    /// Whether it answers `200` (else `503`): anything but `unhealthy`.
+    pub(crate) fn serving(&self) -> bool {
+        self.status != HealthStatus::Unhealthy
+    }
 }
 
 /// Runs the built-in probe step through the executor within `probe_timeout`.
-async fn probe(state: &State) -> Value {
+async fn probe(state: &State) -> Check {
     let deadline = state.config.probe_timeout;
     let text = format!(
         "flow: readiness-probe\ntimeout: {}ms\nsteps:\n  - id: probe\n    plugin: {PROBE}\n",
@@ -111,7 +138,7 @@ async fn probe(state: &State) -> Value {
     );
     let flow = match parse_flow(std::path::Path::new("readiness-probe.yaml"), &text, None) {
         Ok(f) => f,
-        Err(e) => return json!({"status": "unhealthy", "error": format!("{e:?}")}),
+        Err(e) => return check(HealthStatus::Unhealthy, json!({"error": format!("{e:?}")})),
     };
     let plugins = PluginSet::new([state.probe.clone()]);
     let input = json!({"probe": true});
@@ -119,23 +146,25 @@ async fn probe(state: &State) -> Value {
     let run = state
         .exec
         .run(&flow, &plugins, input.clone(), RunOptions::default());
-    let record = match tokio::time::timeout(deadline.saturating_add(Duration::from_millis(50)), run)
-        .await
-    {
-        Ok(r) => r,
-        Err(_) => {
-            return json!({"status": "unhealthy", "error": "the probe did not finish within its deadline"});
-        }
-    };
+    let record =
+        match tokio::time::timeout(deadline.saturating_add(Duration::from_millis(50)), run).await {
+            Ok(r) => r,
+            Err(_) => {
+                let error = "the probe did not finish within its deadline";
+                return check(HealthStatus::Unhealthy, json!({ "error": error }));
+            }
+        };
     let ms = started.elapsed().as_secs_f64() * 1e3;
     match (record.status, record.output_value()) {
         (RunStatus::Succeeded, Some(out)) if out == input => {
-            json!({"status": "ok", "duration_ms": ms})
+            check(HealthStatus::Ok, json!({ "duration_ms": ms }))
         }
-        _ => json!({
-            "status": "unhealthy",
-            "duration_ms": ms,
-            "error": record.error.map(|e| e.to_string()).unwrap_or_else(|| "the probe returned the wrong output".into()),
-        }),
+        _ => check(
+            HealthStatus::Unhealthy,
+            json!({
+                "duration_ms": ms,
+                "error": record.error.map(|e| e.to_string()).unwrap_or_else(|| "the probe returned the wrong output".into()),
+            }),
+        ),
     }
 }

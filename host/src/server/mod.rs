@@ -12,6 +12,7 @@
 mod admit;
 mod api;
 mod auth;
+mod bodies;
 mod config;
 mod error;
 mod events;
@@ -20,6 +21,7 @@ mod fleet;
 mod health;
 mod listen;
 mod login;
+mod openapi;
 mod probe;
 mod rerun;
 mod resume;

@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
-use serde_json::json;
 use serde_json::value::RawValue;
 
+use super::bodies::{ErrorBody, Rerun as Answer};
 use super::error::ApiError;
 use super::extract::Path;
 use super::state::{Admission, Rerun, State};
@@ -17,26 +18,45 @@ use crate::executor::{RunInput, StepRecord};
 use crate::store::{DerivedFrom, StepEntry};
 
 /// The body of a rerun: both fields optional.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RerunBody {
-    /// The step path to run from.
+    /// The step path to run from (durable stores only); none: the start.
     from: Option<String>,
     /// A new input for the step at `from`.
+    #[schema(value_type = Option<serde_json::Value>)]
     input: Option<Box<RawValue>>,
 }
 
-/// Reruns run `id`: `202 {"run_id", "status", "derived_from"}`.
+/// Reruns run `id`: a new run with its input, from its start or from one
+/// of its steps.
+#[utoipa::path(post, path = "/runs/{id}/rerun", tag = "runs",
+    params(("id" = String, Path, description = "The run to rerun")),
+    request_body(content = Option<RerunBody>, content_type = "application/json",
+        description = "Optional (none, or `null`: from the start): `from` a step path, reusing the recorded outputs of the steps before it; `input` for that step"),
+    responses(
+        (status = 202, description = "The new run is accepted", body = Answer),
+        (status = 400, description = "`bad-request`: a body that is not a rerun, `input` without `from`, a step the run does not have", body = ErrorBody),
+        (status = 404, description = "`not-found`: no such run", body = ErrorBody),
+        (status = 409, description = "`conflict`: the run's flow is no longer loaded, the run has not finished, or the store keeps no step outputs", body = ErrorBody),
+        (status = 413, description = "`too-large`: the body is over 2 MiB", body = ErrorBody),
+        (status = 429, description = "`queue-full`: the run queue is full", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "`shutting-down` or `unavailable` (the store failed; nothing was done)", body = ErrorBody),
+    ))]
 pub(super) async fn rerun_run(
     axum::extract::State(state): axum::extract::State<Arc<State>>,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<axum::response::Response, ApiError> {
+    let body = body.map_err(super::extract::body_refused)?;
+    // No body, or `null`: from the start, with the same input.
     let body: RerunBody = if body.iter().all(u8::is_ascii_whitespace) {
         RerunBody::default()
     } else {
-        serde_json::from_slice(&body)
+        serde_json::from_slice::<Option<RerunBody>>(&body)
             .map_err(|e| ApiError::BadRequest(format!("the rerun body: {e}")))?
+            .unwrap_or_default()
     };
     if body.input.is_some() && body.from.is_none() {
         return Err(ApiError::BadRequest(
@@ -100,11 +120,14 @@ pub(super) async fn rerun_run(
         Ok(mut runs) => runs.remove(0),
         Err(refusal) => return Err(super::api::refused(&state, refusal)),
     };
-    let answer = json!({
-        "run_id": run_id,
-        "status": "queued",
-        "derived_from": {"run_id": id, "step": body.from},
-    });
+    let answer = Answer {
+        run_id,
+        status: crate::executor::RunStatus::Queued,
+        derived_from: DerivedFrom {
+            run_id: id,
+            step: body.from,
+        },
+    };
     Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
 }
 

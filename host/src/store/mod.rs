@@ -146,7 +146,7 @@ pub struct NewRun {
 }
 
 /// Where a rerun came from.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[non_exhaustive]
 pub struct DerivedFrom {
     /// The run rerun.

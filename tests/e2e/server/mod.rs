@@ -19,6 +19,7 @@ mod connections;
 mod events;
 mod lifecycle;
 mod limits;
+mod openapi;
 mod store;
 
 /// A server started on a temporary flows and plugins folder.
