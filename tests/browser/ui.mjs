@@ -29,6 +29,33 @@ const status = (page, word) =>
 const text = (page, sel) => page.locator(sel).first().textContent();
 
 const scenarios = {
+  // A server with a token: the UI asks for it, the API answers 401 without
+  // it, a wrong token is refused, the right one opens the runs.
+  async login(page, [token]) {
+    const api = await fetch(`${base}/runs`);
+    check(api.status === 401, `GET /runs without the token: ${api.status}`);
+    const body = await api.json();
+    check(body.error && body.error.kind === "unauthorized", `401 body: ${JSON.stringify(body)}`);
+    await page.goto(`${base}/ui/runs`);
+    await page.waitForURL(/\/ui\/login/, { timeout: TIMEOUT });
+    await page.fill("input[name=token]", "not-the-token");
+    await page.click("button[type=submit]");
+    await page.waitForSelector("input[name=token]", { timeout: TIMEOUT });
+    check(page.url().includes("/ui/login"), `a wrong token stays on the form: ${page.url()}`);
+    const shown = await page.content();
+    check(!shown.includes("not-the-token"), "the form never shows what was typed");
+    await page.fill("input[name=token]", token);
+    await page.click("button[type=submit]");
+    await page.waitForURL(/\/ui\/$/, { timeout: TIMEOUT });
+    await page.goto(`${base}/ui/runs`);
+    await ready(page);
+    await page.waitForSelector("table[data-testid=runs]", { timeout: TIMEOUT });
+    // The session cookie opens the API to the page, not to other sites.
+    const inPage = await page.evaluate(async () => (await fetch("/runs")).status);
+    check(inPage === 200, `GET /runs from the signed-in page: ${inPage}`);
+    return "asked for the token, refused a wrong one, opened with the right one";
+  },
+
   // Start a run from the flow page (the schema refuses a bad input first)
   // and watch it finish without a reload.
   async "start-live"(page) {

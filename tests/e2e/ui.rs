@@ -76,6 +76,11 @@ impl Ui {
     /// A server on a SQLite store (step inputs and outputs are kept) with
     /// the flows above.
     async fn start() -> Ui {
+        Ui::start_with(ServerConfig::default()).await
+    }
+
+    /// [`Ui::start`] with these settings (listen and store set here).
+    async fn start_with(settings: ServerConfig) -> Ui {
         let dir = tempfile::tempdir().unwrap();
         let plugins = dir.path().join("plugins");
         let flows = dir.path().join("flows");
@@ -104,7 +109,7 @@ impl Ui {
             listen: "127.0.0.1:0".parse().unwrap(),
             drain_timeout: Duration::from_secs(1),
             store: Some(StoreUrl::Sqlite(dir.path().join("runs.db"))),
-            ..ServerConfig::default()
+            ..settings
         };
         let server = Server::start(host, &plugins, &flows, config)
             .await
@@ -330,4 +335,17 @@ async fn listing_100000_runs_answers_within_200_ms() {
     assert_eq!(rows, 50, "a page of 50 runs");
     assert!(r.body.contains("data-status=\"failed\""));
     server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_without_the_token_is_asked_for_it() {
+    browser_ready();
+    let token = "a-long-random-token-for-the-browser-test";
+    let ui = Ui::start_with(ServerConfig {
+        api_token_hash: Some(flowhost::server::TokenHash::of(token)),
+        ..ServerConfig::default()
+    })
+    .await;
+    ui.browser("login", &[token]);
+    ui.stop().await;
 }
