@@ -191,7 +191,7 @@ impl Tally {
         let l = &self.latencies_ms;
         let runs = self.succeeded + self.failed;
         let secs = elapsed.as_secs_f64();
-        self.failures.sort_by(|a, b| b.runs.cmp(&a.runs));
+        self.failures.sort_by_key(|f| std::cmp::Reverse(f.runs));
         Figures {
             flow: head.flow,
             runs,
