@@ -4,6 +4,7 @@
 
 mod support;
 
+mod bench_cli;
 mod cache;
 mod call_cli;
 mod contract_versions;

@@ -4,6 +4,7 @@
 //! (a bad flag, bad JSON, a missing file, not a step component), on one line.
 
 mod args;
+mod bench;
 mod build;
 mod cache;
 mod call;
@@ -51,6 +52,9 @@ enum Command {
     Check(run::CheckArgs),
     /// Run a flow once: its output on stdout, exit 1 when it fails.
     Run(run::RunArgs),
+    /// Run a flow many times at once and print throughput, latency,
+    /// failures by kind and per-step figures.
+    Bench(bench::BenchArgs),
     /// Create a step project (Rust, JavaScript, Python or C) that builds and runs as is.
     New(new::NewArgs),
     /// Load every plugin in a folder and list name, version, hash, size,
@@ -111,6 +115,7 @@ pub(crate) fn main() -> ExitCode {
             Command::Inspect(args) => inspect::run(args).await,
             Command::Check(args) => run::check(args).await,
             Command::Run(args) => run::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
             Command::New(args) => new::run(args).await,
             Command::Plugins(args) => plugins::run(args).await,
             Command::Cache(args) => cache::run(args).await,

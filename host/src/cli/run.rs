@@ -214,7 +214,7 @@ pub(crate) fn outcome(record: &RunRecord) -> Result<&RawValue, Vec<String>> {
 }
 
 /// The plugin files under `dir`, listed off the async runtime.
-async fn scan(dir: &Path) -> Result<PluginFiles, Failure> {
+pub(crate) async fn scan(dir: &Path) -> Result<PluginFiles, Failure> {
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || scan_dir(&dir))
         .await
@@ -224,7 +224,7 @@ async fn scan(dir: &Path) -> Result<PluginFiles, Failure> {
 
 /// Parses and validates a flow against the plugins in `known` (when given);
 /// every error is printed, then exit status 2.
-async fn parse(path: &Path, known: Option<&PluginFiles>) -> Result<Flow, Failure> {
+pub(crate) async fn parse(path: &Path, known: Option<&PluginFiles>) -> Result<Flow, Failure> {
     let exists = |name: &str| known.is_some_and(|k| k.contains_key(name));
     let check: Option<&(dyn Fn(&str) -> bool + Sync)> =
         if known.is_some() { Some(&exists) } else { None };
@@ -239,7 +239,11 @@ async fn parse(path: &Path, known: Option<&PluginFiles>) -> Result<Flow, Failure
 }
 
 /// Loads the plugins the flow uses.
-async fn load(host: &Host, files: &PluginFiles, flow: &Flow) -> Result<PluginSet, Failure> {
+pub(crate) async fn load(
+    host: &Host,
+    files: &PluginFiles,
+    flow: &Flow,
+) -> Result<PluginSet, Failure> {
     let (plugins, errors) = load_plugins(host, files, flow.plugin_names()).await;
     if let Some(first) = errors.first() {
         return Err(Failure::usage(first));
