@@ -154,10 +154,12 @@ pub async fn collect(store: &dyn Store, selection: &Selection) -> Result<Collect
     let mut flows = Flows::default();
     let mut cursor = None;
     while out.runs < selection.last_runs && out.calls.len() < selection.max_calls {
-        let mut query = ListQuery::default();
-        query.flow = selection.flow.clone();
-        query.limit = MAX_PAGE;
-        query.cursor = cursor.take();
+        let query = ListQuery {
+            flow: selection.flow.clone(),
+            limit: MAX_PAGE,
+            cursor: cursor.take(),
+            ..ListQuery::default()
+        };
         let page = store.list(query).await?;
         for run in &page.runs {
             if matches!(run.status, RunStatus::Queued | RunStatus::Running) {
