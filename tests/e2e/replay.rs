@@ -159,6 +159,14 @@ fn a_compatible_version_answers_the_same() {
         "{out}"
     );
 
+    // Another flow's runs only: none.
+    let (code, out, _) = replay(dir.path(), "shout/echo.wasm", &["--flow", "other"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("0 calls replayed from 0 runs: 0 same"),
+        "{out}"
+    );
+
     // Usage errors: no such store, not a component.
     let (code, _, err) = run(flowhost()
         .args(["replay", "shout/echo.wasm", "--store", "sqlite:none.db"])
