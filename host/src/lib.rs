@@ -50,6 +50,7 @@ mod metrics;
 mod plugin;
 mod printable;
 mod registry;
+pub mod replay;
 mod runtime;
 pub mod server;
 pub mod store;

@@ -23,6 +23,7 @@ mod languages;
 mod malformed;
 mod newcomer;
 mod reload;
+mod replay;
 mod run_cli;
 mod runs_cli;
 mod server;

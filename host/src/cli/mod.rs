@@ -14,6 +14,7 @@ mod new;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod plugins;
+mod replay;
 mod run;
 mod runs;
 mod serve;
@@ -70,6 +71,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Make the `api_token_hash` of `flowhost.toml` from a token on stdin.
     Token(token::TokenArgs),
+    /// Replay the calls a plugin received in a store's recorded runs against
+    /// a new version of it, and compare the outputs; exit 1 when any changed.
+    Replay(replay::ReplayArgs),
     /// Run a flow, then re-run it whenever its plugins or flow file change
     /// (rebuilding plugins that have a `step.toml`).
     Dev(dev::DevArgs),
@@ -123,6 +127,7 @@ pub(crate) fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Runs(args) => runs::run(args).await,
             Command::Token(args) => token::run(args).await,
+            Command::Replay(args) => replay::run(args).await,
         }
     });
     match result {

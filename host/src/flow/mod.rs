@@ -104,7 +104,8 @@ pub use expr::MAX_EXPR_DEPTH;
 pub(crate) use expr::{Bindings, Bounds, EvalError, NoOutput, describe_json};
 pub use model::Flow;
 pub(crate) use model::{
-    CircuitBreaker, ForEach, Parallel, PluginCall, PluginStep, SchemaId, Step, StepKind, Switch,
+    CircuitBreaker, ForEach, LimitOverrides, Parallel, PluginCall, PluginStep, SchemaId, Step,
+    StepKind, Switch,
 };
 pub use yaml::{MAX_DEPTH, MAX_NODES};
 

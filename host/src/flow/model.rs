@@ -352,6 +352,10 @@ pub(crate) struct PluginStep {
     pub(crate) grants: Grants,
     /// Limit overrides (`limits:`).
     pub(crate) limits: LimitOverrides,
+    /// `replay: safe`: replaying a recorded call of it (`flowhost replay`,
+    /// the serve-side replay gate) keeps its grants; without it, a step
+    /// with grants is not replayed.
+    pub(crate) replay_safe: bool,
 }
 
 /// Limits a step overrides; the rest come from the host's defaults.

@@ -23,6 +23,12 @@ pub(super) trait Kind: Send + Sync + 'static {
     /// The slow part of a reload, so it runs without the registry's lock.
     fn load(&self, path: PathBuf, bytes: Vec<u8>)
     -> BoxFuture<'static, Result<Self::Item, String>>;
+    /// The check a changed file's loaded `item` must pass before it
+    /// replaces the version serving (`None`: nothing to check). `Err`
+    /// refuses the swap, with the reason.
+    fn vet(&self, _item: &Self::Item) -> Option<BoxFuture<'static, Result<(), String>>> {
+        None
+    }
     /// Whether loading `item` was served from the compile cache.
     fn cached(_item: &Self::Item) -> bool {
         false

@@ -18,10 +18,13 @@
 //!    compiled off the async runtime ([`Host::load_bytes`]); for a flow,
 //!    parsed and validated ([`parse_flow`]). Loading holds no lock that
 //!    statuses or snapshots need: a compile of seconds stalls no request;
-//! 4. on success, swaps a new snapshot in atomically (`ArcSwap`): calls and
+//! 4. for a plugin replacing a serving version, passes the server's gate
+//!    when it has one (`SwapGate`: the replay gate calls the new version with
+//!    recorded inputs); a refusal is a failure, reported as in 6;
+//! 5. on success, swaps a new snapshot in atomically (`ArcSwap`): calls and
 //!    runs already holding the old snapshot finish on it, new ones get the
 //!    new version;
-//! 5. on failure, keeps the last good version serving. A file modified less
+//! 6. on failure, keeps the last good version serving. A file modified less
 //!    than `quiet` ago (default 1 s) may still be mid-copy, so it is retried
 //!    silently; a file that is quiet and still broken is reported (log, event,
 //!    [`LivePlugins::statuses`]) until it is fixed.
@@ -57,3 +60,4 @@ pub use events::{EntryStatus, ReloadEvent, ReloadOutcome, Watched};
 pub use flows::LiveFlows;
 pub use options::{WatchError, WatchOptions};
 pub use plugins::LivePlugins;
+pub(crate) use plugins::SwapGate;

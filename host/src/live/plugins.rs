@@ -46,14 +46,37 @@ impl LivePlugins {
         dir: impl AsRef<Path>,
         options: WatchOptions,
     ) -> Result<Self, WatchError> {
-        let kind = PluginKind { host: host.clone() };
+        let kind = PluginKind {
+            host: host.clone(),
+            gate: None,
+        };
+        let core = Core::start(kind, Root::Dir(dir.as_ref().to_path_buf()), options, true).await?;
+        Ok(LivePlugins { core })
+    }
+
+    /// [`LivePlugins::open`], with every swap of a serving plugin for a
+    /// changed file first passing `gate`: a refused one leaves the old
+    /// version serving, and the refusal is the plugin's error.
+    pub(crate) async fn open_gated(
+        host: &Host,
+        dir: impl AsRef<Path>,
+        options: WatchOptions,
+        gate: Arc<dyn SwapGate>,
+    ) -> Result<Self, WatchError> {
+        let kind = PluginKind {
+            host: host.clone(),
+            gate: Some(gate),
+        };
         let core = Core::start(kind, Root::Dir(dir.as_ref().to_path_buf()), options, true).await?;
         Ok(LivePlugins { core })
     }
 
     /// Loads every plugin under `dir` once, without watching (for listings).
     pub async fn load(host: &Host, dir: impl AsRef<Path>) -> Result<Self, WatchError> {
-        let kind = PluginKind { host: host.clone() };
+        let kind = PluginKind {
+            host: host.clone(),
+            gate: None,
+        };
         let root = Root::Dir(dir.as_ref().to_path_buf());
         let core = Core::start(kind, root, WatchOptions::default(), false).await?;
         Ok(LivePlugins { core })
@@ -78,9 +101,19 @@ impl LivePlugins {
     }
 }
 
+/// What a changed plugin must pass before it replaces the version serving,
+/// supplied by whoever serves (the server's replay gate): the registry knows
+/// nothing of what it checks.
+pub(crate) trait SwapGate: Send + Sync + 'static {
+    /// `Err(reason)` refuses the swap of `candidate` for the version serving
+    /// under its name.
+    fn check(&self, candidate: Plugin) -> BoxFuture<'static, Result<(), String>>;
+}
+
 /// Plugins: `.wasm` files, type-checked and compiled by the host.
 struct PluginKind {
     host: Host,
+    gate: Option<Arc<dyn SwapGate>>,
 }
 
 impl Kind for PluginKind {
@@ -100,6 +133,11 @@ impl Kind for PluginKind {
                 .await
                 .map_err(|e| e.to_string())
         })
+    }
+
+    fn vet(&self, item: &Plugin) -> Option<BoxFuture<'static, Result<(), String>>> {
+        let gate = self.gate.as_ref()?;
+        Some(gate.check(item.clone()))
     }
 
     fn cached(item: &Plugin) -> bool {

@@ -1,5 +1,5 @@
 //! Settling one changed file: waiting for it to stop changing, reading it,
-//! and loading it, or deciding to retry. Runs without the registry's lock:
+//! loading it and vetting it (a swap the server gates), or deciding to retry. Runs without the registry's lock:
 //! loading is a compile, seconds for a large component.
 
 use std::path::Path;
@@ -97,14 +97,24 @@ pub(super) async fn examine<K: Kind>(
     let size = bytes.len() as u64;
     let started = Instant::now();
     match kind.load(sig.path.clone(), bytes).await {
-        Ok(item) => Outcome::Loaded(Loaded {
-            cached: K::cached(&item),
-            item,
-            hash,
-            size,
-            load_time: started.elapsed(),
-            sig,
-        }),
+        Ok(item) => {
+            let load_time = started.elapsed();
+            // Only a swap is vetted: a first version replaces nothing.
+            if candidate.serving.is_some()
+                && let Some(check) = kind.vet(&item)
+                && let Err(reason) = check.await
+            {
+                return Outcome::Failed(format!("{}: {reason}", sig.path.display()), sig);
+            }
+            Outcome::Loaded(Loaded {
+                cached: K::cached(&item),
+                item,
+                hash,
+                size,
+                load_time,
+                sig,
+            })
+        }
         Err(error) => {
             let age = sig
                 .mtime

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Limits;
 use crate::duration::too_long;
+use crate::replay::ReplayGate;
 use crate::store::StoreUrl;
 
 use super::token::TokenHash;
@@ -34,6 +35,10 @@ const MAX_CONNECTIONS: usize = 1 << 20;
 /// session_lifetime = "12h"
 /// header_read_timeout = "10s"
 /// max_connections = 1024
+///
+/// [replay_gate]     # off unless given: a changed plugin must pass its recorded calls
+/// runs = 50
+/// max_changed = 0.1
 ///
 /// [limits]          # default limits of every guest call
 /// timeout = "10s"
@@ -102,6 +107,10 @@ pub struct ServerConfig {
     pub max_instances: u32,
     /// Default limits of every guest call.
     pub limits: Limits,
+    /// Before a changed plugin replaces the version serving, replay its last
+    /// recorded calls against it, and refuse the swap when too many differ
+    /// or fail (`[replay_gate]`). Default: off.
+    pub replay_gate: Option<ReplayGate>,
     /// The SHA-256 of the API token (`sha256:HEX`, as `flowhost token hash`
     /// prints it). When a token is set, every route but `/healthz` and the
     /// login form needs it. Default: none.
@@ -146,6 +155,7 @@ impl Default for ServerConfig {
             probe_timeout: Duration::from_secs(2),
             max_instances: 256,
             limits: Limits::default(),
+            replay_gate: None,
             api_token_hash: None,
             api_token_env: "FLOWHOST_API_TOKEN".into(),
             session_lifetime: Duration::from_secs(12 * 3600),
@@ -189,6 +199,9 @@ impl ServerConfig {
             return Err(format!(
                 "invalid `max_connections`: it must be 1 to {MAX_CONNECTIONS}"
             ));
+        }
+        if let Some(why) = config.replay_gate.as_ref().and_then(ReplayGate::invalid) {
+            return Err(why);
         }
         if config.api_token_env.is_empty() {
             return Err("invalid `api_token_env`: name an environment variable".into());
@@ -268,6 +281,27 @@ mod tests {
         );
         let e = ServerConfig::from_toml("wrokers = 2").unwrap_err();
         assert!(e.contains("wrokers"), "{e}");
+    }
+
+    #[test]
+    fn the_replay_gate_is_off_unless_set_and_checked() {
+        assert_eq!(ServerConfig::default().replay_gate, None);
+        let c = ServerConfig::from_toml("[replay_gate]\nruns = 5\nmax_changed = 0.25\n").unwrap();
+        let gate = c.replay_gate.unwrap();
+        assert_eq!((gate.runs, gate.max_changed), (5, 0.25));
+        let c = ServerConfig::from_toml("[replay_gate]\n").unwrap();
+        assert_eq!(c.replay_gate, Some(ReplayGate::default()));
+        for (toml, key) in [
+            ("[replay_gate]\nruns = 0", "replay_gate.runs"),
+            (
+                "[replay_gate]\nmax_changed = 1.5",
+                "replay_gate.max_changed",
+            ),
+            ("[replay_gate]\nrun = 5", "run"),
+        ] {
+            let e = ServerConfig::from_toml(toml).unwrap_err();
+            assert!(e.contains(key), "{toml}: {e}");
+        }
     }
 
     #[test]

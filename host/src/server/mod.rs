@@ -141,9 +141,23 @@ impl Server {
         token: Option<TokenHash>,
     ) -> Result<Server, ServeError> {
         let (plugins_dir, flows_dir) = (folders.plugins, folders.flows);
-        let plugins = LivePlugins::open(&host, plugins_dir, WatchOptions::default())
-            .await
-            .map_err(|e| ServeError::Load(e.to_string()))?;
+        let plugins = match &config.replay_gate {
+            Some(settings) => {
+                if !store.durable() {
+                    tracing::warn!(
+                        "replay_gate: the memory store keeps no step inputs, so every plugin swap passes; serve with a durable --store"
+                    );
+                }
+                let gate = Arc::new(crate::replay::Gate {
+                    host: host.clone(),
+                    store: store.clone(),
+                    settings: settings.clone(),
+                });
+                LivePlugins::open_gated(&host, plugins_dir, WatchOptions::default(), gate).await
+            }
+            None => LivePlugins::open(&host, plugins_dir, WatchOptions::default()).await,
+        }
+        .map_err(|e| ServeError::Load(e.to_string()))?;
         let flows = LiveFlows::open(flows_dir, WatchOptions::default())
             .await
             .map_err(|e| ServeError::Load(e.to_string()))?;

@@ -1,5 +1,5 @@
 //! A plugin step's own fields: config, retry, circuit breaker, fallback,
-//! grants and limits.
+//! grants, limits and whether it is safe to replay.
 
 use super::exprs::Scope;
 use super::{Cx, Fields};
@@ -59,6 +59,10 @@ impl Cx<'_> {
             Some(n) => self.limits(n),
             None => Some(LimitOverrides::default()),
         };
+        let replay_safe = match fields.get("replay") {
+            Some(n) => self.replay_safe(n),
+            None => Some(false),
+        };
         Some(PluginStep {
             plugin: plugin?,
             config,
@@ -67,7 +71,26 @@ impl Cx<'_> {
             fallback,
             grants: grants?,
             limits: limits?,
+            replay_safe: replay_safe?,
         })
+    }
+
+    /// `replay: safe`: `flowhost replay` and the serve-side replay gate may
+    /// call the step with its grants.
+    fn replay_safe(&mut self, node: &Node) -> Option<bool> {
+        match &node.kind {
+            Kind::Str(s) if s == "safe" => Some(true),
+            _ => {
+                let text = node
+                    .scalar_text()
+                    .unwrap_or_else(|| node.describe().to_string());
+                self.err(
+                    node.pos,
+                    format!("invalid `replay` value `{text}`: expected safe"),
+                );
+                None
+            }
+        }
     }
 
     pub(super) fn retry(&mut self, node: &Node) -> Option<RetryPolicy> {

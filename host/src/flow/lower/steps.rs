@@ -20,6 +20,7 @@ const PLUGIN_FIELDS: &[&str] = &[
     "fallback",
     "allow",
     "limits",
+    "replay",
 ];
 const PARALLEL_FIELDS: &[&str] = &["parallel", "fail_fast"];
 const SWITCH_FIELDS: &[&str] = &["switch"];
