@@ -16,6 +16,7 @@ mod plugins;
 mod run;
 mod runs;
 mod serve;
+mod test;
 mod token;
 mod trace;
 mod usage;
@@ -69,6 +70,9 @@ enum Command {
     /// Run a flow, then re-run it whenever its plugins or flow file change
     /// (rebuilding plugins that have a `step.toml`).
     Dev(dev::DevArgs),
+    /// Run test files' cases (mocked steps, virtual time): `N passed, M
+    /// failed`, exit 1 when one fails, 2 for an invalid test file.
+    Test(test::TestArgs),
 }
 
 /// An error at the edge, with the exit code it maps to.
@@ -118,6 +122,7 @@ pub(crate) fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Runs(args) => runs::run(args).await,
             Command::Token(args) => token::run(args).await,
+            Command::Test(args) => test::run(args).await,
         }
     });
     match result {

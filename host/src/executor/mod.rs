@@ -23,13 +23,16 @@ mod breaker;
 mod data;
 mod input;
 mod journal;
+mod mock;
 mod outbox;
 mod record;
 mod run;
 mod scope;
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
+
+use tokio::time::Instant;
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +41,7 @@ use tracing::Instrument;
 pub use breaker::BreakerState;
 pub use input::{InputError, RunInput};
 pub use journal::RunJournal;
+pub use mock::{Mock, MockAnswer, MockResult, Mocks};
 pub use record::{
     Attempt, ErrorRecord, FallbackRecord, OutputTrimmed, RunError, RunRecord, RunStatus,
     StepRecord, StepStatus, StepType,
@@ -89,6 +93,8 @@ pub struct RunOptions {
     /// `timeout` and every time in its record count from then, so the
     /// deadline counts wall time across restarts. `None`: now.
     pub started_at: Option<SystemTime>,
+    /// Steps answered by mocks instead of their plugins (`flowhost test`).
+    pub mocks: Option<Arc<Mocks>>,
 }
 
 impl RunOptions {
@@ -105,6 +111,7 @@ impl Default for RunOptions {
             max_steps: Self::DEFAULT_MAX_STEPS,
             journal: None,
             started_at: None,
+            mocks: None,
         }
     }
 }
@@ -118,6 +125,7 @@ impl std::fmt::Debug for RunOptions {
             .field("max_steps", &self.max_steps)
             .field("journal", &self.journal)
             .field("started_at", &self.started_at)
+            .field("mocks", &self.mocks)
             .finish()
     }
 }
