@@ -65,6 +65,9 @@ pub(crate) async fn run(args: TestArgs) -> Result<(), Failure> {
     let (mut passed, mut failed) = (0, 0);
     let mut reports = Vec::new();
     for suite in &suites {
+        if !suite.file.cases.iter().any(|c| wanted(&c.name)) {
+            continue;
+        }
         println!(
             "{}: flow {}",
             suite.file.path.display(),

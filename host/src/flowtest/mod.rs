@@ -186,18 +186,25 @@ pub fn find_test_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let is_test = |p: &Path| {
-        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+    let mut found: Vec<PathBuf> = crate::walk::files(path)
+        .map_err(|e| format!("{}: cannot read the folder: {e}", path.display()))?
+        .into_iter()
+        .filter(|p| is_test_file(p))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// Whether `path` names a test file: `*.test.yaml`, `*.test.yml` or
+/// `*.test.json`. A flows folder passes over them, so that tests can sit
+/// beside their flows.
+pub fn is_test_file(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_ascii_lowercase)
+        .is_some_and(|n| {
             [".test.yaml", ".test.yml", ".test.json"]
                 .iter()
                 .any(|s| n.ends_with(s))
         })
-    };
-    let mut found: Vec<PathBuf> = crate::walk::files(path)
-        .map_err(|e| format!("{}: cannot read the folder: {e}", path.display()))?
-        .into_iter()
-        .filter(|p| is_test(p))
-        .collect();
-    found.sort();
-    Ok(found)
 }
