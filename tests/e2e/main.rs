@@ -14,6 +14,7 @@ mod examples;
 mod expr_bounds;
 mod fleet;
 mod flows;
+mod flowtest;
 mod grants;
 mod history;
 mod hostile;
