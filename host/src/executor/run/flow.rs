@@ -27,7 +27,7 @@ impl RunCtx<'_> {
             // A backstop: every attempt is already bounded by the time left.
             Some(d) => {
                 let backstop = crate::duration::after_tokio(d, Duration::from_millis(100));
-                match tokio::time::timeout_at(backstop.into(), steps).await {
+                match tokio::time::timeout_at(backstop, steps).await {
                     Ok(r) => r,
                     Err(_) => Err(RunError::new(
                         "",
