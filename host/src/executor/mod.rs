@@ -12,7 +12,13 @@
 //! Time: a flow `timeout` is a deadline for the whole run; every attempt gets
 //! `min(step timeout, time left)`, and a retry never starts past the deadline.
 //! Circuit breakers are per plugin and shared by every step and every run
-//! of one executor (see `breaker`).
+//! of one executor (see `breaker`). Records, deadlines, backoffs and
+//! breakers count on tokio's clock: the wall clock, unless a test paused it
+//! (`flowhost test`), when waits take no wall time and records keep their
+//! nominal times.
+//!
+//! Mocks: [`RunOptions::mocks`] answers chosen calls instead of their
+//! plugins (see [`Mocks`]).
 //!
 //! Durability: with a [`RunJournal`], every plugin step's result is journaled
 //! in a store as it completes, and a run resumed with the entries of an
