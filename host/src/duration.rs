@@ -56,6 +56,12 @@ pub(crate) fn after(start: Instant, d: Duration) -> Instant {
         .unwrap_or(start)
 }
 
+/// As [`after`], on tokio's clock, which the executor keeps so that a
+/// paused clock (`flowhost test`) makes its sleeps and records virtual.
+pub(crate) fn after_tokio(start: tokio::time::Instant, d: Duration) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(after(start.into_std(), d))
+}
+
 /// `d` rounded for people: `750us`, `500ms`, `1.5s`, `2m 30s`. Deadlines
 /// measured from a clock are a few microseconds short of what was set;
 /// printing them exactly (`499ms 963us 836ns`) only hides the setting.

@@ -44,6 +44,7 @@ mod engine;
 mod error;
 pub mod executor;
 pub mod flow;
+pub mod flowtest;
 mod host;
 mod live;
 mod metrics;

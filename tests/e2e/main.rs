@@ -15,6 +15,7 @@ mod examples;
 mod expr_bounds;
 mod fleet;
 mod flows;
+mod flowtest;
 mod grants;
 mod history;
 mod hostile;

@@ -18,6 +18,7 @@ mod replay;
 mod run;
 mod runs;
 mod serve;
+mod test;
 mod token;
 mod trace;
 mod usage;
@@ -77,6 +78,9 @@ enum Command {
     /// Run a flow, then re-run it whenever its plugins or flow file change
     /// (rebuilding plugins that have a `step.toml`).
     Dev(dev::DevArgs),
+    /// Run test files' cases (mocked steps, virtual time): `N passed, M
+    /// failed`, exit 1 when one fails, 2 for an invalid test file.
+    Test(test::TestArgs),
 }
 
 /// An error at the edge, with the exit code it maps to.
@@ -128,6 +132,7 @@ pub(crate) fn main() -> ExitCode {
             Command::Runs(args) => runs::run(args).await,
             Command::Token(args) => token::run(args).await,
             Command::Replay(args) => replay::run(args).await,
+            Command::Test(args) => test::run(args).await,
         }
     });
     match result {

@@ -19,7 +19,9 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::flow::CircuitBreaker;
 
@@ -47,7 +49,7 @@ enum State {
 impl State {
     fn open(reset: Duration) -> State {
         State::Open {
-            until: crate::duration::after(Instant::now(), reset),
+            until: crate::duration::after_tokio(Instant::now(), reset),
             reset,
         }
     }

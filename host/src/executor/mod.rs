@@ -12,7 +12,13 @@
 //! Time: a flow `timeout` is a deadline for the whole run; every attempt gets
 //! `min(step timeout, time left)`, and a retry never starts past the deadline.
 //! Circuit breakers are per plugin and shared by every step and every run
-//! of one executor (see `breaker`).
+//! of one executor (see `breaker`). Records, deadlines, backoffs and
+//! breakers count on tokio's clock: the wall clock, unless a test paused it
+//! (`flowhost test`), when waits take no wall time and records keep their
+//! nominal times.
+//!
+//! Mocks: [`RunOptions::mocks`] answers chosen calls instead of their
+//! plugins (see [`Mocks`]).
 //!
 //! Durability: with a [`RunJournal`], every plugin step's result is journaled
 //! in a store as it completes, and a run resumed with the entries of an
@@ -23,13 +29,16 @@ mod breaker;
 mod data;
 mod input;
 mod journal;
+mod mock;
 mod outbox;
 mod record;
 mod run;
 mod scope;
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
+
+use tokio::time::Instant;
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +47,7 @@ use tracing::Instrument;
 pub use breaker::BreakerState;
 pub use input::{InputError, RunInput};
 pub use journal::RunJournal;
+pub use mock::{Mock, MockAnswer, MockResult, Mocks};
 pub use record::{
     Attempt, ErrorRecord, FallbackRecord, OutputTrimmed, RunError, RunRecord, RunStatus,
     StepRecord, StepStatus, StepType,
@@ -89,6 +99,8 @@ pub struct RunOptions {
     /// `timeout` and every time in its record count from then, so the
     /// deadline counts wall time across restarts. `None`: now.
     pub started_at: Option<SystemTime>,
+    /// Steps answered by mocks instead of their plugins (`flowhost test`).
+    pub mocks: Option<Arc<Mocks>>,
 }
 
 impl RunOptions {
@@ -105,6 +117,7 @@ impl Default for RunOptions {
             max_steps: Self::DEFAULT_MAX_STEPS,
             journal: None,
             started_at: None,
+            mocks: None,
         }
     }
 }
@@ -118,6 +131,7 @@ impl std::fmt::Debug for RunOptions {
             .field("max_steps", &self.max_steps)
             .field("journal", &self.journal)
             .field("started_at", &self.started_at)
+            .field("mocks", &self.mocks)
             .finish()
     }
 }

@@ -388,6 +388,9 @@ pub struct Attempt {
     /// past the call's log budget.
     #[serde(skip_serializing_if = "is_zero", default)]
     pub logs_dropped: u64,
+    /// A mock answered instead of the plugin (`flowhost test`).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub mocked: bool,
 }
 
 fn is_zero(n: &u64) -> bool {

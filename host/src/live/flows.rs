@@ -74,9 +74,12 @@ impl Kind for FlowKind {
     const MAX_LEN: u64 = crate::flow::MAX_FLOW_FILE_BYTES;
 
     fn matches(path: &Path) -> bool {
-        path.extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "yaml" | "yml" | "json"))
+        // Test files (`NAME.test.yaml`) sit beside flows but are not flows.
+        !crate::flowtest::is_test_file(path)
+            && path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "yaml" | "yml" | "json"))
     }
 
     fn load(&self, path: PathBuf, bytes: Vec<u8>) -> BoxFuture<'static, Result<Arc<Flow>, String>> {

@@ -258,8 +258,10 @@ pub(crate) async fn run_bounded<T>(
         export(&mut *store, &step).await
     };
     // Epoch interruption stops guest code at the deadline; this timeout stops
-    // guest waits (a WASI sleep or poll), which run no guest code.
-    match tokio::time::timeout_at(deadline.into(), run).await {
+    // guest waits (a WASI sleep or poll), which run no guest code. Counted
+    // on tokio's clock from now, which is the wall clock unless a test paused it.
+    let left = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(left, run).await {
         Err(_elapsed) => Err(classify::deadline(limits)),
         Ok(Err(trap)) => Err(classify::trap(trap, limits, &store.data().logs)),
         Ok(Ok(value)) => Ok(value),

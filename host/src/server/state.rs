@@ -300,6 +300,7 @@ impl State {
             max_steps: self.config.max_steps_per_run,
             journal: journal.clone(),
             started_at: Some(started_at),
+            mocks: None,
         };
         let plugins = plugins.unwrap_or_else(|| self.plugins.snapshot());
         let running = self.exec.run_input(&flow, &plugins, input, options);

@@ -2,7 +2,9 @@
 //! on a task of its own when calls run side by side.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -12,6 +14,7 @@ use super::ctx::RunCtx;
 use crate::config::Limits;
 use crate::error::{CallError, ErrorKind};
 use crate::executor::data::{Data, Doc};
+use crate::executor::mock::{MockAnswer, MockResult};
 use crate::executor::record::{Attempt, RunError};
 use crate::plugin::Plugin;
 use crate::runtime::{CallOptions, CallReport, Context};
@@ -34,18 +37,27 @@ pub(super) struct Call<'a> {
     pub(super) limits: Limits,
     pub(super) options: CallOptions,
     pub(super) spread: Spread,
+    /// Answers instead of the plugin, when the step is mocked.
+    pub(super) mock: Option<MockAnswer>,
 }
 
 impl RunCtx<'_> {
     /// Makes attempt number `n` of the step at `path`: its output, and its
     /// record (duration, fuel, error).
-    pub(super) async fn attempt(
-        &self,
+    pub(super) async fn attempt<'c>(
+        &'c self,
         n: u32,
         path: &str,
-        call: Call<'_>,
+        mut call: Call<'c>,
     ) -> (Result<Doc, RunError>, Attempt) {
         let start = Instant::now();
+        let mocked = call.mock.is_some();
+        if let Some(mock) = call.mock.take() {
+            match self.mocked(n, path, &call, mock).await {
+                Ok(plugin) => call.plugin = plugin,
+                Err(done) => return done,
+            }
+        }
         let flow_timeout = self.capped_by_flow(start, call.limits.timeout);
         let report = self.call(call).await;
         let result = report.result.map(Data::from_raw).map_err(|e| {
@@ -67,8 +79,55 @@ impl RunCtx<'_> {
             peak_memory: Some(report.peak_memory),
             logs: report.logs,
             logs_dropped: report.logs_dropped + report.logs_not_kept,
+            mocked,
         };
         (result, attempt)
+    }
+
+    /// A mocked attempt: its outcome and record after the mock's delay
+    /// (bounded by the call's timeout, as a slow plugin is), or, for a mock
+    /// that is a plugin, that plugin to call instead.
+    async fn mocked<'p>(
+        &'p self,
+        n: u32,
+        path: &str,
+        call: &Call<'_>,
+        mock: MockAnswer,
+    ) -> Result<&'p Plugin, (Result<Doc, RunError>, Attempt)> {
+        let start = Instant::now();
+        let timeout = call.limits.timeout;
+        let late = mock.delay > timeout;
+        tokio::time::sleep(mock.delay.min(timeout)).await;
+        let result = match mock.result {
+            _ if late => Err(RunError::new(
+                path,
+                ErrorKind::Deadline,
+                format!(
+                    "the call ran past its timeout of {} (mocked)",
+                    crate::duration::for_people(timeout)
+                ),
+            )),
+            MockResult::Plugin(name) => match self.plugins.get(&name) {
+                Some(plugin) => return Ok(plugin),
+                None => Err(RunError::new(
+                    path,
+                    ErrorKind::PluginNotFound,
+                    self.plugins.not_found_message(&name),
+                )),
+            },
+            MockResult::Output(raw) => Ok(Data::from_raw(raw)),
+            MockResult::Error { kind, message } => Err(RunError::new(path, kind, message)),
+        };
+        let attempt = Attempt {
+            attempt: n,
+            start_ms: self.records.ms(start),
+            duration_ms: start.elapsed().as_secs_f64() * 1e3,
+            fuel: Some(0),
+            error: result.as_ref().err().map(RunError::record),
+            mocked: true,
+            ..Attempt::default()
+        };
+        Err((result, attempt))
     }
 
     /// The flow's `timeout`, if it (not the step's own) ends a call started
@@ -76,7 +135,7 @@ impl RunCtx<'_> {
     /// the flow had left, so the call's deadline is at or past the flow's.
     fn capped_by_flow(&self, start: Instant, timeout: Duration) -> Option<Duration> {
         let deadline = self.deadline?;
-        (crate::duration::after(start, timeout) >= deadline)
+        (crate::duration::after_tokio(start, timeout) >= deadline)
             .then_some(self.flow.timeout)
             .flatten()
     }

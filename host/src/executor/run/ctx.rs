@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 use super::records::Records;
 use crate::config::{DirGrant, Grants, Limits};
@@ -11,7 +13,7 @@ use crate::error::ErrorKind;
 use crate::executor::outbox::Outbox;
 use crate::executor::record::RunError;
 use crate::executor::scope::Scope;
-use crate::executor::{Inner, RunJournal, RunOptions};
+use crate::executor::{Inner, Mocks, RunJournal, RunOptions};
 use crate::flow::{Bounds, Flow};
 use crate::registry::PluginSet;
 use crate::runtime::events::EventSink;
@@ -30,6 +32,8 @@ pub(crate) struct RunCtx<'a> {
     /// Where plugin steps' results go, and what an earlier life left there.
     pub(super) journal: Option<Arc<RunJournal>>,
     events: Option<Arc<dyn EventSink>>,
+    /// Steps answered by mocks.
+    pub(super) mocks: Option<Arc<Mocks>>,
     flow_dir: PathBuf,
     pub(super) records: Records,
     /// The top-level scope as the run goes, for `on_error`.
@@ -50,7 +54,9 @@ impl<'a> RunCtx<'a> {
         let expired = options.started_at.and_then(|at| expired(flow, at));
         let deadline = match expired {
             Some(_) => Some(Instant::now()),
-            None => flow.timeout.map(|t| crate::duration::after(started, t)),
+            None => flow
+                .timeout
+                .map(|t| crate::duration::after_tokio(started, t)),
         };
         RunCtx {
             exec,
@@ -61,6 +67,7 @@ impl<'a> RunCtx<'a> {
             expired,
             journal: options.journal.clone(),
             events: options.events.clone(),
+            mocks: options.mocks.clone(),
             flow_dir: flow
                 .file
                 .parent()
@@ -133,7 +140,10 @@ impl<'a> RunCtx<'a> {
     /// call timeout as the time limit of one evaluation.
     pub(super) fn expr_bounds(&self) -> Bounds {
         Bounds {
-            deadline: self.deadline,
+            // Expressions count on the wall clock: the time left, from now.
+            deadline: self
+                .remaining()
+                .map(|r| crate::duration::after(std::time::Instant::now(), r)),
             time_limit: self.limits().timeout,
             ..Bounds::default()
         }

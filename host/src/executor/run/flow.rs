@@ -26,8 +26,8 @@ impl RunCtx<'_> {
         let result = match self.deadline {
             // A backstop: every attempt is already bounded by the time left.
             Some(d) => {
-                let backstop = crate::duration::after(d, Duration::from_millis(100));
-                match tokio::time::timeout_at(backstop.into(), steps).await {
+                let backstop = crate::duration::after_tokio(d, Duration::from_millis(100));
+                match tokio::time::timeout_at(backstop, steps).await {
                     Ok(r) => r,
                     Err(_) => Err(RunError::new(
                         "",

@@ -2,7 +2,7 @@
 //! the fallback when they all fail.
 
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use tracing::Instrument;
 
@@ -13,6 +13,7 @@ use crate::config::{Grants, Limits};
 use crate::error::ErrorKind;
 use crate::executor::breaker::{Breakers, Permit};
 use crate::executor::data::{Data, Doc};
+use crate::executor::mock::{MockAnswer, MockRole};
 use crate::executor::outbox::Outbox;
 use crate::executor::record::{Attempt, RunError, StepRecord, StepStatus};
 use crate::executor::scope::Scope;
@@ -147,6 +148,7 @@ impl RunCtx<'_> {
                     limits: ps.limits.apply(self.limits(), Some(timeout)),
                     options: options.clone(),
                     spread: at.spread,
+                    mock: self.mock(path, &at.step.id, MockRole::Step, attempt),
                 };
                 let probe = ProbeGuard::new(
                     &self.exec.breakers,
@@ -204,6 +206,10 @@ impl RunCtx<'_> {
     ) -> Result<Doc, RunError> {
         let plugin = self.plugins.get(&one.call.plugin);
         let version = plugin.map(|p| p.hash().to_string());
+        let mock = match one.role {
+            Single::Fallback { step_id } => self.mock(one.path, step_id, MockRole::Fallback, 1),
+            Single::OnError => self.mock("on_error", "on_error", MockRole::Step, 1),
+        };
         let (step_id, slot) = match one.role {
             Single::Fallback { step_id } => (
                 step_id,
@@ -242,10 +248,19 @@ impl RunCtx<'_> {
             limits: one.limits,
             options: self.call_options(one.grants, one.outbox),
             spread: one.spread,
+            mock,
         };
         let (result, attempt) = self.attempt(1, one.path, call).await;
         pending.finish(attempt);
         result
+    }
+}
+
+impl RunCtx<'_> {
+    /// The mock answering attempt `attempt` of the step at `path` (id `id`)
+    /// in `role`, when the run has one.
+    fn mock(&self, path: &str, id: &str, role: MockRole, attempt: u32) -> Option<MockAnswer> {
+        self.mocks.as_ref()?.answer(path, id, role, attempt)
     }
 }
 
