@@ -308,7 +308,7 @@ fn invalid_test_files_are_reported_at_file_line_column() {
     let at = file.display();
     for line in [
         format!(
-            "{at}:6:5: unknown field `expct` in a case (expected one of: name, input, mock, real_time, expect)"
+            "{at}:6:5: unknown field `expct` in a case; allowed fields: name, input, mock, real_time, expect"
         ),
         format!("{at}:9:22: `error`: unknown error kind `flaky`"),
         format!(

@@ -61,6 +61,37 @@ pub(crate) struct Entry {
 }
 
 impl Node {
+    /// The entries of this node when it is a mapping whose keys are all in
+    /// `allowed`; each problem goes to `err` with its position, and `None`
+    /// when it is not a mapping. `what` names the node in messages.
+    pub(crate) fn fields(
+        &self,
+        what: &str,
+        allowed: &[&str],
+        err: &mut dyn FnMut(Pos, String),
+    ) -> Option<&[Entry]> {
+        let Kind::Map(entries) = &self.kind else {
+            err(
+                self.pos,
+                format!("{what} must be a mapping, found {}", self.describe()),
+            );
+            return None;
+        };
+        for e in entries {
+            if !allowed.contains(&e.key.as_str()) {
+                err(
+                    e.key_pos,
+                    format!(
+                        "unknown field `{}` in {what}; allowed fields: {}",
+                        e.key,
+                        allowed.join(", ")
+                    ),
+                );
+            }
+        }
+        Some(entries)
+    }
+
     /// What the node is, in words, for "found ..." in messages. A YAML
     /// node, not a JSON value: a flow author wrote a mapping.
     pub(crate) fn describe(&self) -> &'static str {

@@ -141,26 +141,7 @@ impl Cx<'_> {
 
     /// The entries of `node`, a mapping with only `allowed` fields.
     fn fields<'n>(&mut self, node: &'n Node, what: &str, allowed: &[&str]) -> Option<&'n [Entry]> {
-        let Kind::Map(entries) = &node.kind else {
-            self.err(
-                node.pos,
-                format!("{what} must be a mapping, found {}", node.describe()),
-            );
-            return None;
-        };
-        for e in entries {
-            if !allowed.contains(&e.key.as_str()) {
-                self.err(
-                    e.key_pos,
-                    format!(
-                        "unknown field `{}` in {what} (expected one of: {})",
-                        e.key,
-                        allowed.join(", ")
-                    ),
-                );
-            }
-        }
-        Some(entries)
+        node.fields(what, allowed, &mut |pos, message| self.err(pos, message))
     }
 
     fn string(&mut self, node: &Node, field: &str) -> Option<String> {

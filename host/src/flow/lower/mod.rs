@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::model::{Flow, InputSchema, PluginCall, Trigger};
-use super::yaml::{Entry, Kind, Node};
+use super::yaml::{Entry, Node};
 use super::{FlowError, Pos};
 use exprs::Scope;
 use ids::Ids;
@@ -114,26 +114,8 @@ impl<'a> Cx<'a> {
 
     /// Checks that `node` is a mapping with only `allowed` fields.
     fn fields<'n>(&mut self, node: &'n Node, what: &str, allowed: &[&str]) -> Option<Fields<'n>> {
-        let Kind::Map(entries) = &node.kind else {
-            self.err(
-                node.pos,
-                format!("{what} must be a mapping, found {}", node.describe()),
-            );
-            return None;
-        };
-        for e in entries {
-            if !allowed.contains(&e.key.as_str()) {
-                self.err(
-                    e.key_pos,
-                    format!(
-                        "unknown field `{}` in {what}; allowed fields: {}",
-                        e.key,
-                        allowed.join(", ")
-                    ),
-                );
-            }
-        }
-        Some(Fields(entries))
+        node.fields(what, allowed, &mut |pos, message| self.err(pos, message))
+            .map(Fields)
     }
 
     fn required<'n>(
