@@ -92,7 +92,8 @@ pub trait Fleet: Send + Sync + 'static {
 
     /// Gives up runs this worker holds without finishing them (a shutdown,
     /// a stop), and forgets the claims it lost on them, once their tasks
-    /// stopped: others may claim them at once.
+    /// stopped: others may claim them at once. They are forgotten even when
+    /// the database cannot be told (an `Err`): their leases then expire.
     async fn release(&self, run_ids: &[String]) -> Result<(), StoreError>;
 
     /// Finishes a run that no worker holds with `record` (a cancel of a

@@ -277,10 +277,9 @@ impl Fleet for PgFleet {
 
     async fn release(&self, run_ids: &[String]) -> Result<(), StoreError> {
         let (ids, tokens) = self.holding(Some(run_ids));
-        // Lost claims are forgotten: the run is another worker's now.
-        self.inner
-            .held()
-            .retain(|id, h| !(h.lost && run_ids.contains(id)));
+        // Forgotten first, lost or not: this worker no longer renews them,
+        // so if the database cannot be told now, their leases expire.
+        self.inner.held().retain(|id, _| !run_ids.contains(id));
         if ids.is_empty() {
             return Ok(());
         }
@@ -299,10 +298,6 @@ impl Fleet for PgFleet {
             )
             .await
             .map_err(|e| reads.sql(e))?;
-        let mut held = self.inner.held();
-        for id in &ids {
-            held.remove(id);
-        }
         Ok(())
     }
 
