@@ -7,19 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{dist, flowhost, http, root, run, wasm};
-
-fn example(name: &str) -> String {
-    root()
-        .join("flows/examples")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn plugins() -> String {
-    dist().to_string_lossy().into_owned()
-}
+use crate::support::{example, flowhost, http, plugins, run, wasm};
 
 const SEQUENTIAL_INPUT: &str = r#"{"name": "ada", "n": 21}"#;
 

@@ -3,19 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{dist, flowhost, root, run};
-
-fn example(name: &str) -> String {
-    root()
-        .join("flows/examples")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn plugins() -> String {
-    dist().to_string_lossy().into_owned()
-}
+use crate::support::{dist, example, flowhost, plugins, root, run};
 
 /// A flow file `name` holding `text`, in a fresh temporary folder (kept
 /// alive by the returned handle).

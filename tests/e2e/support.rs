@@ -34,6 +34,20 @@ pub fn wasm(name: &str) -> PathBuf {
     dist().join(format!("{name}.wasm"))
 }
 
+/// The path of example flow `name` (`sequential.yaml`), as an argument.
+pub fn example(name: &str) -> String {
+    root()
+        .join("flows/examples")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `plugins/dist`, built, as an argument.
+pub fn plugins() -> String {
+    dist().to_string_lossy().into_owned()
+}
+
 /// A host shared by the tests of this binary.
 pub fn host() -> &'static Host {
     static HOST: OnceLock<Host> = OnceLock::new();

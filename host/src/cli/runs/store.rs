@@ -116,14 +116,18 @@ impl Opened {
         })
     }
 
-    /// One run: its record once finished.
-    pub(super) async fn show(&self, run_id: &str) -> Result<Shown, Failure> {
-        let run = self
-            .store
+    /// The run `run_id` as the store has it; no such run is a usage error.
+    async fn stored(&self, run_id: &str) -> Result<flowhost::store::StoredRun, Failure> {
+        self.store
             .run(run_id)
             .await
             .map_err(|e| self.failed(e))?
-            .ok_or_else(|| self.no_run(run_id))?;
+            .ok_or_else(|| self.no_run(run_id))
+    }
+
+    /// One run: its record once finished.
+    pub(super) async fn show(&self, run_id: &str) -> Result<Shown, Failure> {
+        let run = self.stored(run_id).await?;
         Ok(match run.record {
             Some(record) => Shown::Finished(Box::new(RunRecord::clone(&record))),
             None => Shown::Unfinished(Row {
@@ -138,12 +142,7 @@ impl Opened {
     /// Gives an unfinished run its final record, `cancelled`, with the
     /// steps it journaled; a finished run is left as it is (exit 1).
     pub(super) async fn cancel(&self, run_id: &str) -> Result<Cancelled, Failure> {
-        let run = self
-            .store
-            .run(run_id)
-            .await
-            .map_err(|e| self.failed(e))?
-            .ok_or_else(|| self.no_run(run_id))?;
+        let run = self.stored(run_id).await?;
         if run.record.is_some() {
             return Err(Failure::failed(format!(
                 "run `{run_id}` already finished ({})",
