@@ -181,8 +181,18 @@ async fn readyz_is_unhealthy_while_its_probe_cannot_run() {
     assert_eq!(r.json()["status"], "ok");
 
     let id = s.start_run("spin", "{}").await;
+    s.wait_status(&id, "running", Duration::from_secs(5)).await;
     s.instances_become(1, Duration::from_secs(5)).await;
-    let r = s.get("/readyz").await;
+    // The one instance seen may still be the first probe's, dropped just
+    // after its answer: ask until the spinning run holds it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let r = loop {
+        let r = s.get("/readyz").await;
+        if r.status == 503 || std::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(r.status, 503, "{}", r.body);
     let body = r.json();
     assert_eq!(body["status"], "unhealthy", "{body}");
