@@ -6,13 +6,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Killed, flowhost, http, wasm};
+use crate::support::{Killed, flowhost, http};
 
 /// A plugins folder, a flows folder, an output folder and a store, in one
 /// temporary folder.
@@ -22,14 +22,7 @@ struct Setup {
 
 impl Setup {
     fn new(plugins: &[&str], flows: &[(&str, String)]) -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        for sub in ["plugins", "flows", "out"] {
-            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        }
-        for name in plugins {
-            let stem = Path::new(name).file_name().unwrap().to_string_lossy();
-            std::fs::copy(wasm(name), dir.path().join(format!("plugins/{stem}.wasm"))).unwrap();
-        }
+        let dir = crate::support::served_folder(plugins);
         for (stem, yaml) in flows {
             std::fs::write(dir.path().join(format!("flows/{stem}.yaml")), yaml).unwrap();
         }

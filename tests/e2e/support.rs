@@ -48,6 +48,20 @@ pub fn plugins() -> String {
     dist().to_string_lossy().into_owned()
 }
 
+/// A temporary folder for `flowhost serve`: `plugins/` holding the built
+/// `plugins` (by file stem), and empty `flows/` and `out/`.
+pub fn served_folder(plugins: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["plugins", "flows", "out"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    for name in plugins {
+        let stem = Path::new(name).file_name().unwrap().to_string_lossy();
+        std::fs::copy(wasm(name), dir.path().join(format!("plugins/{stem}.wasm"))).unwrap();
+    }
+    dir
+}
+
 /// A host shared by the tests of this binary.
 pub fn host() -> &'static Host {
     static HOST: OnceLock<Host> = OnceLock::new();

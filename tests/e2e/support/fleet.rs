@@ -14,7 +14,7 @@ use rustix::process::{Pid, Signal, kill_process};
 use serde_json::Value;
 
 use super::pg::Db;
-use super::{Killed, Response, flowhost, http, wasm};
+use super::{Killed, Response, flowhost, http};
 
 /// The lease of every fleet server: a dead worker's runs are claimed by
 /// another this long after its last renewal.
@@ -55,14 +55,7 @@ impl Fleet {
 
     /// The same on the database `db`.
     pub fn on(db: Db, plugins: &[&str]) -> Fleet {
-        let dir = tempfile::tempdir().unwrap();
-        for sub in ["plugins", "flows", "out"] {
-            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        }
-        for name in plugins {
-            let stem = Path::new(name).file_name().unwrap().to_string_lossy();
-            std::fs::copy(wasm(name), dir.path().join(format!("plugins/{stem}.wasm"))).unwrap();
-        }
+        let dir = super::served_folder(plugins);
         Fleet {
             dir,
             db,
