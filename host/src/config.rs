@@ -96,6 +96,10 @@ pub struct Grants {
     pub env: Vec<String>,
     /// Hosts the guest may reach with outbound HTTP.
     pub http: Vec<HttpGrant>,
+    /// Names of the databases (`[databases.NAME]`) the guest may query.
+    pub sql: Vec<String>,
+    /// Key-value namespaces the guest may read and write.
+    pub kv: Vec<String>,
 }
 
 /// A host directory mounted at a guest path.

@@ -1,7 +1,7 @@
 //! The step contract grows compatibly: a component built against
 //! `flowhost:step@0.1.0` (`testing/legacy-step`, built from a frozen copy of
-//! that WIT without the SDK) loads and runs beside ones built against
-//! 0.1.1, which adds `execution-key`. The `key` plugin returns the key it
+//! that WIT without the SDK) loads and runs beside ones built against the
+//! current contract (0.1.1 added `execution-key`, 0.1.2 `sql` and `kv`). The `key` plugin returns the key it
 //! sees: `<run id>/<step path>`, the same on every attempt, for a fallback,
 //! and for a step that runs again after a crash.
 
@@ -56,7 +56,7 @@ fn each_step_imports_the_contract_it_was_built_against() {
     );
     let key = imports("testing/key");
     assert!(
-        key.contains(&"flowhost:step/host@0.1.1".to_string()),
+        key.contains(&"flowhost:step/host@0.1.2".to_string()),
         "{key:?}"
     );
 }

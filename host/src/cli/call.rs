@@ -70,8 +70,10 @@ pub(crate) async fn run(args: CallArgs) -> Result<(), Failure> {
             dirs: args.allow_dir,
             env: args.allow_env,
             http: args.allow_http,
+            ..Grants::default()
         },
         events: None,
+        services: Default::default(),
     };
     let report = host.call_with(&plugin, &ctx, &input, &options).await;
     match report.result {

@@ -75,6 +75,8 @@ impl std::fmt::Debug for Executor {
 struct Inner {
     host: Host,
     breakers: breaker::Breakers,
+    /// The databases and key-value state steps' grants name.
+    services: crate::Services,
 }
 
 /// Options of one run.
@@ -143,6 +145,19 @@ impl Executor {
             inner: Arc::new(Inner {
                 host,
                 breakers: breaker::Breakers::default(),
+                services: crate::Services::default(),
+            }),
+        }
+    }
+
+    /// An executor whose steps reach `services` (databases, key-value state)
+    /// where their grants allow. Default: none, so every such call is denied.
+    pub fn with_services(host: Host, services: crate::Services) -> Self {
+        Executor {
+            inner: Arc::new(Inner {
+                host,
+                breakers: breaker::Breakers::default(),
+                services,
             }),
         }
     }

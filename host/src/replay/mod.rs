@@ -155,6 +155,8 @@ async fn replay_one(host: &Host, plugin: &Plugin, call: collect::RecordedCall) -
         limits: Some(limits),
         grants: call.grants,
         events: None,
+        // A replay reaches no database or key-value state: it must not change them.
+        services: Default::default(),
     };
     let report = host
         .call_with(plugin, &call.ctx, call.input.get(), &options)

@@ -115,6 +115,8 @@ pub struct CallOptions {
     pub grants: Grants,
     /// Where `emit`ted events go; `None` logs them and starts nothing.
     pub events: Option<Arc<dyn EventSink>>,
+    /// What `sql` and `kv` grants lead to; the default has nothing.
+    pub services: crate::Services,
 }
 
 impl std::fmt::Debug for CallOptions {
@@ -123,6 +125,7 @@ impl std::fmt::Debug for CallOptions {
             .field("limits", &self.limits)
             .field("grants", &self.grants)
             .field("events", &self.events.is_some())
+            .field("services", &self.services)
             .finish()
     }
 }
@@ -299,6 +302,8 @@ pub(crate) fn new_store(
         ),
         logs,
         events: options.events.clone(),
+        services: options.services.clone(),
+        grants: options.grants.clone(),
         ctx: ctx.clone(),
         deadline: crate::duration::after(Instant::now(), limits.timeout),
         _alive: Alive::new(&rt.alive),

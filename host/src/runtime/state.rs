@@ -23,6 +23,9 @@ pub(crate) struct StepState {
     pub(crate) limiter: Limiter,
     pub(crate) logs: Arc<LogSink>,
     pub(crate) events: Option<Arc<dyn EventSink>>,
+    /// What `sql` and `kv` names lead to, and which of them this call was granted.
+    pub(crate) services: crate::Services,
+    pub(crate) grants: crate::Grants,
     /// Who is calling: the tags of emitted events.
     pub(crate) ctx: Arc<Context>,
     pub(crate) deadline: Instant,

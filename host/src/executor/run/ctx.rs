@@ -201,6 +201,7 @@ impl<'a> RunCtx<'a> {
                 Some(o) => Some(o.clone() as Arc<dyn EventSink>),
                 None => self.events.clone(),
             },
+            services: self.exec.services.clone(),
         }
     }
 }

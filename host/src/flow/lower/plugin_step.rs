@@ -184,7 +184,7 @@ impl Cx<'_> {
     }
 
     pub(super) fn grants(&mut self, node: &Node) -> Option<Grants> {
-        let f = self.fields(node, "`allow`", &["dirs", "env", "http"])?;
+        let f = self.fields(node, "`allow`", &["dirs", "env", "http", "sql", "kv"])?;
         let mut grants = Grants::default();
         if let Some(n) = f.get("dirs") {
             for item in self.list(n, "dirs")? {
@@ -237,6 +237,12 @@ impl Cx<'_> {
                     Err(e) => self.err(item.pos, e.to_string()),
                 }
             }
+        }
+        if let Some(n) = f.get("sql") {
+            grants.sql = self.strings(n, "sql");
+        }
+        if let Some(n) = f.get("kv") {
+            grants.kv = self.strings(n, "kv");
         }
         Some(grants)
     }
