@@ -107,7 +107,9 @@ mod emit;
 mod error;
 #[doc(hidden)]
 pub mod export;
+pub mod kv;
 pub mod log;
+pub mod sql;
 mod step;
 #[cfg(test)]
 mod tests;

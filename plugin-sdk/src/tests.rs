@@ -111,3 +111,59 @@ fn the_execution_key_is_run_and_step_unless_set() {
     let ctx = ctx.with_execution_key("r1/lines[3].charge");
     assert_eq!(ctx.execution_key(), "r1/lines[3].charge");
 }
+
+#[test]
+fn sql_params_convert_from_rust_values() {
+    use crate::sql::{self, Value};
+    let params = sql::params![7, 2.5, "ada", None::<i64>, Some(true), vec![1u8, 2]];
+    assert_eq!(
+        params,
+        [
+            Value::Integer(7),
+            Value::Real(2.5),
+            Value::Text("ada".into()),
+            Value::Null,
+            Value::Boolean(true),
+            Value::Blob(vec![1, 2]),
+        ]
+    );
+}
+
+#[test]
+fn database_and_state_errors_map_to_retryable_or_not() {
+    use crate::kv::KvError;
+    use crate::sql::SqlError;
+    let kind = |e: StepError| match e {
+        StepError::Transient(m) => ("transient", m),
+        StepError::Permanent(m) => ("permanent", m),
+        StepError::InvalidInput(m) => ("invalid-input", m),
+    };
+    assert_eq!(
+        kind(SqlError::Unavailable("database 'orders' is down".into()).into()),
+        (
+            "transient",
+            "sql unavailable: database 'orders' is down".into()
+        )
+    );
+    assert_eq!(kind(SqlError::Denied("x".into()).into()).0, "permanent");
+    assert_eq!(kind(SqlError::Rejected("x".into()).into()).0, "transient");
+    assert_eq!(kind(KvError::Unavailable("x".into()).into()).0, "transient");
+    assert_eq!(
+        kind(KvError::Denied("namespace 'c'".into()).into()),
+        ("permanent", "kv denied: namespace 'c'".into())
+    );
+}
+
+#[test]
+fn outside_webassembly_databases_and_state_are_unavailable() {
+    let db = crate::sql::Database::new("orders");
+    assert!(matches!(
+        db.execute("select 1", &[]),
+        Err(crate::sql::SqlError::Unavailable(_))
+    ));
+    let ns = crate::kv::Namespace::new("counters");
+    assert!(matches!(
+        ns.get("k"),
+        Err(crate::kv::KvError::Unavailable(_))
+    ));
+}
