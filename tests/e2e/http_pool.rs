@@ -155,15 +155,14 @@ async fn a_denied_host_fails_only_its_own_request() {
     assert_eq!(other_accepted.load(Ordering::SeqCst), 0, "nothing dialed");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_calls_deadline_closes_its_request_in_flight() {
-    // A server that accepts and never answers.
+/// A server that accepts one connection and never answers; it ends when
+/// the client closes the connection.
+async fn silent_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
         let (mut conn, _) = listener.accept().await.unwrap();
         let mut buf = [0u8; 4096];
-        // Read the request, then wait for the client to close.
         loop {
             match conn.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
@@ -171,6 +170,30 @@ async fn a_calls_deadline_closes_its_request_in_flight() {
             }
         }
     });
+    (addr, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requests_own_timeout_fails_it_before_the_calls_deadline() {
+    let (addr, _server) = silent_server().await;
+    let input = json!({"urls": [format!("http://{addr}/slow")], "timeout_ms": 200}).to_string();
+    let started = Instant::now();
+    let out = call("testing/http-fetch", &input, "{}", grant(&[addr]))
+        .await
+        .result
+        .unwrap();
+    let took = started.elapsed();
+    let error = answers(&out)[0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(error.contains("ConnectionReadTimeout"), "{out}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_deadline_closes_its_request_in_flight() {
+    let (addr, server) = silent_server().await;
     let options = CallOptions {
         limits: Some(Limits {
             timeout: Duration::from_millis(500),
