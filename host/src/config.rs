@@ -156,6 +156,8 @@ pub struct Config {
     pub(crate) metering: Metering,
     pub(crate) cache_dir: Option<PathBuf>,
     pub(crate) cache_limit: u64,
+    pub(crate) http_max_idle_per_host: usize,
+    pub(crate) http_idle_timeout: Duration,
 }
 
 /// Which metering is compiled in. Only benchmarks (the `bench-internals`
@@ -185,6 +187,8 @@ impl Default for Config {
             },
             cache_dir: None,
             cache_limit: crate::cache::DEFAULT_CACHE_LIMIT,
+            http_max_idle_per_host: 32,
+            http_idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -291,6 +295,35 @@ impl Config {
     /// The compile cache's size limit in bytes.
     pub fn cache_size_limit(&self) -> u64 {
         self.cache_limit
+    }
+
+    /// Idle keep-alive connections kept per host and port for steps'
+    /// outbound HTTP, shared by every call of the host. A request reuses an
+    /// idle connection to its host when there is one, saving the TCP (and
+    /// TLS) handshake. Raise it when many concurrent calls talk to one
+    /// service; 0 turns pooling off (every request dials its own
+    /// connection and closes it), for servers that mishandle keep-alive.
+    /// Default: 32.
+    pub fn http_max_idle_per_host(mut self, n: usize) -> Self {
+        self.http_max_idle_per_host = n;
+        self
+    }
+
+    /// How long an idle pooled connection is kept before it is closed.
+    /// Keep it under the servers' own keep-alive timeout (often 60 s or
+    /// more) so the host closes first; lower it to hold fewer sockets open.
+    /// At least 1 ms. Default: 30 s.
+    pub fn http_idle_timeout(mut self, idle: Duration) -> Self {
+        self.http_idle_timeout = idle.clamp(Duration::from_millis(1), crate::MAX_DURATION);
+        self
+    }
+
+    /// The outbound HTTP pool's settings.
+    pub(crate) fn http_pool(&self) -> crate::runtime::http::PoolSettings {
+        crate::runtime::http::PoolSettings {
+            max_idle_per_host: self.http_max_idle_per_host,
+            idle_timeout: self.http_idle_timeout,
+        }
     }
 }
 

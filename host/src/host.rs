@@ -15,7 +15,8 @@ use crate::plugin::{Loader, Plugin};
 use crate::runtime::{self, CallOptions, CallReport, Context, Metadata, Runtime};
 
 /// Loads step components and runs them sandboxed. Cheap to clone; clones share
-/// the engine, the instance pool and the epoch clock.
+/// the engine, the instance pool, the outbound HTTP connection pool and the
+/// epoch clock.
 #[derive(Clone)]
 pub struct Host {
     inner: Arc<HostInner>,
@@ -36,7 +37,8 @@ struct HostInner {
 
 impl Host {
     /// Builds the engine, links WASI and the host interface, opens the
-    /// compile cache (if [`Config::cache`] set one) and starts the epoch clock.
+    /// compile cache (if [`Config::cache`] set one), sets up the outbound
+    /// HTTP pool (no connection is made yet) and starts the epoch clock.
     ///
     /// Opening the cache is blocking file I/O on a small directory; a cache
     /// directory owned by another user is an error.
@@ -50,6 +52,7 @@ impl Host {
             )),
             None => None,
         };
+        let http = runtime::http::HttpPool::new(config.http_pool())?;
         engine::start_epoch_clock(&engine, config.epoch_tick)?;
         Ok(Host {
             inner: Arc::new(HostInner {
@@ -62,6 +65,7 @@ impl Host {
                 runtime: Runtime {
                     engine,
                     config,
+                    http,
                     alive: Arc::default(),
                 },
             }),

@@ -107,6 +107,7 @@ mod emit;
 mod error;
 #[doc(hidden)]
 pub mod export;
+pub mod http;
 pub mod kv;
 pub mod log;
 pub mod sql;

@@ -20,6 +20,7 @@ mod grants;
 mod history;
 mod hostile;
 mod hostile_files;
+mod http_pool;
 mod languages;
 mod malformed;
 mod newcomer;

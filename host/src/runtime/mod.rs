@@ -23,7 +23,7 @@ pub mod bench;
 pub(crate) mod bindings;
 mod classify;
 pub(crate) mod events;
-mod http;
+pub(crate) mod http;
 mod limiter;
 pub use logs::LogLine;
 pub(crate) mod logs;
@@ -151,11 +151,12 @@ pub struct CallReport<T = String> {
     pub logs_not_kept: u64,
 }
 
-/// What every call shares: the engine, the configuration, and the count of
-/// instances alive.
+/// What every call shares: the engine, the configuration, the outbound
+/// HTTP pool and the count of instances alive.
 pub(crate) struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) config: Config,
+    pub(crate) http: http::HttpPool,
     pub(crate) alive: Arc<AtomicUsize>,
 }
 
@@ -290,11 +291,17 @@ pub(crate) fn new_store(
     limits.check().map_err(CallError::Host)?;
     let logs = Arc::new(logs::LogSink::new(plugin.name(), ctx, limits.max_log));
     let wasi = sandbox::wasi_ctx(&options.grants, &logs, ctx)?;
+    let deadline = crate::duration::after(Instant::now(), limits.timeout);
     let state = StepState {
         table: ResourceTable::new(),
         wasi,
         http: WasiHttpCtx::new(),
-        http_policy: http::HttpPolicy::new(&options.grants.http, ctx.clone()),
+        http_policy: http::HttpPolicy::new(
+            &options.grants.http,
+            rt.http.clone(),
+            ctx.clone(),
+            deadline,
+        ),
         limiter: limiter::Limiter::new(
             limits.max_memory,
             limits.max_table_elements,
@@ -305,7 +312,7 @@ pub(crate) fn new_store(
         services: options.services.clone(),
         grants: options.grants.clone(),
         ctx: ctx.clone(),
-        deadline: crate::duration::after(Instant::now(), limits.timeout),
+        deadline,
         _alive: Alive::new(&rt.alive),
     };
     let config = &rt.config;

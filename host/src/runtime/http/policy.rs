@@ -1,40 +1,20 @@
-//! Outbound HTTP (wasi-http), allowed only to the hosts a call was granted.
-//! A denied request fails in the guest with `HTTP-request-denied` and is logged.
-
-use std::sync::Arc;
+//! The allow-list: which host and port a request may go to, checked once,
+//! and then exactly what is dialed.
 
 use http::Uri;
 use http::uri::Authority;
-use http_body_util::BodyExt;
-use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::config::{HttpGrant, canonical_host};
-use crate::printable::printable;
-use crate::runtime::Context;
 
-type ResponseFuture = Box<
-    dyn Future<
-            Output = Result<
-                (
-                    http::Response<WasiBody>,
-                    Box<dyn Future<Output = Result<(), Error>> + Send>,
-                ),
-                Error,
-            >,
-        > + Send,
->;
-
-/// The allow-list of one call.
-pub(crate) struct HttpPolicy {
+/// The hosts (and ports) one call may reach.
+pub(crate) struct AllowList {
     allowed: Vec<HttpGrant>,
-    ctx: Arc<Context>,
 }
 
-impl HttpPolicy {
-    pub(crate) fn new(allowed: &[HttpGrant], ctx: Arc<Context>) -> Self {
-        HttpPolicy {
+impl AllowList {
+    pub(crate) fn new(allowed: &[HttpGrant]) -> Self {
+        AllowList {
             allowed: allowed.to_vec(),
-            ctx,
         }
     }
 
@@ -43,7 +23,7 @@ impl HttpPolicy {
     /// scheme's default port, so `name:443` allows `https://name/`. An
     /// authority with user info (`http://a@b/`) is refused: what is checked
     /// and what is dialed must be the same text.
-    fn target(&self, uri: &Uri) -> Result<Authority, &'static str> {
+    pub(crate) fn target(&self, uri: &Uri) -> Result<Authority, &'static str> {
         let authority = uri.authority().ok_or("the URL names no host")?;
         if authority.as_str().contains('@') {
             return Err("the URL has user info (`user@`), which steps may not send");
@@ -69,46 +49,13 @@ impl HttpPolicy {
     }
 }
 
-impl WasiHttpHooks for HttpPolicy {
-    fn send_request(
-        &mut self,
-        mut request: http::Request<WasiBody>,
-        options: Option<RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
-    ) -> ResponseFuture {
-        let target = match self.target(request.uri()) {
-            Ok(target) => target,
-            Err(why) => {
-                let uri = printable(&request.uri().to_string()).into_owned();
-                tracing::warn!(target: "flowhost::sandbox", step = %self.ctx.step_id, %uri,
-                    "denied outbound HTTP: {why}");
-                return Box::new(async { Err(Error::HttpRequestDenied) });
-            }
-        };
-        // Dial exactly the host and port that were checked.
-        let mut parts = request.uri().clone().into_parts();
-        parts.authority = Some(target);
-        match Uri::from_parts(parts) {
-            Ok(uri) => *request.uri_mut() = uri,
-            Err(_) => return Box::new(async { Err(Error::HttpRequestUriInvalid) }),
-        }
-        Box::new(async move {
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                res.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn policy(grants: &[&str]) -> HttpPolicy {
+    fn policy(grants: &[&str]) -> AllowList {
         let grants: Vec<HttpGrant> = grants.iter().map(|g| g.parse().unwrap()).collect();
-        HttpPolicy::new(&grants, Arc::new(Context::direct("t")))
+        AllowList::new(&grants)
     }
 
     #[test]
