@@ -304,6 +304,7 @@ pub(crate) fn new_store(
         events: options.events.clone(),
         services: options.services.clone(),
         grants: options.grants.clone(),
+        sql: Default::default(),
         ctx: ctx.clone(),
         deadline: crate::duration::after(Instant::now(), limits.timeout),
         _alive: Alive::new(&rt.alive),
