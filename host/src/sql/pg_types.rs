@@ -117,7 +117,11 @@ fn param(ty: &Type, value: Value) -> Result<Param, String> {
             .as_bytes()
             .to_vec(),
         (&Type::BYTEA, Value::Blob(b)) => b,
-        (_, v) if !supported(ty) => {
+        // Readable, but not sent from a step's values: the SQL casts text.
+        (_, v)
+            if !supported(ty)
+                || [Type::TIMESTAMP, Type::TIMESTAMPTZ, Type::DATE, Type::OID].contains(ty) =>
+        {
             return Err(format!(
                 "{} cannot be sent as {}; cast the parameter in the SQL (`${{n}}::text::{}`)",
                 kind(&v),

@@ -326,11 +326,7 @@ fn query(
 ) -> Result<String, Error> {
     let mut stmt = c.prepare_cached(sql).map_err(|e| error(db, e))?;
     bind(&mut stmt, db, params)?;
-    let columns: Vec<String> = stmt
-        .column_names()
-        .into_iter()
-        .map(str::to_string)
-        .collect();
+    let columns: Vec<String> = stmt.column_names().map(str::to_string).collect();
     let mut out = RowsJson::new(db, caps, columns.iter().map(String::as_str));
     let mut rows = stmt.raw_query();
     while let Some(row) = rows.next().map_err(|e| error(db, e))? {
