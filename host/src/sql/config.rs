@@ -88,7 +88,14 @@ impl DbUrl {
 /// Checks every declared database: its name, its URL, its pool size and caps.
 /// The error names the key: ``invalid `databases.orders.url`: ...``.
 pub(crate) fn check(databases: &BTreeMap<String, DatabaseConfig>) -> Result<(), String> {
-    for (name, db) in databases {
+    databases
+        .iter()
+        .try_for_each(|(name, db)| check_one(name, db))
+}
+
+/// Checks the database `name`.
+pub(crate) fn check_one(name: &str, db: &DatabaseConfig) -> Result<(), String> {
+    {
         if let Some(why) = bad_name(name) {
             return Err(format!("invalid `databases.{name}`: {why}"));
         }

@@ -56,16 +56,13 @@ impl Databases {
         configs: &BTreeMap<String, DatabaseConfig>,
         base_dir: &Path,
     ) -> Result<Databases, SqlError> {
-        config::check(configs).map_err(|why| SqlError {
-            name: configs.keys().next().cloned().unwrap_or_default(),
-            why,
-        })?;
         let mut by_name = BTreeMap::new();
         for (name, cfg) in configs {
             let fail = |why: String| SqlError {
                 name: name.clone(),
                 why,
             };
+            config::check_one(name, cfg).map_err(fail)?;
             let caps = Caps {
                 max_rows: cfg.max_rows,
                 max_bytes: cfg.max_bytes,

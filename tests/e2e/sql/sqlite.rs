@@ -293,3 +293,61 @@ async fn the_deadline_interrupts_a_long_statement() {
         started.elapsed()
     );
 }
+
+#[test]
+fn flowhost_run_opens_the_databases_of_its_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("flowhost.toml"),
+        "[databases.orders]\nurl = \"sqlite:orders.db\"\n",
+    )
+    .unwrap();
+    let flow = dir.path().join("flow.yaml");
+    std::fs::write(
+        &flow,
+        r#"flow: cli
+steps:
+  - id: save
+    plugin: sql
+    allow: {sql: [orders]}
+    config:
+      ops:
+        - {op: execute, db: orders, sql: "CREATE TABLE t (x)"}
+        - {op: execute, db: orders, sql: "INSERT INTO t VALUES (?1)", params: [42]}
+        - {op: query, db: orders, sql: "SELECT x FROM t"}
+"#,
+    )
+    .unwrap();
+    let (code, stdout, stderr) = crate::support::run(
+        crate::support::flowhost()
+            .arg("run")
+            .arg(&flow)
+            .args(["--plugins", &crate::support::plugins(), "--config"])
+            .arg(dir.path().join("flowhost.toml")),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let out: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(out["results"][2], json!({"ok": [{"x": 42}]}));
+    assert!(
+        dir.path().join("orders.db").exists(),
+        "beside the config file"
+    );
+
+    std::fs::write(
+        dir.path().join("flowhost.toml"),
+        "[databases.orders]\nurl = \"mysql://x\"\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = crate::support::run(
+        crate::support::flowhost()
+            .arg("run")
+            .arg(&flow)
+            .args(["--plugins", &crate::support::plugins(), "--config"])
+            .arg(dir.path().join("flowhost.toml")),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("invalid `databases.orders.url`: it must be `sqlite:PATH` or `postgres://"),
+        "{stderr}"
+    );
+}
