@@ -29,4 +29,5 @@ mod replay;
 mod run_cli;
 mod runs_cli;
 mod server;
+mod sql;
 mod ui;

@@ -75,6 +75,10 @@ pub(crate) struct RunArgs {
     /// records its runs; `flowhost runs` then lists and shows it.
     #[arg(long, value_name = "URL")]
     store: Option<StoreUrl>,
+    /// A `flowhost.toml`: its `[databases]` are what `allow: {sql: [NAME]}`
+    /// grants reach (its other settings are the server's).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 pub(crate) async fn check(args: CheckArgs) -> Result<(), Failure> {
@@ -109,6 +113,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
         run: flow_args,
         record: record_path,
         store,
+        config,
     } = args;
     let mut input = flow_args.input().await?;
     let files = scan(&flow_args.plugins).await?;
@@ -116,6 +121,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
     input
         .check(&flow)
         .map_err(|e| Failure::usage(format!("--input: {e}")))?;
+    let services = services(config.as_deref()).await?;
     let host = Host::new(flow_args.cache.config()).map_err(Failure::failed)?;
     let plugins = load(&host, &files, &flow).await?;
     // Opened before the run: a path that cannot be written is bad usage,
@@ -150,7 +156,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
         journal: recording.as_ref().map(oneshot::Recording::journal),
         ..RunOptions::default()
     };
-    let record = Executor::new(host)
+    let record = Executor::with_services(host, services)
         .run_input(&flow, &plugins, input, options)
         .await;
     if let (Some(recording), Some(url)) = (recording, &store) {
@@ -179,6 +185,24 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
         }
         Err(lines) => Err(Failure::failed(lines.join("\n"))),
     }
+}
+
+/// The databases of `--config`, opened; none without it.
+async fn services(config: Option<&Path>) -> Result<flowhost::Services, Failure> {
+    let Some(path) = config else {
+        return Ok(flowhost::Services::new());
+    };
+    let shown = path.display();
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| Failure::usage(format!("--config {shown}: {e}")))?;
+    let settings = flowhost::server::ServerConfig::from_toml(&text)
+        .map_err(|e| Failure::usage(format!("--config {shown}: {e}")))?;
+    let dir = super::serve::config_dir(path);
+    let databases = flowhost::sql::Databases::open(&settings.databases, &dir)
+        .await
+        .map_err(|e| Failure::usage(format!("--config {shown}: {e}")))?;
+    Ok(flowhost::Services::new().databases(std::sync::Arc::new(databases)))
 }
 
 /// The `--record` file, created (or emptied) for writing.

@@ -53,8 +53,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
             let text = tokio::fs::read_to_string(path)
                 .await
                 .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-            ServerConfig::from_toml(&text)
-                .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?
+            let mut config = ServerConfig::from_toml(&text)
+                .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+            config.config_dir = Some(config_dir(path));
+            config
         }
         None => ServerConfig::default(),
     };
@@ -107,4 +109,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// The folder of the config file `path`, where its relative paths start.
+pub(crate) fn config_dir(path: &std::path::Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }

@@ -311,6 +311,7 @@ pub(crate) fn new_store(
         events: options.events.clone(),
         services: options.services.clone(),
         grants: options.grants.clone(),
+        sql: Default::default(),
         ctx: ctx.clone(),
         deadline,
         _alive: Alive::new(&rt.alive),

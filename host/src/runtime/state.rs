@@ -26,6 +26,8 @@ pub(crate) struct StepState {
     /// What `sql` and `kv` names lead to, and which of them this call was granted.
     pub(crate) services: crate::Services,
     pub(crate) grants: crate::Grants,
+    /// The call's open SQL transactions.
+    pub(crate) sql: crate::sql::CallSql,
     /// Who is calling: the tags of emitted events.
     pub(crate) ctx: Arc<Context>,
     pub(crate) deadline: Instant,

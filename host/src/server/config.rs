@@ -1,6 +1,8 @@
 //! The server's settings (`flowhost.toml`), every one with a documented default.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -8,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Limits;
 use crate::duration::too_long;
 use crate::replay::ReplayGate;
+use crate::sql::DatabaseConfig;
 use crate::store::StoreUrl;
 
 use super::token::TokenHash;
@@ -43,6 +46,12 @@ const MAX_CONNECTIONS: usize = 1 << 20;
 /// [limits]          # default limits of every guest call
 /// timeout = "10s"
 /// # fuel = 10000000000  (a cap; none unless set)
+///
+/// [databases.orders]   # steps granted `allow: {sql: [orders]}` reach it
+/// url = "sqlite:orders.db"     # relative to this file's folder; or "postgres://..."
+/// pool_size = 4
+/// max_rows = 10000
+/// max_bytes = 4194304
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -132,6 +141,14 @@ pub struct ServerConfig {
     /// ever set by code, never by the file.
     #[serde(skip)]
     pub insecure_no_auth: bool,
+    /// The SQL databases steps may be granted (`[databases.NAME]`).
+    /// Default: none.
+    pub databases: BTreeMap<String, DatabaseConfig>,
+    /// The folder relative `sqlite:` paths in `databases` are taken from:
+    /// the config file's, set by whoever read it; only ever set by code.
+    /// Default: none, the working directory.
+    #[serde(skip)]
+    pub config_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -162,6 +179,8 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 1024,
             insecure_no_auth: false,
+            databases: BTreeMap::new(),
+            config_dir: None,
         }
     }
 }
@@ -203,6 +222,7 @@ impl ServerConfig {
         if let Some(why) = config.replay_gate.as_ref().and_then(ReplayGate::invalid) {
             return Err(why);
         }
+        crate::sql::check(&config.databases)?;
         if config.api_token_env.is_empty() {
             return Err("invalid `api_token_env`: name an environment variable".into());
         }
@@ -281,6 +301,43 @@ mod tests {
         );
         let e = ServerConfig::from_toml("wrokers = 2").unwrap_err();
         assert!(e.contains("wrokers"), "{e}");
+    }
+
+    #[test]
+    fn databases_are_declared_by_name_and_checked() {
+        let c = ServerConfig::from_toml(
+            "[databases.orders]\nurl = \"sqlite:o.db\"\n[databases.pg]\nurl = \"postgres://u@h:5432/d\"\npool_size = 8\nmax_rows = 5\n",
+        )
+        .unwrap();
+        let orders = &c.databases["orders"];
+        assert_eq!(
+            (orders.pool_size, orders.max_rows, orders.max_bytes),
+            (4, 10_000, 4 << 20)
+        );
+        assert_eq!(
+            (c.databases["pg"].pool_size, c.databases["pg"].max_rows),
+            (8, 5)
+        );
+        for (toml, start) in [
+            (
+                "[databases.orders]\nurl = \"mysql://x\"",
+                "invalid `databases.orders.url`: ",
+            ),
+            (
+                "[databases.orders]\nurl = \"sqlite:o\"\npool_size = 0",
+                "invalid `databases.orders.pool_size`: ",
+            ),
+            (
+                "[databases.\"a b\"]\nurl = \"sqlite:o\"",
+                "invalid `databases.a b`: ",
+            ),
+        ] {
+            let e = ServerConfig::from_toml(toml).unwrap_err();
+            assert!(e.starts_with(start), "{toml}: {e}");
+        }
+        let e = ServerConfig::from_toml("[databases.orders]\nurl = \"sqlite:o\"\npool = 2")
+            .unwrap_err();
+        assert!(e.contains("pool"), "{e}");
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod openapi;
 mod probe;
 mod rerun;
 mod resume;
+mod services;
 mod session;
 mod shutdown;
 mod state;
@@ -73,6 +74,9 @@ pub enum ServeError {
     /// beyond loopback without one.
     #[error("{0}")]
     Auth(String),
+    /// A declared database could not be opened.
+    #[error("{0}")]
+    Database(#[from] crate::sql::SqlError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -184,7 +188,8 @@ impl Server {
                 sessions: session::Sessions::new(config.session_lifetime),
             })
         });
-        let state = state::State::new(host, plugins, flows, probe, store, config);
+        let services = services::services(&config, &store).await?;
+        let state = state::State::new(host, plugins, flows, probe, store, config, services);
         let resumed = state.resume().await?;
         if resumed > 0 {
             tracing::info!(

@@ -154,9 +154,10 @@ impl State {
         probe: Plugin,
         store: Arc<dyn Store>,
         config: ServerConfig,
+        services: crate::Services,
     ) -> Arc<Self> {
         Arc::new(State {
-            exec: Executor::new(host),
+            exec: Executor::with_services(host, services),
             plugins,
             flows,
             probe,

@@ -20,7 +20,7 @@ mod open;
 mod ops;
 mod reads;
 mod schema;
-mod tls;
+pub(crate) mod tls;
 mod url;
 mod writer;
 
