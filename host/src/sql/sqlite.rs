@@ -382,22 +382,36 @@ fn batch(c: &mut Connection, db: &str, statements: &[Statement]) -> Result<Vec<u
     Ok(counts)
 }
 
+/// Binds `params` in order: `?` takes the next, `?N` and `$N` (as
+/// PostgreSQL numbers them, so one SQL text serves both) take the Nth.
 fn bind(stmt: &mut rusqlite::CachedStatement<'_>, db: &str, params: &[Value]) -> Result<(), Error> {
-    let expected = stmt.parameter_count();
+    // SQLite numbers a named parameter (`$2`) by where it first appears;
+    // map each of its slots to the value its name asks for.
+    let slots: Vec<usize> = (1..=stmt.parameter_count())
+        .map(|slot| {
+            stmt.parameter_name(slot)
+                .and_then(|name| name.strip_prefix(['$', '?']))
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|&n| n >= 1)
+                .map_or(slot - 1, |n| n - 1)
+        })
+        .collect();
+    let expected = slots.iter().map(|&i| i + 1).max().unwrap_or(0);
     if expected != params.len() {
         return Err(Error::Invalid(format!(
             "database `{db}`: the statement takes {expected} parameters; {} given",
             params.len()
         )));
     }
-    for (i, p) in params.iter().enumerate() {
-        let bound = match p {
-            Value::Null => stmt.raw_bind_parameter(i + 1, rusqlite::types::Null),
-            Value::Boolean(b) => stmt.raw_bind_parameter(i + 1, *b),
-            Value::Integer(n) => stmt.raw_bind_parameter(i + 1, *n),
-            Value::Real(f) => stmt.raw_bind_parameter(i + 1, *f),
-            Value::Text(t) => stmt.raw_bind_parameter(i + 1, t.as_str()),
-            Value::Blob(b) => stmt.raw_bind_parameter(i + 1, b.as_slice()),
+    for (slot, &i) in slots.iter().enumerate() {
+        let slot = slot + 1;
+        let bound = match &params[i] {
+            Value::Null => stmt.raw_bind_parameter(slot, rusqlite::types::Null),
+            Value::Boolean(b) => stmt.raw_bind_parameter(slot, *b),
+            Value::Integer(n) => stmt.raw_bind_parameter(slot, *n),
+            Value::Real(f) => stmt.raw_bind_parameter(slot, *f),
+            Value::Text(t) => stmt.raw_bind_parameter(slot, t.as_str()),
+            Value::Blob(b) => stmt.raw_bind_parameter(slot, b.as_slice()),
         };
         bound.map_err(|e| error(db, e))?;
     }
