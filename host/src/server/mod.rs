@@ -25,6 +25,7 @@ mod openapi;
 mod probe;
 mod rerun;
 mod resume;
+mod services;
 mod session;
 mod shutdown;
 mod state;

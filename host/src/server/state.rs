@@ -156,7 +156,7 @@ impl State {
         config: ServerConfig,
     ) -> Arc<Self> {
         Arc::new(State {
-            exec: Executor::new(host),
+            exec: Executor::with_services(host, super::services::services(&config, &store)),
             plugins,
             flows,
             probe,

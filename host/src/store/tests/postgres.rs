@@ -368,7 +368,7 @@ async fn a_newer_schema_is_refused_and_left_untouched() {
             e,
             StoreError::TooNew {
                 found: 99,
-                known: 1,
+                known: 2,
                 ..
             }
         ),
