@@ -20,6 +20,7 @@ mod grants;
 mod history;
 mod hostile;
 mod hostile_files;
+mod kv;
 mod languages;
 mod malformed;
 mod newcomer;

@@ -71,7 +71,10 @@ impl kv::Host for StepState {
         let store = self.kv_for(&ns)?;
         check_key(&key).map_err(|e| guest_error(&ns, e))?;
         check_value(&value).map_err(|e| guest_error(&ns, e))?;
-        let ttl = ttl_ms.map(ttl).transpose().map_err(|e| guest_error(&ns, e))?;
+        let ttl = ttl_ms
+            .map(ttl)
+            .transpose()
+            .map_err(|e| guest_error(&ns, e))?;
         store
             .set(&ns, &key, &value, ttl)
             .await
@@ -81,7 +84,10 @@ impl kv::Host for StepState {
     async fn delete(&mut self, ns: String, key: String) -> Result<bool, Error> {
         let store = self.kv_for(&ns)?;
         check_key(&key).map_err(|e| guest_error(&ns, e))?;
-        store.delete(&ns, &key).await.map_err(|e| guest_error(&ns, e))
+        store
+            .delete(&ns, &key)
+            .await
+            .map_err(|e| guest_error(&ns, e))
     }
 
     async fn increment(&mut self, ns: String, key: String, delta: i64) -> Result<i64, Error> {

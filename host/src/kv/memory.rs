@@ -160,7 +160,12 @@ impl KvStore for MemoryKv {
         let mut inner = self.lock();
         inner.sweep(now, SWEEP_PER_WRITE);
         let expires = ttl.map(|ttl| now + ttl);
-        inner.put(key(namespace, k), value.to_string(), expires, self.max_bytes)
+        inner.put(
+            key(namespace, k),
+            value.to_string(),
+            expires,
+            self.max_bytes,
+        )
     }
 
     async fn delete(&self, namespace: &str, k: &str) -> Result<bool, KvError> {
@@ -238,7 +243,10 @@ mod tests {
         let kv = MemoryKv::with_max_bytes(200);
         kv.set("n", "a", &"x".repeat(100), None).await.unwrap();
         let e = kv.set("n", "b", &"y".repeat(100), None).await.unwrap_err();
-        assert!(matches!(e, KvError::Unavailable(ref m) if m.contains("full")), "{e}");
+        assert!(
+            matches!(e, KvError::Unavailable(ref m) if m.contains("full")),
+            "{e}"
+        );
         kv.set("n", "a", &"z".repeat(120), None).await.unwrap();
         assert!(kv.delete("n", "a").await.unwrap());
         kv.set("n", "b", &"y".repeat(100), None).await.unwrap();

@@ -35,7 +35,9 @@ pub(super) struct SqliteKv {
 
 impl std::fmt::Debug for SqliteKv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteKv").field("name", &self.name).finish()
+        f.debug_struct("SqliteKv")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -61,7 +63,10 @@ impl SqliteKv {
             .map_err(|e| super::open::sqlite_error(&name, e))?;
         Ok(SqliteKv {
             name,
-            conn: Some(Arc::new(tokio::sync::Mutex::new(Conn { conn, _file: file }))),
+            conn: Some(Arc::new(tokio::sync::Mutex::new(Conn {
+                conn,
+                _file: file,
+            }))),
         })
     }
 

@@ -108,9 +108,17 @@ async fn namespaces_are_apart() {
         let kv = store.kv();
         kv.set("one", "k", "1", None).await.unwrap();
         kv.set("two", "k", "2", None).await.unwrap();
-        assert_eq!(kv.get("one", "k").await.unwrap().as_deref(), Some("1"), "{name}");
+        assert_eq!(
+            kv.get("one", "k").await.unwrap().as_deref(),
+            Some("1"),
+            "{name}"
+        );
         assert!(kv.delete("two", "k").await.unwrap(), "{name}");
-        assert_eq!(kv.get("one", "k").await.unwrap().as_deref(), Some("1"), "{name}");
+        assert_eq!(
+            kv.get("one", "k").await.unwrap().as_deref(),
+            Some("1"),
+            "{name}"
+        );
     }
 }
 
@@ -140,20 +148,47 @@ async fn entries_expire_after_their_ttl_and_then_count_as_absent() {
         kv.set("ns", "gone", "g", ttl).await.unwrap();
         kv.set("ns", "swap", "a", ttl).await.unwrap();
         kv.set("ns", "deleted", "d", ttl).await.unwrap();
-        assert_eq!(kv.get("ns", "short").await.unwrap().as_deref(), Some("s"), "{name}");
+        assert_eq!(
+            kv.get("ns", "short").await.unwrap().as_deref(),
+            Some("s"),
+            "{name}"
+        );
 
         until_gone(kv.as_ref(), "short", name).await;
         // The increment kept the key's expiry.
         until_gone(kv.as_ref(), "counter", name).await;
         assert_eq!(kv.increment("ns", "gone", 3).await.unwrap(), 3, "{name}");
-        assert!(!kv.compare_and_swap("ns", "swap", Some("a"), "b").await.unwrap(), "{name}");
-        assert!(kv.compare_and_swap("ns", "swap", None, "b").await.unwrap(), "{name}");
-        assert!(!kv.delete("ns", "deleted").await.unwrap(), "{name}: expired, so not there");
+        assert!(
+            !kv.compare_and_swap("ns", "swap", Some("a"), "b")
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        assert!(
+            kv.compare_and_swap("ns", "swap", None, "b").await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            !kv.delete("ns", "deleted").await.unwrap(),
+            "{name}: expired, so not there"
+        );
         // What an increment or a swap created has no expiry.
         tokio::time::sleep(Duration::from_millis(400)).await;
-        assert_eq!(kv.get("ns", "gone").await.unwrap().as_deref(), Some("3"), "{name}");
-        assert_eq!(kv.get("ns", "swap").await.unwrap().as_deref(), Some("b"), "{name}");
-        assert_eq!(kv.get("ns", "long").await.unwrap().as_deref(), Some("l"), "{name}");
+        assert_eq!(
+            kv.get("ns", "gone").await.unwrap().as_deref(),
+            Some("3"),
+            "{name}"
+        );
+        assert_eq!(
+            kv.get("ns", "swap").await.unwrap().as_deref(),
+            Some("b"),
+            "{name}"
+        );
+        assert_eq!(
+            kv.get("ns", "long").await.unwrap().as_deref(),
+            Some("l"),
+            "{name}"
+        );
 
         // The sweep with the store's retention leaves the live entries.
         kv.set("ns", "swept", "x", Some(Duration::from_millis(1)))
@@ -166,7 +201,11 @@ async fn entries_expire_after_their_ttl_and_then_count_as_absent() {
         };
         store.prune(retention).await.unwrap();
         assert_eq!(kv.get("ns", "swept").await.unwrap(), None, "{name}");
-        assert_eq!(kv.get("ns", "long").await.unwrap().as_deref(), Some("l"), "{name}");
+        assert_eq!(
+            kv.get("ns", "long").await.unwrap().as_deref(),
+            Some("l"),
+            "{name}"
+        );
     }
 }
 
@@ -185,14 +224,19 @@ async fn concurrent_increments_and_swaps_are_atomic() {
             seen.insert(task.await.unwrap().unwrap());
         }
         assert_eq!(seen, (1..=64).collect(), "{name}: each sum once");
-        assert_eq!(kv.get("ns", "n").await.unwrap().as_deref(), Some("64"), "{name}");
+        assert_eq!(
+            kv.get("ns", "n").await.unwrap().as_deref(),
+            Some("64"),
+            "{name}"
+        );
 
         let swaps: Vec<_> = (0..16)
             .map(|i| {
                 let kv = kv.clone();
-                tokio::spawn(
-                    async move { kv.compare_and_swap("ns", "lock", None, &i.to_string()).await },
-                )
+                tokio::spawn(async move {
+                    kv.compare_and_swap("ns", "lock", None, &i.to_string())
+                        .await
+                })
             })
             .collect();
         let mut won = 0;

@@ -476,9 +476,7 @@ async fn a_store_of_schema_version_1_is_migrated_and_keeps_its_runs() {
     drop(store);
     // Back to what version 1 wrote: no hop column, no kv table.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
-        "ALTER TABLE runs DROP COLUMN hop; DROP TABLE kv; PRAGMA user_version = 1;",
-    )
+    conn.execute_batch("ALTER TABLE runs DROP COLUMN hop; DROP TABLE kv; PRAGMA user_version = 1;")
         .unwrap();
     drop(conn);
 
