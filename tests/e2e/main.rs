@@ -21,6 +21,7 @@ mod history;
 mod hostile;
 mod hostile_files;
 mod http_pool;
+mod kv;
 mod languages;
 mod malformed;
 mod newcomer;

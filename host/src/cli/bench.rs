@@ -146,7 +146,10 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), Failure> {
         }
     });
     let bench = Bench {
-        executor: Executor::new(host),
+        executor: Executor::with_services(
+            host,
+            flowhost::Services::new().kv(Arc::new(flowhost::kv::MemoryKv::new())),
+        ),
         flow: Arc::new(flow),
         plugins: Arc::new(plugins),
         input,

@@ -51,7 +51,11 @@ pub(crate) async fn run(args: DevArgs) -> Result<(), Failure> {
     }
 
     let session = Session {
-        executor: Executor::new(host),
+        // Key-value state in memory, kept across the session's re-runs.
+        executor: Executor::with_services(
+            host,
+            flowhost::Services::new().kv(std::sync::Arc::new(flowhost::kv::MemoryKv::new())),
+        ),
         plugins,
         flows,
         flow_name: plugin_name(&args.flow),

@@ -156,7 +156,13 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
         journal: recording.as_ref().map(oneshot::Recording::journal),
         ..RunOptions::default()
     };
-    let record = Executor::with_services(host, services)
+    // Key-value state: the store's with `--store`, else kept in memory for
+    // this run only.
+    let kv: std::sync::Arc<dyn flowhost::kv::KvStore> = match &recording {
+        Some(recording) => recording.kv(),
+        None => std::sync::Arc::new(flowhost::kv::MemoryKv::new()),
+    };
+    let record = Executor::with_services(host, services.kv(kv))
         .run_input(&flow, &plugins, input, options)
         .await;
     if let (Some(recording), Some(url)) = (recording, &store) {

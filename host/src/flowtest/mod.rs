@@ -117,7 +117,10 @@ impl Suite {
     /// and checks its record.
     pub async fn run(&self, host: &Host, case: &Case) -> CaseOutcome {
         let started = Instant::now();
-        let exec = Executor::new(host.clone());
+        // Key-value state in memory, fresh for each case; it expires on the
+        // case's (virtual) time.
+        let kv = Arc::new(crate::kv::MemoryKv::new());
+        let exec = Executor::with_services(host.clone(), crate::Services::new().kv(kv));
         let (flow, plugins) = (self.flow.clone(), self.plugins.clone());
         let input = case.input.clone();
         let options = RunOptions {

@@ -14,6 +14,7 @@ use super::{
     StoreError, StoredRun, Unfinished, unix_ms,
 };
 use crate::executor::{RunRecord, RunStatus};
+use crate::kv::{KvStore, MemoryKv};
 
 /// What the memory store keeps of finished runs.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +43,7 @@ impl Default for Bounds {
 pub struct MemoryStore {
     bounds: Bounds,
     inner: Mutex<Inner>,
+    kv: Arc<MemoryKv>,
 }
 
 #[derive(Debug)]
@@ -70,6 +72,7 @@ impl MemoryStore {
         MemoryStore {
             bounds,
             inner: Mutex::default(),
+            kv: Arc::new(MemoryKv::new()),
         }
     }
 
@@ -264,7 +267,10 @@ impl Store for MemoryStore {
 
     /// The memory store is bounded by its own count and bytes ([`Bounds`]);
     /// it removes nothing by age.
+    /// Finished runs are bounded as they finish; this only sweeps expired
+    /// key-value entries.
     async fn prune(&self, _retention: Retention) -> Result<usize, StoreError> {
+        self.kv.sweep();
         Ok(0)
     }
 
@@ -275,6 +281,10 @@ impl Store for MemoryStore {
 
     async fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.lock().blobs.get(hash).map(|b| b.to_vec()))
+    }
+
+    fn kv(&self) -> Arc<dyn KvStore> {
+        self.kv.clone()
     }
 
     fn usage(&self) -> (usize, u64) {

@@ -19,6 +19,8 @@
 //!   writes are fenced by the claim, notices go by LISTEN/NOTIFY. One task
 //!   commits everything queued as one pipelined transaction (group commit).
 //!
+//! Every backend also keeps steps' key-value state ([`Store::kv`]).
+//!
 //! The executor knows nothing of SQL: it sees a [`RunJournal`](crate::executor::RunJournal)
 //! built on a `Store`.
 
@@ -366,6 +368,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// The bytes kept under `hash`.
     async fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Where steps' key-value state is kept: in the store itself, so it
+    /// lives as long as the store's runs do and every server sharing the
+    /// store sees the same state.
+    fn kv(&self) -> Arc<dyn crate::kv::KvStore>;
 
     /// The shared side of the store, when several servers share it.
     fn fleet(&self) -> Option<Arc<dyn Fleet>> {

@@ -310,6 +310,9 @@ impl Store for BrokenJournal {
     fn describe(&self) -> String {
         "broken".into()
     }
+    fn kv(&self) -> std::sync::Arc<dyn flowhost::kv::KvStore> {
+        self.0.kv()
+    }
     fn durable(&self) -> bool {
         true
     }

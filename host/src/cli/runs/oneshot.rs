@@ -81,6 +81,11 @@ impl Recording {
         &self.run_id
     }
 
+    /// Where the run's steps keep key-value state: the store's.
+    pub(crate) fn kv(&self) -> Arc<dyn flowhost::kv::KvStore> {
+        self.store.kv()
+    }
+
     /// The journal the run writes its steps' results to.
     pub(crate) fn journal(&self) -> Arc<RunJournal> {
         self.journal.clone()

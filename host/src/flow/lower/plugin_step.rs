@@ -242,7 +242,15 @@ impl Cx<'_> {
             grants.sql = self.strings(n, "sql");
         }
         if let Some(n) = f.get("kv") {
-            grants.kv = self.strings(n, "kv");
+            for item in self.list(n, "kv").unwrap_or_default() {
+                let Some(name) = self.string(item, "kv") else {
+                    continue;
+                };
+                match crate::kv::check_namespace(&name) {
+                    Ok(()) => grants.kv.push(name),
+                    Err(why) => self.err(item.pos, why),
+                }
+            }
         }
         Some(grants)
     }

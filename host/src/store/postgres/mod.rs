@@ -8,6 +8,7 @@
 //! - [`reads`]: runs, listings, journals, blobs, each on a pooled connection.
 //! - [`fleet`]: claims under leases, renewals, releases, cancels.
 //! - [`notices`]: one connection LISTENs for the fleet's notices.
+//! - [`kv`]: steps' key-value state, on a pool of its own.
 //!
 //! Times that decide who holds a run (leases, finishes) are the database's
 //! (`now()`), never a worker's clock. Inputs and outputs are TEXT as they
@@ -15,6 +16,7 @@
 //! output beside it. A finished run's journal stays until it is pruned.
 
 mod fleet;
+mod kv;
 mod notices;
 mod open;
 mod ops;
@@ -33,6 +35,7 @@ use futures::future::BoxFuture;
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use self::kv::PgKv;
 use self::ops::{FinishRow, RunRow, StepRow};
 use self::reads::Reads;
 pub use self::url::PgUrl;
@@ -75,6 +78,7 @@ struct Inner {
     what: String,
     reads: Reads,
     writer: Writer,
+    kv: Arc<PgKv>,
     counters: Arc<Counters>,
     worker_id: String,
     lease: Duration,
@@ -122,6 +126,7 @@ impl PostgresStore {
             pool: opened.pool.clone(),
             what: what.clone(),
         };
+        let kv = Arc::new(PgKv::new(&opened, &what)?);
         let (finished, bytes) = reads.usage().await?;
         let counters = Arc::new(Counters::default());
         let settings = Settings {
@@ -134,6 +139,7 @@ impl PostgresStore {
             what,
             reads,
             writer,
+            kv,
             counters,
             worker_id: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
             lease: options.lease,
@@ -393,6 +399,11 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(|e| reads.sql(e))?;
+        // Expired key-value entries are invisible already: a failed sweep
+        // only leaves them for the next one.
+        if let Err(e) = self.inner.kv.sweep(crate::kv::SWEEP_LIMIT).await {
+            tracing::warn!(target: "flowhost::kv", "expired key-value entries not swept: {e}");
+        }
         Ok(removed)
     }
 
@@ -420,6 +431,10 @@ impl Store for PostgresStore {
 
     async fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.reads.blob(hash).await
+    }
+
+    fn kv(&self) -> Arc<dyn crate::kv::KvStore> {
+        self.inner.kv.clone()
     }
 
     fn fleet(&self) -> Option<Arc<dyn Fleet>> {

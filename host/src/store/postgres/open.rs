@@ -35,6 +35,17 @@ pub(super) async fn open(url: &PgUrl) -> Result<Opened, StoreError> {
     let mut client = connect_one(&connect, &tls, &what).await?;
     schema::migrate(&mut client, &what).await?;
     drop(client);
+    let pool = pool(&connect, &tls, POOL_SIZE, &what)?;
+    Ok(Opened { pool, connect, tls })
+}
+
+/// A pool of at most `size` connections, opened as they are needed.
+pub(super) fn pool(
+    connect: &Connect,
+    tls: &MakeRustlsConnect,
+    size: usize,
+    what: &str,
+) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
         connect.config.clone(),
         tls.clone(),
@@ -42,15 +53,14 @@ pub(super) async fn open(url: &PgUrl) -> Result<Opened, StoreError> {
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    let pool = Pool::builder(manager)
-        .max_size(POOL_SIZE)
+    Pool::builder(manager)
+        .max_size(size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(POOL_WAIT))
         .create_timeout(Some(POOL_WAIT))
         .recycle_timeout(Some(POOL_WAIT))
         .build()
-        .map_err(|e| StoreError::Backend(format!("{what}: {e}")))?;
-    Ok(Opened { pool, connect, tls })
+        .map_err(|e| StoreError::Backend(format!("{what}: {e}")))
 }
 
 /// One connection outside the pool, its I/O driven by a task of its own.

@@ -19,7 +19,7 @@ use super::open::pg_error;
 use crate::store::StoreError;
 
 /// Each schema version's changes, in order.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The newest schema version this build knows.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -80,6 +80,19 @@ CREATE TABLE blobs (
     bytes  bytea NOT NULL,
     put_at timestamptz NOT NULL
 );
+"#;
+
+/// Version 2: steps' key-value state. Expiry is by the database's clock,
+/// the same for every server of a fleet.
+const V2: &str = r#"
+CREATE TABLE kv (
+    namespace  text COLLATE "C" NOT NULL,
+    key        text COLLATE "C" NOT NULL,
+    value      text NOT NULL,
+    expires_at timestamptz,
+    PRIMARY KEY (namespace, key)
+);
+CREATE INDEX kv_expiring ON kv (expires_at) WHERE expires_at IS NOT NULL;
 "#;
 
 /// Brings the database up to [`VERSION`]; `what` names it in errors.

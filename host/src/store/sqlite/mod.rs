@@ -8,6 +8,8 @@
 //!   queued commits in one transaction (group commit). Another copies the
 //!   WAL back into the file ([`checkpoint`]). Reads use a small pool of
 //!   read-only connections off the runtime ([`read`]).
+//! - Steps' key-value state is its `kv` table, on a connection of its own
+//!   ([`kv`]).
 //!
 //! # Durability
 //! The file is in WAL mode. A transaction holding an `accept` commits with
@@ -29,6 +31,7 @@
 //! removed with the finish, like the memory store's.
 
 mod checkpoint;
+mod kv;
 mod open;
 mod ops;
 mod read;
@@ -42,6 +45,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
+use self::kv::SqliteKv;
 use self::open::Mode;
 use self::ops::{FinishRow, PruneBound, RunRow, StepRow};
 use self::read::Readers;
@@ -67,9 +71,11 @@ pub struct SqliteStore {
     /// `None` when opened for reading.
     writer: Option<Writer>,
     shared: Arc<Shared>,
+    /// Steps' key-value state; it holds the file too, for its connection.
+    kv: Arc<SqliteKv>,
     /// Holds the lock; declared last so that it is closed after every
     /// connection (closing it drops this process's SQLite locks on the file).
-    _file: File,
+    _file: Arc<File>,
 }
 
 impl SqliteStore {
@@ -158,12 +164,14 @@ fn open_store(path: PathBuf, mode: Mode) -> Result<SqliteStore, StoreError> {
         None => Found::Empty,
     };
     let shared = Arc::new(Shared::default());
-    let (writer, readers) = match (mode, inspected) {
+    let file = Arc::new(probed.file);
+    let (writer, readers, kv) = match (mode, inspected) {
         (Mode::Read, Some(conn)) => {
             readable(found, &name)?;
             let finished = read::count_finished(&conn).map_err(|e| open::sqlite_error(&name, e))?;
             shared.finished.store(finished, Ordering::Relaxed);
-            (None, Readers::new(path.clone(), Some(conn)))
+            let kv = SqliteKv::read_only(&path);
+            (None, Readers::new(path.clone(), Some(conn)), kv)
         }
         // `probe` refuses an empty file to a reader.
         (Mode::Read, None) => {
@@ -175,7 +183,8 @@ fn open_store(path: PathBuf, mode: Mode) -> Result<SqliteStore, StoreError> {
         (Mode::Write, inspected) => {
             drop(inspected);
             let writer = start_writer(&path, found, &shared)?;
-            (Some(writer), Readers::new(path.clone(), None))
+            let kv = SqliteKv::open(&path, file.clone())?;
+            (Some(writer), Readers::new(path.clone(), None), kv)
         }
     };
     shared.measure(&path);
@@ -184,7 +193,8 @@ fn open_store(path: PathBuf, mode: Mode) -> Result<SqliteStore, StoreError> {
         readers: Arc::new(readers),
         writer,
         shared,
-        _file: probed.file,
+        kv: Arc::new(kv),
+        _file: file,
     })
 }
 
@@ -329,6 +339,11 @@ impl Store for SqliteStore {
         }
         self.write_count(Work::PruneBlobs { before_ms: cutoff })
             .await?;
+        // Expired key-value entries are invisible already: a failed sweep
+        // only leaves them for the next one.
+        if let Err(e) = self.kv.sweep(crate::kv::SWEEP_LIMIT).await {
+            tracing::warn!(target: "flowhost::kv", "expired key-value entries not swept: {e}");
+        }
         Ok(removed)
     }
 
@@ -344,6 +359,10 @@ impl Store for SqliteStore {
     async fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let hash = hash.to_string();
         self.readers.read(move |r| r.blob(&hash)).await
+    }
+
+    fn kv(&self) -> Arc<dyn crate::kv::KvStore> {
+        self.kv.clone()
     }
 
     fn usage(&self) -> (usize, u64) {

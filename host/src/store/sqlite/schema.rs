@@ -15,7 +15,7 @@ use crate::store::StoreError;
 pub(super) const APP_ID: i32 = 0x666c_6f77;
 
 /// Each schema version's changes, in order.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The newest schema version this build knows.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -69,6 +69,18 @@ CREATE TABLE blobs (
 /// Version 2: a run's event hop count, so that a resumed run keeps its
 /// place in the loop guard.
 const V2: &str = "ALTER TABLE runs ADD COLUMN hop INTEGER NOT NULL DEFAULT 0;";
+
+/// Version 3: steps' key-value state; `expires_ms` is Unix milliseconds.
+const V3: &str = "
+CREATE TABLE kv (
+    namespace  TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    expires_ms INTEGER,
+    PRIMARY KEY (namespace, key)
+);
+CREATE INDEX kv_expiring ON kv (expires_ms) WHERE expires_ms IS NOT NULL;
+";
 
 /// What an existing file holds.
 #[derive(Debug, PartialEq, Eq)]

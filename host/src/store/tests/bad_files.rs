@@ -138,7 +138,7 @@ async fn a_store_of_a_newer_flowhost_is_refused() {
     match &err {
         StoreError::TooNew {
             found: 99,
-            known: 2,
+            known: 3,
             ..
         } => {}
         _ => panic!("expected too new, got: {err}"),

@@ -4,6 +4,7 @@
 
 mod bad_files;
 mod contract;
+mod kv;
 mod postgres;
 mod postgres_tls;
 mod sqlite;

@@ -344,7 +344,7 @@ async fn servers_opening_together_migrate_once() {
     let db = url.rsplit('/').next().unwrap();
     assert_eq!(
         pg.psql_in(db, "SELECT count(*), max(version) FROM flowhost_schema"),
-        "1|1"
+        "1|2"
     );
 }
 
@@ -368,7 +368,7 @@ async fn a_newer_schema_is_refused_and_left_untouched() {
             e,
             StoreError::TooNew {
                 found: 99,
-                known: 1,
+                known: 2,
                 ..
             }
         ),

@@ -117,7 +117,7 @@ async fn a_reopened_store_holds_everything_it_held() {
     };
     assert_eq!(pragma("journal_mode"), "Text(\"wal\")");
     assert_eq!(pragma("auto_vacuum"), "Integer(2)", "incremental");
-    assert_eq!(pragma("user_version"), "Integer(2)");
+    assert_eq!(pragma("user_version"), "Integer(3)");
     assert_eq!(
         pragma("application_id"),
         format!("Integer({})", 0x666c_6f77)
@@ -474,9 +474,9 @@ async fn a_store_of_schema_version_1_is_migrated_and_keeps_its_runs() {
     let accepted = store.accept(vec![new_run("old", "f", 1000)]).await;
     assert_eq!(accepted.unwrap(), [Accepted::New]);
     drop(store);
-    // Back to what version 1 wrote: no hop column.
+    // Back to what version 1 wrote: no hop column, no kv table.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("ALTER TABLE runs DROP COLUMN hop; PRAGMA user_version = 1;")
+    conn.execute_batch("ALTER TABLE runs DROP COLUMN hop; DROP TABLE kv; PRAGMA user_version = 1;")
         .unwrap();
     drop(conn);
 
@@ -494,5 +494,5 @@ async fn a_store_of_schema_version_1_is_migrated_and_keeps_its_runs() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }
