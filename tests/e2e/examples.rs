@@ -3,7 +3,8 @@
 //! --plugins plugins/dist --input @NAME.input.json` would run it (a fresh
 //! executor per run). A new example is tested by adding its three files;
 //! `FLOWHOST_UPDATE_FIXTURES=1` writes the output files from the runs
-//! (check them by eye).
+//! (check them by eye). An example with a `NAME.toml` gets the databases it
+//! declares, in a fresh folder.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -87,7 +88,21 @@ fn flow(name: &str) -> Flow {
 
 async fn run_with(name: &str, flow: &Flow, plugins: &PluginSet) -> RunRecord {
     let input = read_json(&file(name, ".input.json"));
-    Executor::new(host().clone())
+    // An example with a `NAME.toml` gets its databases, as `flowhost run
+    // --config` opens them, but in a fresh folder rather than beside the file.
+    let data = tempfile::tempdir().unwrap();
+    let mut services = flowhost::Services::new();
+    let config = examples().join(format!("{name}.toml"));
+    if config.exists() {
+        let settings =
+            flowhost::server::ServerConfig::from_toml(&std::fs::read_to_string(&config).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", config.display()));
+        let databases = flowhost::sql::Databases::open(&settings.databases, data.path())
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", config.display()));
+        services = services.databases(std::sync::Arc::new(databases));
+    }
+    Executor::with_services(host().clone(), services)
         .run(flow, plugins, input, flowhost::RunOptions::default())
         .await
 }

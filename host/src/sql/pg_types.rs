@@ -55,10 +55,11 @@ pub(crate) fn params(db: &str, types: &[Type], values: Vec<Value>) -> Result<Vec
         .enumerate()
         .map(|(i, (ty, value))| {
             param(ty, value).map_err(|why| {
+                let n = format!("${}", i + 1);
                 Error::Invalid(format!(
-                    "database `{db}`: parameter ${} ({}): {why}",
-                    i + 1,
-                    ty.name()
+                    "database `{db}`: parameter {n} ({}): {}",
+                    ty.name(),
+                    why.replace("$N", &n)
                 ))
             })
         })
@@ -79,7 +80,7 @@ fn kind(value: &Value) -> &'static str {
 fn param(ty: &Type, value: Value) -> Result<Param, String> {
     let mismatch = |value: &Value| {
         format!(
-            "{} does not fit this type; convert it, or cast the parameter in the SQL (`${{n}}::text`)",
+            "{} does not fit this type; convert it, or cast the parameter in the SQL (`$N::text`)",
             kind(value)
         )
     };
@@ -123,7 +124,7 @@ fn param(ty: &Type, value: Value) -> Result<Param, String> {
                 || [Type::TIMESTAMP, Type::TIMESTAMPTZ, Type::DATE, Type::OID].contains(ty) =>
         {
             return Err(format!(
-                "{} cannot be sent as {}; cast the parameter in the SQL (`${{n}}::text::{}`)",
+                "{} cannot be sent as {}; cast the parameter in the SQL (`$N::text::{}`)",
                 kind(&v),
                 ty.name(),
                 ty.name()

@@ -61,7 +61,7 @@ async fn types_travel_both_ways() {
     assert_eq!(kind, "invalid");
     assert_eq!(
         message,
-        "database `pg`: parameter $1 (int4): text does not fit this type; convert it, or cast the parameter in the SQL (`${n}::text`)"
+        "database `pg`: parameter $1 (int4): text does not fit this type; convert it, or cast the parameter in the SQL (`$1::text`)"
     );
     assert_eq!(
         error(&results[5]),
@@ -228,4 +228,54 @@ async fn a_database_down_at_start_stops_nothing_and_is_unavailable() {
     let (kind, message) = error(&results[0]);
     assert_eq!(kind, "unavailable");
     assert!(message.starts_with("database `down`: "), "{message}");
+}
+
+/// The `orders_db` example runs unchanged on PostgreSQL: the same SQL text
+/// (`$N` parameters, `ON CONFLICT`), integers and reals sent as the
+/// columns' types, one transaction per order, and saving twice replaces.
+#[tokio::test]
+async fn the_orders_db_example_runs_on_postgresql_too() {
+    let db = Db::fresh();
+    let dbs = open(
+        &[("orders", DatabaseConfig::new(db.url()))],
+        std::path::Path::new("."),
+    )
+    .await;
+    let root = crate::support::root();
+    let path = root.join("flows/examples/orders_db.yaml");
+    let flow = crate::support::parse_at(&path, &std::fs::read_to_string(&path).unwrap());
+    let plugins = crate::support::plugin_set(&flow).await;
+    let input: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("flows/data/orders_db.input.json")).unwrap(),
+    )
+    .unwrap();
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("flows/data/orders_db.output.json")).unwrap(),
+    )
+    .unwrap();
+    let exec = flowhost::Executor::with_services(
+        crate::support::host().clone(),
+        flowhost::Services::new().databases(dbs.clone()),
+    );
+    for _ in 0..2 {
+        let record = exec
+            .run(
+                &flow,
+                &plugins,
+                input.clone(),
+                flowhost::RunOptions::default(),
+            )
+            .await;
+        assert_eq!(
+            record.status,
+            flowhost::RunStatus::Succeeded,
+            "{:?}",
+            record.error
+        );
+        assert_eq!(record.output_value().unwrap(), expected);
+    }
+    assert_eq!(
+        rows(&dbs, "orders", "SELECT count(*)::int AS n FROM order_lines").await,
+        json!([{"n": 4}])
+    );
 }

@@ -351,3 +351,32 @@ steps:
         "{stderr}"
     );
 }
+
+/// `$N` and `?N` take the Nth parameter wherever they stand, as on
+/// PostgreSQL, so one SQL text serves both; `?` takes the next.
+#[tokio::test]
+async fn numbered_parameters_bind_by_their_number() {
+    let (_dir, dbs) = orders(1).await;
+    let results = ops(&dbs, &["orders"], json!([
+        {"op": "execute", "db": "orders", "sql": "INSERT INTO orders (note, id) VALUES ($2, $1)", "params": [1, "one"]},
+        {"op": "execute", "db": "orders", "sql": "INSERT INTO orders (note, id) VALUES (?2 || ?2, ?1)", "params": [2, "two"]},
+        {"op": "execute", "db": "orders", "sql": "INSERT INTO orders (id, note) VALUES (?, ?)", "params": [3, "three"]},
+        {"op": "execute", "db": "orders", "sql": "INSERT INTO orders (id, note) VALUES ($1, $3)", "params": [4, "x"]},
+    ]))
+    .await;
+    assert_eq!(
+        results[..3],
+        [json!({"ok": 1}), json!({"ok": 1}), json!({"ok": 1})]
+    );
+    assert_eq!(
+        error(&results[3]),
+        (
+            "invalid".into(),
+            "database `orders`: the statement takes 3 parameters; 2 given".into()
+        )
+    );
+    assert_eq!(
+        rows(&dbs, "orders", "SELECT id, note FROM orders ORDER BY id").await,
+        json!([{"id": 1, "note": "one"}, {"id": 2, "note": "twotwo"}, {"id": 3, "note": "three"}])
+    );
+}

@@ -50,7 +50,7 @@ impl Default for Config {
 const SCHEMA: [&str; 2] = [
     "create table if not exists orders (id text primary key, customer text not null)",
     "create table if not exists order_lines (order_id text not null references orders(id), \
-     line integer not null, sku text not null, qty integer not null, price real not null, \
+     line integer not null, sku text not null, qty integer not null, price double precision not null, \
      primary key (order_id, line))",
 ];
 
