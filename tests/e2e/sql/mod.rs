@@ -4,6 +4,7 @@
 
 mod load;
 mod postgres;
+mod serve;
 mod sqlite;
 
 use std::collections::BTreeMap;
