@@ -16,7 +16,9 @@ use flowhost::{ErrorKind, RunOptions, RunRecord, RunStatus};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{dist_all, executor, flowhost, parse, plugin_set, poll_until, run, step, wasm};
+use crate::support::{
+    dist_all, executor, flowhost, parse, plugin_set, poll_until, run, step, wasm,
+};
 
 /// The list `field` (`imports`, `capabilities`) of `flowhost inspect --json` for the plugin `name`.
 fn inspected(name: &str, field: &str) -> Vec<String> {
@@ -74,10 +76,8 @@ fn inspect_shows_the_capabilities_each_step_imports() {
         inspected("testing/legacy-step", "capabilities"),
         ["host 0.1.0", "environment", "stdio"]
     );
-    let (code, out, err) = run(flowhost().args([
-        "inspect",
-        wasm("testing/legacy-step").to_str().unwrap(),
-    ]));
+    let (code, out, err) =
+        run(flowhost().args(["inspect", wasm("testing/legacy-step").to_str().unwrap()]));
     assert_eq!(code, 0, "{err}");
     assert!(
         out.lines()

@@ -316,9 +316,18 @@ async fn js_and_python_sql_and_kv_calls_are_denied_as_typed_errors_without_a_gra
 async fn an_uncaught_sql_or_kv_error_fails_the_step_with_its_kind_and_message() {
     for step in DATA_STEPS {
         for (op, prefix) in [
-            (json!({"op": "query", "db": "orders", "sql": "select 1"}), "sql denied: "),
-            (json!({"op": "increment", "ns": "counters", "key": "k"}), "kv denied: "),
-            (json!({"op": "increment", "ns": "counters", "key": "k", "delta": 0.5}), "kv invalid: delta"),
+            (
+                json!({"op": "query", "db": "orders", "sql": "select 1"}),
+                "sql denied: ",
+            ),
+            (
+                json!({"op": "increment", "ns": "counters", "key": "k"}),
+                "kv denied: ",
+            ),
+            (
+                json!({"op": "increment", "ns": "counters", "key": "k", "delta": 0.5}),
+                "kv invalid: delta",
+            ),
         ] {
             let mut op = op;
             op["uncaught"] = json!(true);

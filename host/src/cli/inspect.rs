@@ -104,10 +104,7 @@ fn capability(import: &str) -> Option<(usize, String)> {
         (package, _) => (package, true),
     };
     // Known names in their fixed order; stdio and unknown ones after them.
-    let place = ORDER
-        .iter()
-        .position(|n| *n == name)
-        .unwrap_or(ORDER.len());
+    let place = ORDER.iter().position(|n| *n == name).unwrap_or(ORDER.len());
     let text = match version {
         Some(v) if versioned => format!("{name} {v}"),
         _ => name.to_string(),
