@@ -16,20 +16,27 @@ use flowhost::{ErrorKind, RunOptions, RunRecord, RunStatus};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{executor, flowhost, parse, plugin_set, poll_until, run, step, wasm};
+use crate::support::{
+    dist_all, executor, flowhost, parse, plugin_set, poll_until, run, step, wasm,
+};
 
-/// The imports `flowhost inspect --json` lists for the plugin `name`.
-fn imports(name: &str) -> Vec<String> {
+/// The list `field` (`imports`, `capabilities`) of `flowhost inspect --json` for the plugin `name`.
+fn inspected(name: &str, field: &str) -> Vec<String> {
     let (code, out, err) =
         run(flowhost().args(["inspect", wasm(name).to_str().unwrap(), "--json"]));
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
-    v["imports"]
+    v[field]
         .as_array()
-        .unwrap()
+        .unwrap_or_else(|| panic!("no {field}: {out}"))
         .iter()
         .map(|i| i.as_str().unwrap().to_string())
         .collect()
+}
+
+/// The imports `flowhost inspect --json` lists for the plugin `name`.
+fn imports(name: &str) -> Vec<String> {
+    inspected(name, "imports")
 }
 
 /// Runs `yaml` on `input` as run `run_id`; the run must succeed.
@@ -59,6 +66,33 @@ fn each_step_imports_the_contract_it_was_built_against() {
         key.contains(&"flowhost:step/host@0.1.2".to_string()),
         "{key:?}"
     );
+}
+
+#[test]
+fn inspect_shows_the_capabilities_each_step_imports() {
+    dist_all();
+    // Built against 0.1.0: the host interface of its time, nothing of 0.1.2.
+    assert_eq!(
+        inspected("testing/legacy-step", "capabilities"),
+        ["host 0.1.0", "environment", "stdio"]
+    );
+    let (code, out, err) =
+        run(flowhost().args(["inspect", wasm("testing/legacy-step").to_str().unwrap()]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l == "capabilities: host 0.1.0, environment, stdio"),
+        "{out}"
+    );
+
+    // A Rust step imports what it uses: save-order, the sql interface.
+    let rust = inspected("save-order", "capabilities");
+    assert!(rust.contains(&"sql 0.1.2".to_string()), "{rust:?}");
+    assert!(!rust.iter().any(|c| c.starts_with("wasi:http")), "{rust:?}");
+
+    // A JavaScript step imports the whole 0.1.2 world.
+    let js = inspected("js/js-data", "capabilities");
+    assert_eq!(js[..3], ["host 0.1.2", "sql 0.1.2", "kv 0.1.2"], "{js:?}");
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 // {{name}}: greets {"name": "..."} with {"greeting": "Hello, ...!"}.
-import { handler, StepError, log } from './step.js';
+// With config {"database": NAME} (and the flow granting it), it also runs one query.
+import { handler, StepError, log, db } from './step.js';
 
 export function describe() {
   return { name: '{{name}}', version: '0.1.0', description: 'A flowhost step' };
@@ -10,5 +11,10 @@ export const run = handler((input, ctx) => {
     throw StepError.invalidInput('name is missing');
   }
   log.info(`greeting ${input.name} (attempt ${ctx.attempt})`);
-  return { greeting: `Hello, ${input.name}!` };
+  const out = { greeting: `Hello, ${input.name}!` };
+  if (ctx.config.database) {
+    // Parameters are bound (?1 on SQLite, $1 on PostgreSQL), never pasted into the SQL.
+    out.rows = db(ctx.config.database).query('select ?1 as name, length(?1) as letters', [input.name]);
+  }
+  return out;
 });

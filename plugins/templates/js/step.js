@@ -1,4 +1,5 @@
-// flowhost step helper for JavaScript: JSON in and out, typed errors, logging.
+// flowhost step helper for JavaScript: JSON in and out, typed errors, logging,
+// SQL databases and key-value state.
 //
 //   import { handler, StepError, log } from './step.js';
 //   export function describe() { return { name: 'greet', version: '0.1.0', description: '...' }; }
@@ -16,8 +17,27 @@
 // Throwing a StepError (or any Error whose `kind` is "transient", "permanent"
 // or "invalid-input") fails the call with that step-error. Any other exception
 // is a bug: its message and stack go to the host log and the call traps.
+//
+// Databases and key-value state (granted by the flow: allow: {sql: [orders], kv: [counters]}):
+//
+//   const orders = db('orders');
+//   const rows = orders.query('select id, total from orders where id = ?1', [7]); // [{id, total}]
+//   orders.execute('update orders set total = ?1 where id = ?2', [12.5, 7]);     // rows changed
+//   orders.batch([['insert ...', [1]], ['insert ...', [2]]]);                    // all or nothing
+//   const tx = orders.transaction();   // rolled back unless committed, also when the call ends
+//   tx.execute('...', [...]); tx.commit();
+//   const seen = kv('counters').increment('orders', 1);
+//
+// Parameters are bound, never pasted into the SQL: null/undefined, booleans,
+// integers (safe integers), other numbers (real), strings, Uint8Array (blob);
+// or a WIT value written out, e.g. { tag: 'real', val: 1 }. A failed call throws
+// a SqlError or KvError with `.kind` (the WIT error case: denied, invalid,
+// rejected, too-large, unavailable); uncaught, it fails the step: unavailable
+// and rejected as transient, the rest as permanent.
 
-import { log as hostLog, executionKey as hostExecutionKey } from 'flowhost:step/host@0.1.1';
+import { log as hostLog, executionKey as hostExecutionKey } from 'flowhost:step/host@0.1.2';
+import * as sqlHost from 'flowhost:step/sql@0.1.2';
+import * as kvHost from 'flowhost:step/kv@0.1.2';
 
 const KINDS = { transient: 'transient', permanent: 'permanent', 'invalid-input': 'invalid-input', invalidInput: 'invalid-input' };
 
@@ -76,6 +96,7 @@ export function handler(fn) {
     try {
       out = fn(value, context);
     } catch (e) {
+      if (e instanceof SqlError || e instanceof KvError) fail(e.stepKind, e.message);
       if (e instanceof Error && typeof e.kind === 'string' && e.kind in KINDS) {
         fail(KINDS[e.kind], e.message);
       }
@@ -87,4 +108,208 @@ export function handler(fn) {
     }
     return JSON.stringify(out === undefined ? null : out);
   };
+}
+
+// --- SQL and key-value state -------------------------------------------------
+
+// The words of each error case in messages ("sql too large: ...", as the Rust SDK).
+const WORDS = { 'too-large': 'too large' };
+
+/** A failed database call; `kind` is denied, invalid, rejected, too-large or unavailable. */
+export class SqlError extends Error {
+  constructor(kind, message) {
+    super(`sql ${WORDS[kind] || kind}: ${message}`);
+    this.name = 'SqlError';
+    this.kind = kind;
+    this.detail = String(message); // the host's message, naming the database
+  }
+  /** The step-error it becomes when uncaught: a retry may help a conflict or an outage. */
+  get stepKind() { return this.kind === 'unavailable' || this.kind === 'rejected' ? 'transient' : 'permanent'; }
+}
+
+/** A failed key-value call; `kind` is denied, invalid or unavailable. */
+export class KvError extends Error {
+  constructor(kind, message) {
+    super(`kv ${kind}: ${message}`);
+    this.name = 'KvError';
+    this.kind = kind;
+    this.detail = String(message);
+  }
+  get stepKind() { return this.kind === 'unavailable' ? 'transient' : 'permanent'; }
+}
+
+// componentize-qjs throws an import's err case as an Error whose `payload` is
+// the variant { tag, val }.
+function hostCall(Err, call) {
+  try {
+    return call();
+  } catch (e) {
+    const p = e && e.payload;
+    if (p && typeof p.tag === 'string') throw new Err(p.tag, p.val);
+    throw e;
+  }
+}
+
+/** One parameter as the WIT `value` variant. */
+function sqlValue(v, i) {
+  if (v === null || v === undefined) return { tag: 'null' };
+  switch (typeof v) {
+    case 'boolean': return { tag: 'boolean', val: v };
+    case 'number': return Number.isSafeInteger(v) ? { tag: 'integer', val: v } : { tag: 'real', val: v };
+    case 'bigint':
+      if (v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)) return { tag: 'integer', val: Number(v) };
+      throw new SqlError('invalid', `parameter ${i + 1}: ${v} is past 2^53; pass it as a string`);
+    case 'string': return { tag: 'text', val: v };
+    default:
+  }
+  if (v instanceof Uint8Array) return { tag: 'blob', val: v };
+  if (typeof v === 'object' && ['null', 'boolean', 'integer', 'real', 'text', 'blob'].includes(v.tag)) return v;
+  const what = Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+  throw new SqlError('invalid', `parameter ${i + 1} is ${what}: pass JSON.stringify(value) to store JSON`);
+}
+
+function sqlParams(params) {
+  if (params === undefined) return [];
+  if (!Array.isArray(params)) throw new SqlError('invalid', 'parameters must be an array');
+  return params.map(sqlValue);
+}
+
+function sqlText(sql) {
+  if (typeof sql !== 'string') throw new SqlError('invalid', 'the SQL must be a string');
+  return sql;
+}
+
+/** A database the flow grants: `db('orders')`. Nothing is checked until the first call. */
+export function db(name) {
+  return new Database(name);
+}
+
+class Database {
+  constructor(name) { this.name = String(name); }
+
+  /** Runs a query; returns its rows, objects keyed by column name. */
+  query(sql, params) { return JSON.parse(this.queryJson(sql, params)); }
+
+  /** Runs a query; returns its rows as JSON text (for integers past 2^53). */
+  queryJson(sql, params) {
+    const args = [this.name, sqlText(sql), sqlParams(params)];
+    return hostCall(SqlError, () => sqlHost.query(...args));
+  }
+
+  /** Runs a statement; returns the number of rows it changed. */
+  execute(sql, params) {
+    const args = [this.name, sqlText(sql), sqlParams(params)];
+    return hostCall(SqlError, () => sqlHost.execute(...args));
+  }
+
+  /** Runs `[[sql, params], ...]` in one transaction, all or nothing; returns each one's changed-row count. */
+  batch(statements) {
+    if (!Array.isArray(statements)) throw new SqlError('invalid', 'batch takes an array of [sql, params]');
+    const list = statements.map((s) => {
+      const [sql, params] = Array.isArray(s) ? s : [s && s.sql, s && s.params];
+      return { sql: sqlText(sql), params: sqlParams(params) };
+    });
+    return hostCall(SqlError, () => sqlHost.batch(this.name, list));
+  }
+
+  /** Opens a transaction; it is rolled back unless `commit()` succeeds. */
+  transaction() {
+    return new Transaction(hostCall(SqlError, () => sqlHost.begin(this.name)));
+  }
+}
+
+/** An open transaction on one pooled connection. */
+class Transaction {
+  constructor(handle) { this.handle = handle; }
+
+  #open() {
+    if (!this.handle) throw new SqlError('unavailable', 'the transaction is already finished');
+    return this.handle;
+  }
+
+  #finish(how) {
+    const handle = this.#open();
+    this.handle = null;
+    try {
+      hostCall(SqlError, () => handle[how]());
+    } finally {
+      // Drop the handle now rather than at the end of the call.
+      if (typeof Symbol.dispose === 'symbol' && typeof handle[Symbol.dispose] === 'function') handle[Symbol.dispose]();
+    }
+  }
+
+  query(sql, params) { return JSON.parse(this.queryJson(sql, params)); }
+
+  queryJson(sql, params) {
+    const handle = this.#open();
+    const args = [sqlText(sql), sqlParams(params)];
+    return hostCall(SqlError, () => handle.query(...args));
+  }
+
+  execute(sql, params) {
+    const handle = this.#open();
+    const args = [sqlText(sql), sqlParams(params)];
+    return hostCall(SqlError, () => handle.execute(...args));
+  }
+
+  /** Makes the changes visible; the transaction cannot be used after. */
+  commit() { this.#finish('commit'); }
+
+  /** Discards the changes; the transaction cannot be used after. */
+  rollback() { this.#finish('rollback'); }
+}
+
+/** A key-value namespace the flow grants: `kv('counters')`. Values are strings. */
+export function kv(name) {
+  return new Namespace(name);
+}
+
+function kvText(v, what) {
+  if (typeof v !== 'string') throw new KvError('invalid', `the ${what} must be a string (setJson stores any JSON value)`);
+  return v;
+}
+
+function kvInteger(v, what) {
+  if (!Number.isSafeInteger(v)) throw new KvError('invalid', `${what} must be an integer within 2^53, not ${v}`);
+  return v;
+}
+
+class Namespace {
+  constructor(name) { this.name = String(name); }
+
+  /** The value of `key`, or null. */
+  get(key) { return hostCall(KvError, () => kvHost.get(this.name, kvText(key, 'key'))); }
+
+  /** The value of `key` parsed as JSON, or null when absent. */
+  getJson(key) {
+    const text = this.get(key);
+    return text === null || text === undefined ? null : JSON.parse(text);
+  }
+
+  /** Sets `key` to the string `value`; with `{ ttlMs }` it expires that many milliseconds from now. */
+  set(key, value, { ttlMs } = {}) {
+    const ttl = ttlMs === undefined || ttlMs === null ? null : kvInteger(ttlMs, 'ttlMs');
+    if (ttl !== null && ttl < 0) throw new KvError('invalid', `ttlMs must not be negative, not ${ttl}`);
+    const args = [this.name, kvText(key, 'key'), kvText(value, 'value'), ttl];
+    hostCall(KvError, () => kvHost.set(...args));
+  }
+
+  /** Sets `key` to `JSON.stringify(value)`. */
+  setJson(key, value, options) { this.set(key, JSON.stringify(value), options); }
+
+  /** Deletes `key`; true when it was there. */
+  delete(key) { return hostCall(KvError, () => kvHost.delete(this.name, kvText(key, 'key'))); }
+
+  /** Adds `delta` (default 1) to the integer at `key` (absent counts as 0), atomically; returns the sum. */
+  increment(key, delta = 1) {
+    const args = [this.name, kvText(key, 'key'), kvInteger(delta, 'delta')];
+    return hostCall(KvError, () => kvHost.increment(...args));
+  }
+
+  /** Sets `key` to `value` only if it holds `expected` (null: only if absent), atomically; true when set. */
+  compareAndSwap(key, expected, value) {
+    const want = expected === null || expected === undefined ? null : kvText(expected, 'expected value');
+    const args = [this.name, kvText(key, 'key'), want, kvText(value, 'value')];
+    return hostCall(KvError, () => kvHost.compareAndSwap(...args));
+  }
 }

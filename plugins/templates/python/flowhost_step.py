@@ -1,5 +1,5 @@
 """flowhost step helper for Python (componentize-py): JSON in and out, typed
-errors, logging.
+errors, logging, SQL databases and key-value state.
 
     import flowhost_step as fs
 
@@ -20,15 +20,34 @@ Raising Transient, Permanent or InvalidInput (all StepError) fails the call
 with that step-error; so does raising componentize-py's
 `Err(StepError_Permanent("..."))` directly. Any other exception is a bug: its
 traceback goes to the host log (stderr) and the call traps.
+
+Databases and key-value state, granted by the flow
+(`allow: {sql: [orders], kv: [counters]}`):
+
+    orders = fs.db("orders")
+    rows = orders.query("select id, total from orders where id = ?1", [7])  # [{"id": .., "total": ..}]
+    orders.execute("update orders set total = ?1 where id = ?2", [12.5, 7])  # rows changed
+    orders.batch([("insert ...", [1]), ("insert ...", [2])])               # all or nothing
+    with orders.transaction() as tx:  # committed at the end of the block, rolled back on an exception
+        tx.execute("...", [...])
+    seen = fs.kv("counters").increment("orders")
+
+Parameters are bound, never pasted into the SQL: None, bool, int, float, str,
+bytes. A failed call raises SqlError or KvError (both StepError) with `kind`
+(the WIT error case: denied, invalid, rejected, too-large, unavailable);
+uncaught, it fails the step: unavailable and rejected as Transient, the rest
+as Permanent.
 """
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, List, Optional, Sequence
 
 import wit_world
 from componentize_py_types import Err
 from wit_world.imports import host
+from wit_world.imports import kv as _kv
+from wit_world.imports import sql as _sql
 from wit_world.imports.types import (
     Metadata,
     StepError_InvalidInput,
@@ -137,3 +156,237 @@ class Step(wit_world.WitWorld):
         except StepError as e:
             raise Err(e.to_wit())
         return json.dumps(out)
+
+
+# --- SQL and key-value state ---------------------------------------------------
+
+_SQL_KINDS = {
+    _sql.Error_Denied: "denied",
+    _sql.Error_Invalid: "invalid",
+    _sql.Error_Rejected: "rejected",
+    _sql.Error_TooLarge: "too-large",
+    _sql.Error_Unavailable: "unavailable",
+}
+_KV_KINDS = {
+    _kv.Error_Denied: "denied",
+    _kv.Error_Invalid: "invalid",
+    _kv.Error_Unavailable: "unavailable",
+}
+
+
+class SqlError(StepError):
+    """A failed database call; `kind` is denied, invalid, rejected, too-large
+    or unavailable, `detail` the host's message (it names the database)."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(f"sql {kind.replace('-', ' ')}: {detail}")
+        self.kind = kind
+        self.detail = str(detail)
+
+    def to_wit(self):
+        # A retry may help an outage or a conflict (it runs against new data).
+        if self.kind in ("unavailable", "rejected"):
+            return StepError_Transient(self.message)
+        return StepError_Permanent(self.message)
+
+
+class KvError(StepError):
+    """A failed key-value call; `kind` is denied, invalid or unavailable."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(f"kv {kind}: {detail}")
+        self.kind = kind
+        self.detail = str(detail)
+
+    def to_wit(self):
+        if self.kind == "unavailable":
+            return StepError_Transient(self.message)
+        return StepError_Permanent(self.message)
+
+
+def _host_call(error, kinds, call, *args):
+    try:
+        return call(*args)
+    except Err as e:
+        raise error(kinds.get(type(e.value), "unavailable"), e.value.value) from None
+
+
+_I64 = (-(2**63), 2**63 - 1)
+
+
+def _sql_value(v: Any, i: int):
+    if v is None:
+        return _sql.Value_Null()
+    if isinstance(v, bool):  # before int: bool is an int
+        return _sql.Value_Boolean(v)
+    if isinstance(v, int):
+        if not _I64[0] <= v <= _I64[1]:
+            raise SqlError("invalid", f"parameter {i + 1}: {v} does not fit 64 bits")
+        return _sql.Value_Integer(v)
+    if isinstance(v, float):
+        return _sql.Value_Real(v)
+    if isinstance(v, str):
+        return _sql.Value_Text(v)
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return _sql.Value_Blob(bytes(v))
+    if isinstance(v, (_sql.Value_Null, _sql.Value_Boolean, _sql.Value_Integer,
+                      _sql.Value_Real, _sql.Value_Text, _sql.Value_Blob)):
+        return v
+    raise SqlError("invalid", f"parameter {i + 1} is a {type(v).__name__}: pass json.dumps(value) to store JSON")
+
+
+def _sql_params(params: Optional[Sequence[Any]]) -> List[Any]:
+    if params is None:
+        return []
+    if isinstance(params, (str, bytes, dict)):
+        raise SqlError("invalid", "parameters must be a list")
+    return [_sql_value(v, i) for i, v in enumerate(params)]
+
+
+def _text(v: Any, what: str, error) -> str:
+    if not isinstance(v, str):
+        raise error("invalid", f"the {what} must be a str, not {type(v).__name__}")
+    return v
+
+
+class Database:
+    """A database the flow grants, by name. Nothing is checked until the first call."""
+
+    def __init__(self, name: str):
+        self.name = str(name)
+
+    def query(self, sql: str, params: Optional[Sequence[Any]] = None) -> List[Any]:
+        """Runs a query; returns its rows, dicts keyed by column name."""
+        return json.loads(self.query_json(sql, params))
+
+    def query_json(self, sql: str, params: Optional[Sequence[Any]] = None) -> str:
+        """Runs a query; returns its rows as JSON text."""
+        args = (self.name, _text(sql, "SQL", SqlError), _sql_params(params))
+        return _host_call(SqlError, _SQL_KINDS, _sql.query, *args)
+
+    def execute(self, sql: str, params: Optional[Sequence[Any]] = None) -> int:
+        """Runs a statement; returns the number of rows it changed."""
+        args = (self.name, _text(sql, "SQL", SqlError), _sql_params(params))
+        return _host_call(SqlError, _SQL_KINDS, _sql.execute, *args)
+
+    def batch(self, statements: Iterable[Sequence[Any]]) -> List[int]:
+        """Runs `[(sql, params), ...]` in one transaction, all or nothing;
+        returns each one's changed-row count."""
+        wit = [_sql.Statement(_text(s[0], "SQL", SqlError), _sql_params(s[1] if len(s) > 1 else None))
+               for s in statements]
+        return _host_call(SqlError, _SQL_KINDS, _sql.batch, self.name, wit)
+
+    def transaction(self) -> "Transaction":
+        """Opens a transaction; rolled back unless committed (also when the call ends)."""
+        return Transaction(_host_call(SqlError, _SQL_KINDS, _sql.begin, self.name))
+
+
+class Transaction:
+    """An open transaction on one pooled connection. As a context manager it
+    commits at the end of the block, or rolls back when the block raises."""
+
+    def __init__(self, handle):
+        self._handle = handle
+
+    def _open(self):
+        if self._handle is None:
+            raise SqlError("unavailable", "the transaction is already finished")
+        return self._handle
+
+    def _finish(self, how: str) -> None:
+        handle = self._open()
+        self._handle = None
+        try:
+            _host_call(SqlError, _SQL_KINDS, getattr(handle, how))
+        finally:
+            handle.__exit__(None, None, None)  # drop the handle now
+
+    def query(self, sql: str, params: Optional[Sequence[Any]] = None) -> List[Any]:
+        return json.loads(self.query_json(sql, params))
+
+    def query_json(self, sql: str, params: Optional[Sequence[Any]] = None) -> str:
+        handle = self._open()
+        args = (_text(sql, "SQL", SqlError), _sql_params(params))
+        return _host_call(SqlError, _SQL_KINDS, handle.query, *args)
+
+    def execute(self, sql: str, params: Optional[Sequence[Any]] = None) -> int:
+        handle = self._open()
+        args = (_text(sql, "SQL", SqlError), _sql_params(params))
+        return _host_call(SqlError, _SQL_KINDS, handle.execute, *args)
+
+    def commit(self) -> None:
+        """Makes the changes visible; the transaction cannot be used after."""
+        self._finish("commit")
+
+    def rollback(self) -> None:
+        """Discards the changes; the transaction cannot be used after."""
+        self._finish("rollback")
+
+    def __enter__(self) -> "Transaction":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._handle is None:
+            return
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
+
+
+class Namespace:
+    """A key-value namespace the flow grants, by name. Values are str."""
+
+    def __init__(self, name: str):
+        self.name = str(name)
+
+    def _key(self, key: Any) -> str:
+        return _text(key, "key", KvError)
+
+    def get(self, key: str) -> Optional[str]:
+        """The value of `key`, or None."""
+        return _host_call(KvError, _KV_KINDS, _kv.get, self.name, self._key(key))
+
+    def get_json(self, key: str) -> Any:
+        """The value of `key` parsed as JSON, or None when absent."""
+        text = self.get(key)
+        return None if text is None else json.loads(text)
+
+    def set(self, key: str, value: str, ttl_ms: Optional[int] = None) -> None:
+        """Sets `key`; with `ttl_ms` it expires that many milliseconds from now."""
+        if ttl_ms is not None and (isinstance(ttl_ms, bool) or not isinstance(ttl_ms, int) or not 0 <= ttl_ms < 2**64):
+            raise KvError("invalid", f"ttl_ms must be a non-negative int, not {ttl_ms!r}")
+        if not isinstance(value, str):
+            raise KvError("invalid", f"the value must be a str, not {type(value).__name__} (set_json stores any JSON value)")
+        args = (self.name, self._key(key), value, ttl_ms)
+        _host_call(KvError, _KV_KINDS, _kv.set, *args)
+
+    def set_json(self, key: str, value: Any, ttl_ms: Optional[int] = None) -> None:
+        """Sets `key` to `json.dumps(value)`."""
+        self.set(key, json.dumps(value), ttl_ms)
+
+    def delete(self, key: str) -> bool:
+        """Deletes `key`; True when it was there."""
+        return _host_call(KvError, _KV_KINDS, _kv.delete, self.name, self._key(key))
+
+    def increment(self, key: str, delta: int = 1) -> int:
+        """Adds `delta` to the integer at `key` (absent counts as 0), atomically; returns the sum."""
+        if isinstance(delta, bool) or not isinstance(delta, int) or not _I64[0] <= delta <= _I64[1]:
+            raise KvError("invalid", f"delta must be a 64-bit int, not {delta!r}")
+        return _host_call(KvError, _KV_KINDS, _kv.increment, self.name, self._key(key), delta)
+
+    def compare_and_swap(self, key: str, expected: Optional[str], value: str) -> bool:
+        """Sets `key` to `value` only if it holds `expected` (None: only if absent), atomically."""
+        want = None if expected is None else _text(expected, "expected value", KvError)
+        args = (self.name, self._key(key), want, _text(value, "value", KvError))
+        return _host_call(KvError, _KV_KINDS, _kv.compare_and_swap, *args)
+
+
+def db(name: str) -> Database:
+    """The database `name` (`allow: {sql: [name]}`)."""
+    return Database(name)
+
+
+def kv(name: str) -> Namespace:
+    """The key-value namespace `name` (`allow: {kv: [name]}`)."""
+    return Namespace(name)

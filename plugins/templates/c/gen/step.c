@@ -3,16 +3,59 @@
 #include <stdlib.h>
 #include <string.h>
 
-// Imported Functions from `flowhost:step/host@0.1.1`
+// Imported Functions from `flowhost:step/host@0.1.2`
 
-__attribute__((__import_module__("flowhost:step/host@0.1.1"), __import_name__("log")))
+__attribute__((__import_module__("flowhost:step/host@0.1.2"), __import_name__("log")))
 extern void __wasm_import_flowhost_step_host_log(int32_t, uint8_t *, size_t);
 
-__attribute__((__import_module__("flowhost:step/host@0.1.1"), __import_name__("emit")))
+__attribute__((__import_module__("flowhost:step/host@0.1.2"), __import_name__("emit")))
 extern void __wasm_import_flowhost_step_host_emit(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("flowhost:step/host@0.1.1"), __import_name__("execution-key")))
+__attribute__((__import_module__("flowhost:step/host@0.1.2"), __import_name__("execution-key")))
 extern void __wasm_import_flowhost_step_host_execution_key(uint8_t *);
+
+// Imported Functions from `flowhost:step/sql@0.1.2`
+
+__attribute__((__import_module__("flowhost:step/sql@0.1.2"), __import_name__("[method]transaction.query")))
+extern void __wasm_import_flowhost_step_sql_method_transaction_query(int32_t, uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("flowhost:step/sql@0.1.2"), __import_name__("[method]transaction.execute")))
+extern void __wasm_import_flowhost_step_sql_method_transaction_execute(int32_t, uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("flowhost:step/sql@0.1.2"), __import_name__("[method]transaction.commit")))
+extern void __wasm_import_flowhost_step_sql_method_transaction_commit(int32_t, uint8_t *);
+
+__attribute__((__import_module__("flowhost:step/sql@0.1.2"), __import_name__("[method]transaction.rollback")))
+extern void __wasm_import_flowhost_step_sql_method_transaction_rollback(int32_t, uint8_t *);
+
+__attribute__((__import_module__("flowhost:step/sql@0.1.2"), __import_name__("query")))
+extern void __wasm_import_flowhost_step_sql_query(uint8_t *, size_t, uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("flowhost:step/sql@0.1.2"), __import_name__("execute")))
+extern void __wasm_import_flowhost_step_sql_execute(uint8_t *, size_t, uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("flowhost:step/sql@0.1.2"), __import_name__("batch")))
+extern void __wasm_import_flowhost_step_sql_batch(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("flowhost:step/sql@0.1.2"), __import_name__("begin")))
+extern void __wasm_import_flowhost_step_sql_begin(uint8_t *, size_t, uint8_t *);
+
+// Imported Functions from `flowhost:step/kv@0.1.2`
+
+__attribute__((__import_module__("flowhost:step/kv@0.1.2"), __import_name__("get")))
+extern void __wasm_import_flowhost_step_kv_get(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("flowhost:step/kv@0.1.2"), __import_name__("set")))
+extern void __wasm_import_flowhost_step_kv_set(uint8_t *, size_t, uint8_t *, size_t, uint8_t *, size_t, int32_t, int64_t, uint8_t *);
+
+__attribute__((__import_module__("flowhost:step/kv@0.1.2"), __import_name__("delete")))
+extern void __wasm_import_flowhost_step_kv_delete(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("flowhost:step/kv@0.1.2"), __import_name__("increment")))
+extern void __wasm_import_flowhost_step_kv_increment(uint8_t *, size_t, uint8_t *, size_t, int64_t, uint8_t *);
+
+__attribute__((__import_module__("flowhost:step/kv@0.1.2"), __import_name__("compare-and-swap")))
+extern void __wasm_import_flowhost_step_kv_compare_and_swap(uint8_t *, size_t, uint8_t *, size_t, int32_t, uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
 // Exported Functions from `step`
 
@@ -84,6 +127,209 @@ void flowhost_step_host_result_void_string_free(flowhost_step_host_result_void_s
   if (!ptr->is_err) {
   } else {
     step_string_free(&ptr->val.err);
+  }
+}
+
+void step_list_u8_free(step_list_u8_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    uint8_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+    }
+    free(list_ptr);
+  }
+}
+
+void flowhost_step_sql_value_free(flowhost_step_sql_value_t *ptr) {
+  switch ((int32_t) ptr->tag) {
+    case 1: {
+      break;
+    }
+    case 2: {
+      break;
+    }
+    case 3: {
+      break;
+    }
+    case 4: {
+      step_string_free(&ptr->val.text);
+      break;
+    }
+    case 5: {
+      step_list_u8_free(&ptr->val.blob);
+      break;
+    }
+  }
+}
+
+void flowhost_step_sql_list_value_free(flowhost_step_sql_list_value_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    flowhost_step_sql_value_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+      flowhost_step_sql_value_free(&list_ptr[i]);
+    }
+    free(list_ptr);
+  }
+}
+
+void flowhost_step_sql_statement_free(flowhost_step_sql_statement_t *ptr) {
+  step_string_free(&ptr->sql);
+  flowhost_step_sql_list_value_free(&ptr->params);
+}
+
+void flowhost_step_sql_error_free(flowhost_step_sql_error_t *ptr) {
+  switch ((int32_t) ptr->tag) {
+    case 0: {
+      step_string_free(&ptr->val.denied);
+      break;
+    }
+    case 1: {
+      step_string_free(&ptr->val.invalid);
+      break;
+    }
+    case 2: {
+      step_string_free(&ptr->val.rejected);
+      break;
+    }
+    case 3: {
+      step_string_free(&ptr->val.too_large);
+      break;
+    }
+    case 4: {
+      step_string_free(&ptr->val.unavailable);
+      break;
+    }
+  }
+}
+
+__attribute__((__import_module__("flowhost:step/sql@0.1.2"), __import_name__("[resource-drop]transaction")))
+extern void __wasm_import_flowhost_step_sql_transaction_drop(int32_t handle);
+
+void flowhost_step_sql_transaction_drop_own(flowhost_step_sql_own_transaction_t handle) {
+  __wasm_import_flowhost_step_sql_transaction_drop(handle.__handle);
+}
+
+void flowhost_step_sql_transaction_drop_borrow(flowhost_step_sql_borrow_transaction_t handle) {
+  __wasm_import_flowhost_step_sql_transaction_drop(handle.__handle);
+}
+
+flowhost_step_sql_borrow_transaction_t flowhost_step_sql_borrow_transaction(flowhost_step_sql_own_transaction_t arg) {
+  return (flowhost_step_sql_borrow_transaction_t) { arg.__handle };
+}
+
+void flowhost_step_sql_result_string_error_free(flowhost_step_sql_result_string_error_t *ptr) {
+  if (!ptr->is_err) {
+    step_string_free(&ptr->val.ok);
+  } else {
+    flowhost_step_sql_error_free(&ptr->val.err);
+  }
+}
+
+void flowhost_step_sql_result_u64_error_free(flowhost_step_sql_result_u64_error_t *ptr) {
+  if (!ptr->is_err) {
+  } else {
+    flowhost_step_sql_error_free(&ptr->val.err);
+  }
+}
+
+void flowhost_step_sql_result_void_error_free(flowhost_step_sql_result_void_error_t *ptr) {
+  if (!ptr->is_err) {
+  } else {
+    flowhost_step_sql_error_free(&ptr->val.err);
+  }
+}
+
+void flowhost_step_sql_list_statement_free(flowhost_step_sql_list_statement_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    flowhost_step_sql_statement_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+      flowhost_step_sql_statement_free(&list_ptr[i]);
+    }
+    free(list_ptr);
+  }
+}
+
+void step_list_u64_free(step_list_u64_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    uint64_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+    }
+    free(list_ptr);
+  }
+}
+
+void flowhost_step_sql_result_list_u64_error_free(flowhost_step_sql_result_list_u64_error_t *ptr) {
+  if (!ptr->is_err) {
+    step_list_u64_free(&ptr->val.ok);
+  } else {
+    flowhost_step_sql_error_free(&ptr->val.err);
+  }
+}
+
+void flowhost_step_sql_result_own_transaction_error_free(flowhost_step_sql_result_own_transaction_error_t *ptr) {
+  if (!ptr->is_err) {
+  } else {
+    flowhost_step_sql_error_free(&ptr->val.err);
+  }
+}
+
+void flowhost_step_kv_error_free(flowhost_step_kv_error_t *ptr) {
+  switch ((int32_t) ptr->tag) {
+    case 0: {
+      step_string_free(&ptr->val.denied);
+      break;
+    }
+    case 1: {
+      step_string_free(&ptr->val.invalid);
+      break;
+    }
+    case 2: {
+      step_string_free(&ptr->val.unavailable);
+      break;
+    }
+  }
+}
+
+void step_option_string_free(step_option_string_t *ptr) {
+  if (ptr->is_some) {
+    step_string_free(&ptr->val);
+  }
+}
+
+void flowhost_step_kv_result_option_string_error_free(flowhost_step_kv_result_option_string_error_t *ptr) {
+  if (!ptr->is_err) {
+    step_option_string_free(&ptr->val.ok);
+  } else {
+    flowhost_step_kv_error_free(&ptr->val.err);
+  }
+}
+
+void step_option_u64_free(step_option_u64_t *ptr) {
+  if (ptr->is_some) {
+  }
+}
+
+void flowhost_step_kv_result_void_error_free(flowhost_step_kv_result_void_error_t *ptr) {
+  if (!ptr->is_err) {
+  } else {
+    flowhost_step_kv_error_free(&ptr->val.err);
+  }
+}
+
+void flowhost_step_kv_result_bool_error_free(flowhost_step_kv_result_bool_error_t *ptr) {
+  if (!ptr->is_err) {
+  } else {
+    flowhost_step_kv_error_free(&ptr->val.err);
+  }
+}
+
+void flowhost_step_kv_result_s64_error_free(flowhost_step_kv_result_s64_error_t *ptr) {
+  if (!ptr->is_err) {
+  } else {
+    flowhost_step_kv_error_free(&ptr->val.err);
   }
 }
 
@@ -199,6 +445,680 @@ void flowhost_step_host_execution_key(step_string_t *ret) {
   uint8_t *ptr = (uint8_t *) &ret_area;
   __wasm_import_flowhost_step_host_execution_key(ptr);
   *ret = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 0))), (*((size_t*) (ptr + sizeof(void*)))) };
+}
+
+bool flowhost_step_sql_method_transaction_query(flowhost_step_sql_borrow_transaction_t self, step_string_t *sql, flowhost_step_sql_list_value_t *params, step_string_t *ret, flowhost_step_sql_error_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_flowhost_step_sql_method_transaction_query((self).__handle, (uint8_t *) (*sql).ptr, (*sql).len, (uint8_t *) (*params).ptr, (*params).len, ptr);
+  flowhost_step_sql_result_string_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      result.val.ok = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      flowhost_step_sql_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.denied = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.invalid = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 2: {
+          variant.val.rejected = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 3: {
+          variant.val.too_large = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 4: {
+          variant.val.unavailable = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool flowhost_step_sql_method_transaction_execute(flowhost_step_sql_borrow_transaction_t self, step_string_t *sql, flowhost_step_sql_list_value_t *params, uint64_t *ret, flowhost_step_sql_error_t *err) {
+  __attribute__((__aligned__(8)))
+  uint8_t ret_area[(16+2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_flowhost_step_sql_method_transaction_execute((self).__handle, (uint8_t *) (*sql).ptr, (*sql).len, (uint8_t *) (*params).ptr, (*params).len, ptr);
+  flowhost_step_sql_result_u64_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      result.val.ok = (uint64_t) (*((int64_t*) (ptr + 8)));
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      flowhost_step_sql_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + 8));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.denied = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (8+1*sizeof(void*))))), (*((size_t*) (ptr + (8+2*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.invalid = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (8+1*sizeof(void*))))), (*((size_t*) (ptr + (8+2*sizeof(void*))))) };
+          break;
+        }
+        case 2: {
+          variant.val.rejected = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (8+1*sizeof(void*))))), (*((size_t*) (ptr + (8+2*sizeof(void*))))) };
+          break;
+        }
+        case 3: {
+          variant.val.too_large = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (8+1*sizeof(void*))))), (*((size_t*) (ptr + (8+2*sizeof(void*))))) };
+          break;
+        }
+        case 4: {
+          variant.val.unavailable = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (8+1*sizeof(void*))))), (*((size_t*) (ptr + (8+2*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool flowhost_step_sql_method_transaction_commit(flowhost_step_sql_borrow_transaction_t self, flowhost_step_sql_error_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_flowhost_step_sql_method_transaction_commit((self).__handle, ptr);
+  flowhost_step_sql_result_void_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      flowhost_step_sql_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.denied = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.invalid = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 2: {
+          variant.val.rejected = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 3: {
+          variant.val.too_large = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 4: {
+          variant.val.unavailable = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool flowhost_step_sql_method_transaction_rollback(flowhost_step_sql_borrow_transaction_t self, flowhost_step_sql_error_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_flowhost_step_sql_method_transaction_rollback((self).__handle, ptr);
+  flowhost_step_sql_result_void_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      flowhost_step_sql_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.denied = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.invalid = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 2: {
+          variant.val.rejected = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 3: {
+          variant.val.too_large = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 4: {
+          variant.val.unavailable = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool flowhost_step_sql_query(step_string_t *database, step_string_t *sql, flowhost_step_sql_list_value_t *params, step_string_t *ret, flowhost_step_sql_error_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_flowhost_step_sql_query((uint8_t *) (*database).ptr, (*database).len, (uint8_t *) (*sql).ptr, (*sql).len, (uint8_t *) (*params).ptr, (*params).len, ptr);
+  flowhost_step_sql_result_string_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      result.val.ok = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      flowhost_step_sql_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.denied = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.invalid = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 2: {
+          variant.val.rejected = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 3: {
+          variant.val.too_large = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 4: {
+          variant.val.unavailable = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool flowhost_step_sql_execute(step_string_t *database, step_string_t *sql, flowhost_step_sql_list_value_t *params, uint64_t *ret, flowhost_step_sql_error_t *err) {
+  __attribute__((__aligned__(8)))
+  uint8_t ret_area[(16+2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_flowhost_step_sql_execute((uint8_t *) (*database).ptr, (*database).len, (uint8_t *) (*sql).ptr, (*sql).len, (uint8_t *) (*params).ptr, (*params).len, ptr);
+  flowhost_step_sql_result_u64_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      result.val.ok = (uint64_t) (*((int64_t*) (ptr + 8)));
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      flowhost_step_sql_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + 8));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.denied = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (8+1*sizeof(void*))))), (*((size_t*) (ptr + (8+2*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.invalid = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (8+1*sizeof(void*))))), (*((size_t*) (ptr + (8+2*sizeof(void*))))) };
+          break;
+        }
+        case 2: {
+          variant.val.rejected = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (8+1*sizeof(void*))))), (*((size_t*) (ptr + (8+2*sizeof(void*))))) };
+          break;
+        }
+        case 3: {
+          variant.val.too_large = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (8+1*sizeof(void*))))), (*((size_t*) (ptr + (8+2*sizeof(void*))))) };
+          break;
+        }
+        case 4: {
+          variant.val.unavailable = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (8+1*sizeof(void*))))), (*((size_t*) (ptr + (8+2*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool flowhost_step_sql_batch(step_string_t *database, flowhost_step_sql_list_statement_t *statements, step_list_u64_t *ret, flowhost_step_sql_error_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_flowhost_step_sql_batch((uint8_t *) (*database).ptr, (*database).len, (uint8_t *) (*statements).ptr, (*statements).len, ptr);
+  flowhost_step_sql_result_list_u64_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      result.val.ok = (step_list_u64_t) { (uint64_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      flowhost_step_sql_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.denied = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.invalid = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 2: {
+          variant.val.rejected = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 3: {
+          variant.val.too_large = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 4: {
+          variant.val.unavailable = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool flowhost_step_sql_begin(step_string_t *database, flowhost_step_sql_own_transaction_t *ret, flowhost_step_sql_error_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_flowhost_step_sql_begin((uint8_t *) (*database).ptr, (*database).len, ptr);
+  flowhost_step_sql_result_own_transaction_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      result.val.ok = (flowhost_step_sql_own_transaction_t) { *((int32_t*) (ptr + sizeof(void*))) };
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      flowhost_step_sql_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.denied = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.invalid = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 2: {
+          variant.val.rejected = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 3: {
+          variant.val.too_large = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 4: {
+          variant.val.unavailable = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool flowhost_step_kv_get(step_string_t *namespace_, step_string_t *key, step_option_string_t *ret, flowhost_step_kv_error_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_flowhost_step_kv_get((uint8_t *) (*namespace_).ptr, (*namespace_).len, (uint8_t *) (*key).ptr, (*key).len, ptr);
+  flowhost_step_kv_result_option_string_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      step_option_string_t option;
+      switch ((int32_t) *((uint8_t*) (ptr + sizeof(void*)))) {
+        case 0: {
+          option.is_some = false;
+          break;
+        }
+        case 1: {
+          option.is_some = true;
+          option.val = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.ok = option;
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      flowhost_step_kv_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.denied = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.invalid = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 2: {
+          variant.val.unavailable = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool flowhost_step_kv_set(step_string_t *namespace_, step_string_t *key, step_string_t *value, uint64_t *maybe_ttl_ms, flowhost_step_kv_error_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  step_option_u64_t ttl_ms;
+  ttl_ms.is_some = maybe_ttl_ms != NULL;if (maybe_ttl_ms) {
+    ttl_ms.val = *maybe_ttl_ms;
+  }
+  int32_t option;
+  int64_t option1;
+  if ((ttl_ms).is_some) {
+    const uint64_t *payload0 = &(ttl_ms).val;
+    option = 1;
+    option1 = (int64_t) (*payload0);
+  } else {
+    option = 0;
+    option1 = 0;
+  }
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_flowhost_step_kv_set((uint8_t *) (*namespace_).ptr, (*namespace_).len, (uint8_t *) (*key).ptr, (*key).len, (uint8_t *) (*value).ptr, (*value).len, option, option1, ptr);
+  flowhost_step_kv_result_void_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      flowhost_step_kv_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.denied = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.invalid = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 2: {
+          variant.val.unavailable = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool flowhost_step_kv_delete(step_string_t *namespace_, step_string_t *key, bool *ret, flowhost_step_kv_error_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_flowhost_step_kv_delete((uint8_t *) (*namespace_).ptr, (*namespace_).len, (uint8_t *) (*key).ptr, (*key).len, ptr);
+  flowhost_step_kv_result_bool_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      result.val.ok = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      flowhost_step_kv_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.denied = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.invalid = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 2: {
+          variant.val.unavailable = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool flowhost_step_kv_increment(step_string_t *namespace_, step_string_t *key, int64_t delta, int64_t *ret, flowhost_step_kv_error_t *err) {
+  __attribute__((__aligned__(8)))
+  uint8_t ret_area[(16+2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_flowhost_step_kv_increment((uint8_t *) (*namespace_).ptr, (*namespace_).len, (uint8_t *) (*key).ptr, (*key).len, delta, ptr);
+  flowhost_step_kv_result_s64_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      result.val.ok = *((int64_t*) (ptr + 8));
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      flowhost_step_kv_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + 8));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.denied = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (8+1*sizeof(void*))))), (*((size_t*) (ptr + (8+2*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.invalid = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (8+1*sizeof(void*))))), (*((size_t*) (ptr + (8+2*sizeof(void*))))) };
+          break;
+        }
+        case 2: {
+          variant.val.unavailable = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (8+1*sizeof(void*))))), (*((size_t*) (ptr + (8+2*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool flowhost_step_kv_compare_and_swap(step_string_t *namespace_, step_string_t *key, step_string_t *maybe_expected, step_string_t *value, bool *ret, flowhost_step_kv_error_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  step_option_string_t expected;
+  expected.is_some = maybe_expected != NULL;if (maybe_expected) {
+    expected.val = *maybe_expected;
+  }
+  int32_t option;
+  uint8_t * option1;
+  size_t option2;
+  if ((expected).is_some) {
+    const step_string_t *payload0 = &(expected).val;
+    option = 1;
+    option1 = (uint8_t *) (*payload0).ptr;
+    option2 = (*payload0).len;
+  } else {
+    option = 0;
+    option1 = 0;
+    option2 = 0;
+  }
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_flowhost_step_kv_compare_and_swap((uint8_t *) (*namespace_).ptr, (*namespace_).len, (uint8_t *) (*key).ptr, (*key).len, option, option1, option2, (uint8_t *) (*value).ptr, (*value).len, ptr);
+  flowhost_step_kv_result_bool_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      result.val.ok = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      flowhost_step_kv_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.denied = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.invalid = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 2: {
+          variant.val.unavailable = (step_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
 }
 
 __attribute__((__export_name__("describe")))

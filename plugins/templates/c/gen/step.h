@@ -29,6 +29,184 @@ typedef struct {
   } val;
 } flowhost_step_host_result_void_string_t;
 
+typedef struct {
+  uint8_t *ptr;
+  size_t len;
+} step_list_u8_t;
+
+// A parameter, bound to `?1`, `?2`, ... (SQLite) or `$1`, `$2`, ...
+// (PostgreSQL) in order.
+typedef struct flowhost_step_sql_value_t {
+  uint8_t tag;
+  union {
+    bool     boolean;
+    int64_t     integer;
+    double     real;
+    step_string_t     text;
+    step_list_u8_t     blob;
+  } val;
+} flowhost_step_sql_value_t;
+
+#define FLOWHOST_STEP_SQL_VALUE_NULL 0
+#define FLOWHOST_STEP_SQL_VALUE_BOOLEAN 1
+#define FLOWHOST_STEP_SQL_VALUE_INTEGER 2
+#define FLOWHOST_STEP_SQL_VALUE_REAL 3
+#define FLOWHOST_STEP_SQL_VALUE_TEXT 4
+#define FLOWHOST_STEP_SQL_VALUE_BLOB 5
+
+typedef struct {
+  flowhost_step_sql_value_t *ptr;
+  size_t len;
+} flowhost_step_sql_list_value_t;
+
+// One statement of a `batch`.
+typedef struct flowhost_step_sql_statement_t {
+  step_string_t   sql;
+  flowhost_step_sql_list_value_t   params;
+} flowhost_step_sql_statement_t;
+
+// Why a database call failed. The message names the database.
+typedef struct flowhost_step_sql_error_t {
+  uint8_t tag;
+  union {
+    step_string_t     denied;
+    step_string_t     invalid;
+    step_string_t     rejected;
+    step_string_t     too_large;
+    step_string_t     unavailable;
+  } val;
+} flowhost_step_sql_error_t;
+
+// The step was not granted this database, or no database has this name.
+#define FLOWHOST_STEP_SQL_ERROR_DENIED 0
+// The SQL or its parameters were refused: a syntax error, an
+// unknown table, a parameter of the wrong type or count.
+#define FLOWHOST_STEP_SQL_ERROR_INVALID 1
+// The database refused the change: a constraint, a conflict with
+// another transaction. Nothing of the call was applied.
+#define FLOWHOST_STEP_SQL_ERROR_REJECTED 2
+// The result passed the database's row or byte cap.
+#define FLOWHOST_STEP_SQL_ERROR_TOO_LARGE 3
+// The database could not be reached, or the transaction was
+// already finished. Retrying may help.
+#define FLOWHOST_STEP_SQL_ERROR_UNAVAILABLE 4
+
+typedef struct flowhost_step_sql_own_transaction_t {
+  int32_t __handle;
+} flowhost_step_sql_own_transaction_t;
+
+typedef struct flowhost_step_sql_borrow_transaction_t {
+  int32_t __handle;
+} flowhost_step_sql_borrow_transaction_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    step_string_t ok;
+    flowhost_step_sql_error_t err;
+  } val;
+} flowhost_step_sql_result_string_error_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    uint64_t ok;
+    flowhost_step_sql_error_t err;
+  } val;
+} flowhost_step_sql_result_u64_error_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    flowhost_step_sql_error_t err;
+  } val;
+} flowhost_step_sql_result_void_error_t;
+
+typedef struct {
+  flowhost_step_sql_statement_t *ptr;
+  size_t len;
+} flowhost_step_sql_list_statement_t;
+
+typedef struct {
+  uint64_t *ptr;
+  size_t len;
+} step_list_u64_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    step_list_u64_t ok;
+    flowhost_step_sql_error_t err;
+  } val;
+} flowhost_step_sql_result_list_u64_error_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    flowhost_step_sql_own_transaction_t ok;
+    flowhost_step_sql_error_t err;
+  } val;
+} flowhost_step_sql_result_own_transaction_error_t;
+
+// Why a key-value call failed.
+typedef struct flowhost_step_kv_error_t {
+  uint8_t tag;
+  union {
+    step_string_t     denied;
+    step_string_t     invalid;
+    step_string_t     unavailable;
+  } val;
+} flowhost_step_kv_error_t;
+
+// The step was not granted this namespace.
+#define FLOWHOST_STEP_KV_ERROR_DENIED 0
+// A key or value over its size cap, an empty key, or an `increment`
+// of a value that is not an integer.
+#define FLOWHOST_STEP_KV_ERROR_INVALID 1
+// The store could not be reached. Retrying may help.
+#define FLOWHOST_STEP_KV_ERROR_UNAVAILABLE 2
+
+typedef struct {
+  bool is_some;
+  step_string_t val;
+} step_option_string_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    step_option_string_t ok;
+    flowhost_step_kv_error_t err;
+  } val;
+} flowhost_step_kv_result_option_string_error_t;
+
+typedef struct {
+  bool is_some;
+  uint64_t val;
+} step_option_u64_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    flowhost_step_kv_error_t err;
+  } val;
+} flowhost_step_kv_result_void_error_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    bool ok;
+    flowhost_step_kv_error_t err;
+  } val;
+} flowhost_step_kv_result_bool_error_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    int64_t ok;
+    flowhost_step_kv_error_t err;
+  } val;
+} flowhost_step_kv_result_s64_error_t;
+
 // What the host tells a step about this call.
 typedef struct flowhost_step_types_context_t {
   // Flow name; "" when called directly.
@@ -81,7 +259,7 @@ typedef struct {
   } val;
 } step_result_string_step_error_t;
 
-// Imported Functions from `flowhost:step/host@0.1.1`
+// Imported Functions from `flowhost:step/host@0.1.2`
 // Write a line to the host's log, tagged with the step. Volume per call is capped.
 extern void flowhost_step_host_log(flowhost_step_host_level_t level, step_string_t *message);
 // Publish an event. Flows whose triggers match the topic are started (server mode).
@@ -93,6 +271,40 @@ extern bool flowhost_step_host_emit(step_string_t *topic, step_string_t *payload
 // stopped runs again.
 extern void flowhost_step_host_execution_key(step_string_t *ret);
 
+// Imported Functions from `flowhost:step/sql@0.1.2`
+// Like the free `query`, inside this transaction.
+extern bool flowhost_step_sql_method_transaction_query(flowhost_step_sql_borrow_transaction_t self, step_string_t *sql, flowhost_step_sql_list_value_t *params, step_string_t *ret, flowhost_step_sql_error_t *err);
+// Like the free `execute`, inside this transaction.
+extern bool flowhost_step_sql_method_transaction_execute(flowhost_step_sql_borrow_transaction_t self, step_string_t *sql, flowhost_step_sql_list_value_t *params, uint64_t *ret, flowhost_step_sql_error_t *err);
+// Makes the transaction's changes visible; it cannot be used after.
+extern bool flowhost_step_sql_method_transaction_commit(flowhost_step_sql_borrow_transaction_t self, flowhost_step_sql_error_t *err);
+// Discards the transaction's changes; it cannot be used after.
+extern bool flowhost_step_sql_method_transaction_rollback(flowhost_step_sql_borrow_transaction_t self, flowhost_step_sql_error_t *err);
+// Runs a query and returns its rows as a JSON array of objects, one
+// per row, keyed by column name.
+extern bool flowhost_step_sql_query(step_string_t *database, step_string_t *sql, flowhost_step_sql_list_value_t *params, step_string_t *ret, flowhost_step_sql_error_t *err);
+// Runs a statement and returns the number of rows it changed.
+extern bool flowhost_step_sql_execute(step_string_t *database, step_string_t *sql, flowhost_step_sql_list_value_t *params, uint64_t *ret, flowhost_step_sql_error_t *err);
+// Runs the statements in one transaction, all or nothing, and returns
+// each one's changed-row count.
+extern bool flowhost_step_sql_batch(step_string_t *database, flowhost_step_sql_list_statement_t *statements, step_list_u64_t *ret, flowhost_step_sql_error_t *err);
+// Opens a transaction on `database`.
+extern bool flowhost_step_sql_begin(step_string_t *database, flowhost_step_sql_own_transaction_t *ret, flowhost_step_sql_error_t *err);
+
+// Imported Functions from `flowhost:step/kv@0.1.2`
+// The value of `key`, or none.
+extern bool flowhost_step_kv_get(step_string_t *namespace_, step_string_t *key, step_option_string_t *ret, flowhost_step_kv_error_t *err);
+// Sets `key` to `value`; with `ttl-ms`, it expires that many milliseconds from now.
+extern bool flowhost_step_kv_set(step_string_t *namespace_, step_string_t *key, step_string_t *value, uint64_t *maybe_ttl_ms, flowhost_step_kv_error_t *err);
+// Deletes `key`; true when it was there.
+extern bool flowhost_step_kv_delete(step_string_t *namespace_, step_string_t *key, bool *ret, flowhost_step_kv_error_t *err);
+// Adds `delta` to the integer at `key` (absent counts as 0) and
+// returns the new value, atomically.
+extern bool flowhost_step_kv_increment(step_string_t *namespace_, step_string_t *key, int64_t delta, int64_t *ret, flowhost_step_kv_error_t *err);
+// Sets `key` to `value` only if it now holds `expected` (none: only if
+// absent), atomically; true when it was set.
+extern bool flowhost_step_kv_compare_and_swap(step_string_t *namespace_, step_string_t *key, step_string_t *maybe_expected, step_string_t *value, bool *ret, flowhost_step_kv_error_t *err);
+
 // Exported Functions from `step`
 void exports_step_describe(step_metadata_t *ret);
 bool exports_step_run(step_context_t *ctx, step_string_t *input, step_string_t *ret, step_step_error_t *err);
@@ -100,6 +312,50 @@ bool exports_step_run(step_context_t *ctx, step_string_t *input, step_string_t *
 // Helper Functions
 
 void flowhost_step_host_result_void_string_free(flowhost_step_host_result_void_string_t *ptr);
+
+void step_list_u8_free(step_list_u8_t *ptr);
+
+void flowhost_step_sql_value_free(flowhost_step_sql_value_t *ptr);
+
+void flowhost_step_sql_list_value_free(flowhost_step_sql_list_value_t *ptr);
+
+void flowhost_step_sql_statement_free(flowhost_step_sql_statement_t *ptr);
+
+void flowhost_step_sql_error_free(flowhost_step_sql_error_t *ptr);
+
+extern void flowhost_step_sql_transaction_drop_own(flowhost_step_sql_own_transaction_t handle);
+
+extern void flowhost_step_sql_transaction_drop_borrow(flowhost_step_sql_borrow_transaction_t handle);
+
+extern flowhost_step_sql_borrow_transaction_t flowhost_step_sql_borrow_transaction(flowhost_step_sql_own_transaction_t handle);
+
+void flowhost_step_sql_result_string_error_free(flowhost_step_sql_result_string_error_t *ptr);
+
+void flowhost_step_sql_result_u64_error_free(flowhost_step_sql_result_u64_error_t *ptr);
+
+void flowhost_step_sql_result_void_error_free(flowhost_step_sql_result_void_error_t *ptr);
+
+void flowhost_step_sql_list_statement_free(flowhost_step_sql_list_statement_t *ptr);
+
+void step_list_u64_free(step_list_u64_t *ptr);
+
+void flowhost_step_sql_result_list_u64_error_free(flowhost_step_sql_result_list_u64_error_t *ptr);
+
+void flowhost_step_sql_result_own_transaction_error_free(flowhost_step_sql_result_own_transaction_error_t *ptr);
+
+void flowhost_step_kv_error_free(flowhost_step_kv_error_t *ptr);
+
+void step_option_string_free(step_option_string_t *ptr);
+
+void flowhost_step_kv_result_option_string_error_free(flowhost_step_kv_result_option_string_error_t *ptr);
+
+void step_option_u64_free(step_option_u64_t *ptr);
+
+void flowhost_step_kv_result_void_error_free(flowhost_step_kv_result_void_error_t *ptr);
+
+void flowhost_step_kv_result_bool_error_free(flowhost_step_kv_result_bool_error_t *ptr);
+
+void flowhost_step_kv_result_s64_error_free(flowhost_step_kv_result_s64_error_t *ptr);
 
 void flowhost_step_types_context_free(flowhost_step_types_context_t *ptr);
 
