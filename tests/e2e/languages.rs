@@ -356,7 +356,6 @@ async fn a_c_step_gets_typed_sql_and_kv_errors_without_a_grant() {
 /// (one transaction rolled back, one committed, a batch that fails whole),
 /// Python reads and writes it, C looks an order up; kv is shared by all.
 #[test]
-#[ignore = "needs the sql and kv backends and `flowhost run --config`"]
 fn every_language_reaches_a_granted_database_and_kv() {
     let dist = dist_all();
     let dir = tempfile::tempdir().unwrap();
