@@ -1,7 +1,8 @@
 //! The step contract grows compatibly: a component built against
 //! `flowhost:step@0.1.0` (`testing/legacy-step`, built from a frozen copy of
 //! that WIT without the SDK) loads and runs beside ones built against the
-//! current contract (0.1.1 added `execution-key`, 0.1.2 `sql` and `kv`). The `key` plugin returns the key it
+//! current contract (0.1.1 added `execution-key`, 0.1.2 `sql` and `kv`),
+//! and so does `testing/legacy-key`, built from a frozen copy of 0.1.1. The `key` plugin returns the key it
 //! sees: `<run id>/<step path>`, the same on every attempt, for a fallback,
 //! and for a step that runs again after a crash.
 
@@ -61,10 +62,41 @@ fn each_step_imports_the_contract_it_was_built_against() {
             && legacy.contains(&"flowhost:step/types@0.1.0".to_string()),
         "{legacy:?}"
     );
+    let frozen = imports("testing/legacy-key");
+    assert!(
+        frozen.contains(&"flowhost:step/host@0.1.1".to_string()),
+        "{frozen:?}"
+    );
     let key = imports("testing/key");
     assert!(
         key.contains(&"flowhost:step/host@0.1.2".to_string()),
         "{key:?}"
+    );
+}
+
+/// Every contract version in one flow: 0.1.0, 0.1.1 (its `execution-key`
+/// answered by the 0.1.2 host) and 0.1.2.
+#[tokio::test]
+async fn steps_of_every_contract_version_run_in_one_flow() {
+    let (_, out) = run_as(
+        "r-three",
+        "flow: three\nsteps:\n  - id: v010\n    plugin: legacy-step\n  \
+         - id: v011\n    plugin: legacy-key\n  \
+         - id: v012\n    plugin: key\n",
+        json!({"n": 1}),
+    )
+    .await;
+    assert_eq!(out, json!({"key": "r-three/v012", "attempt": 1}));
+    let (record, _) = run_as(
+        "r-three-b",
+        "flow: three\nsteps:\n  - id: v010\n    plugin: legacy-step\n  \
+         - id: v011\n    plugin: legacy-key\n",
+        json!({"n": 1}),
+    )
+    .await;
+    assert_eq!(
+        record.output_value().unwrap(),
+        json!({"key": "r-three-b/v011", "input": {"n": 1}})
     );
 }
 
