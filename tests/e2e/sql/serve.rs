@@ -6,6 +6,25 @@ use serde_json::{Value, json};
 
 use crate::support::{flowhost, http, root, run, serve, served_folder};
 
+/// `flowhost serve` on the served folder `dir` with the config `toml`.
+fn serve_with(dir: &std::path::Path, toml: &std::path::Path) -> std::process::Command {
+    let mut cmd = flowhost();
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        "memory",
+        "--config",
+    ])
+    .arg(toml)
+    .arg("--plugins")
+    .arg(dir.join("plugins"))
+    .arg("--flows")
+    .arg(dir.join("flows"));
+    cmd
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_served_flow_saves_to_the_configs_database() {
     let dir = served_folder(&["validate-order", "save-order", "load-order", "testing/echo"]);
