@@ -451,3 +451,25 @@ async fn a_calls_deadline_ends_a_send_all_in_flight() {
             .unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_step_sends_ten_requests_at_once_and_sees_a_denial_in_its_place() {
+    let (addr, accepted) = counting_server(Duration::from_millis(100)).await;
+    let mut urls: Vec<String> = (0..10).map(|i| format!("http://{addr}/slow/{i}")).collect();
+    urls.push("http://127.0.0.1:9/not-granted".into());
+    crate::support::dist_all();
+    crate::support::plugin_once("c/c-http").await;
+    let started = Instant::now();
+    let report = send_from("c/c-http", json!(urls), json!({}), &grant(&[addr])).await;
+    let took = started.elapsed();
+    let out = output("c/c-http", report);
+    let answers = out["answers"].as_array().unwrap();
+    assert_eq!(answers.len(), 11, "{out}");
+    all_ok(&json!({"answers": answers[..10]}).to_string(), 10);
+    assert_eq!(error_of("c/c-http", &out, 10).0, "denied", "{out}");
+    assert!(
+        took < Duration::from_millis(800),
+        "ten 100 ms requests took {took:?}"
+    );
+    assert!(accepted.load(Ordering::SeqCst) <= 10);
+}
