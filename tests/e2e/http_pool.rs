@@ -2,6 +2,8 @@
 //! reused across requests and calls, one step's requests run concurrently,
 //! a denied host fails only its own request, and a call's deadline closes
 //! what it had in flight. (The allow-list itself is tested in `grants.rs`.)
+//! The same from JavaScript and Python steps, through the WIT `http`
+//! interface their helpers wrap (`http.fetchAll`, `fs.http.send_all`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -9,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use flowhost::{CallOptions, Config, Context, ErrorKind, Grants, Host, Limits};
-use http_body_util::Full;
+use flowhost::{CallOptions, CallReport, Config, Context, ErrorKind, Grants, Host, Limits};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
@@ -19,7 +21,9 @@ use tokio::io::AsyncReadExt;
 use crate::support::{call, wasm};
 
 /// A keep-alive HTTP/1.1 server on loopback that answers `ok` to every
-/// request after `delay`, and counts the connections it accepted.
+/// request after `delay`, and counts the connections it accepted. Two paths
+/// answer otherwise: `/big` with a body one byte over 4 MiB, `/echo` with
+/// the request's method, `x-tag` header and body.
 async fn counting_server(delay: Duration) -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -31,9 +35,9 @@ async fn counting_server(delay: Duration) -> (SocketAddr, Arc<AtomicUsize>) {
                 return;
             };
             count.fetch_add(1, Ordering::SeqCst);
-            let service = hyper::service::service_fn(move |_req| async move {
+            let service = hyper::service::service_fn(move |req| async move {
                 tokio::time::sleep(delay).await;
-                Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+                Ok::<_, Infallible>(hyper::Response::new(Full::new(answer(req).await)))
             });
             tokio::spawn(
                 hyper::server::conn::http1::Builder::new()
@@ -42,6 +46,23 @@ async fn counting_server(delay: Duration) -> (SocketAddr, Arc<AtomicUsize>) {
         }
     });
     (addr, accepted)
+}
+
+/// What [`counting_server`] answers to `req`.
+async fn answer(req: hyper::Request<hyper::body::Incoming>) -> Bytes {
+    match req.uri().path() {
+        "/big" => Bytes::from(vec![b'x'; (4 << 20) + 1]),
+        "/echo" => {
+            let method = req.method().to_string();
+            let tag = req.headers().get("x-tag").cloned();
+            let tag = tag.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-");
+            let tag = tag.to_string();
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let body = String::from_utf8_lossy(&body);
+            Bytes::from(format!("{method} {tag} {body}"))
+        }
+        _ => Bytes::from_static(b"ok"),
+    }
 }
 
 fn grant(addrs: &[SocketAddr]) -> CallOptions {
@@ -211,4 +232,244 @@ async fn a_calls_deadline_closes_its_request_in_flight() {
         .await
         .expect("the connection stayed open after the call's deadline")
         .unwrap();
+}
+
+// --- JavaScript and Python steps ---------------------------------------------
+
+/// The steps that send the requests their input lists with their
+/// language's helper (`{"requests": [...]}` -> `{"answers": [...], "elapsed_ms": N}`).
+const LANG_STEPS: [&str; 2] = ["js/js-http", "python/py-http"];
+
+/// Calls `step` (built by build-all.sh, compiled once per test run) with
+/// `requests` (plus `extra` fields in its input).
+async fn send_from(step: &str, requests: Value, extra: Value, options: &CallOptions) -> CallReport {
+    crate::support::dist_all();
+    let plugin = crate::support::plugin_once(step).await;
+    let mut input = json!({ "requests": requests });
+    if let (Some(input), Some(extra)) = (input.as_object_mut(), extra.as_object()) {
+        input.extend(extra.clone());
+    }
+    let ctx = Context::direct(plugin.name());
+    crate::support::host()
+        .call_with(&plugin, &ctx, &input.to_string(), options)
+        .await
+}
+
+/// The output of a call that succeeded.
+fn output(step: &str, report: CallReport) -> Value {
+    let out = report
+        .result
+        .unwrap_or_else(|e| panic!("{step} failed: {e}"));
+    serde_json::from_str(&out).unwrap()
+}
+
+/// The `(kind, message)` of answer `i`, which must be an error.
+fn error_of(step: &str, out: &Value, i: usize) -> (String, String) {
+    let e = &out["answers"][i]["error"];
+    let kind = e["kind"].as_str();
+    let kind = kind.unwrap_or_else(|| panic!("{step}: answer {i} is no error: {out}"));
+    (kind.to_string(), e["message"].as_str().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_and_python_steps_send_ten_requests_at_once_over_pooled_connections() {
+    for step in LANG_STEPS {
+        let (addr, accepted) = counting_server(Duration::from_millis(100)).await;
+        let urls: Vec<String> = (0..10).map(|i| format!("http://{addr}/slow/{i}")).collect();
+        for round in 1..=2 {
+            let out = output(
+                step,
+                send_from(step, json!(urls), json!({}), &grant(&[addr])).await,
+            );
+            all_ok(&out.to_string(), 10);
+            let took = out["elapsed_ms"].as_u64().unwrap();
+            assert!(took < 800, "{step}: ten 100 ms requests took {took} ms");
+            let dialed = accepted.load(Ordering::SeqCst);
+            assert!(
+                (1..=12).contains(&dialed),
+                "{step}: round {round} of ten concurrent requests: {dialed} connections"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_host_or_a_bad_request_fails_only_its_own_place() {
+    let (addr, _) = counting_server(Duration::ZERO).await;
+    let (other, other_accepted) = counting_server(Duration::ZERO).await;
+    let requests = json!([
+        format!("http://{addr}/a"),
+        format!("http://{other}/not-granted"),
+        format!("http://user@{addr}/userinfo"),
+        "ftp://example.com/file",
+        {"url": format!("http://{addr}/x"), "method": "GE T"},
+        {"url": format!("http://{addr}/x"), "headers": {"connection": "close"}},
+        {"url": format!("http://{addr}/echo"), "method": "post", "headers": [["x-tag", "t1"]], "body": "hello"},
+        {"url": format!("http://{addr}/echo"), "method": "PUT", "json": {"n": 1}},
+    ]);
+    for step in LANG_STEPS {
+        let out = output(
+            step,
+            send_from(step, requests.clone(), json!({}), &grant(&[addr])).await,
+        );
+        assert_eq!(out["answers"][0]["body"], "ok", "{step}: {out}");
+        let (kind, message) = error_of(step, &out, 1);
+        assert_eq!(kind, "denied", "{step}: {out}");
+        assert!(
+            message.contains("not in the step's `http` grant"),
+            "{step}: {message}"
+        );
+        assert!(
+            message.contains("/not-granted"),
+            "{step}: the message names the URL: {message}"
+        );
+        assert_eq!(error_of(step, &out, 2).0, "denied", "{step}: {out}");
+        for i in 3..=5 {
+            assert_eq!(
+                error_of(step, &out, i).0,
+                "invalid",
+                "{step} answer {i}: {out}"
+            );
+        }
+        assert_eq!(out["answers"][6]["body"], "POST t1 hello", "{step}: {out}");
+        let put = out["answers"][7]["body"].as_str().unwrap_or_default();
+        let sent = put
+            .strip_prefix("PUT - ")
+            .map(serde_json::from_str::<Value>);
+        assert_eq!(
+            sent.and_then(Result::ok),
+            Some(json!({"n": 1})),
+            "{step}: {out}"
+        );
+    }
+    assert_eq!(other_accepted.load(Ordering::SeqCst), 0, "nothing dialed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_requests_or_a_response_past_its_cap_are_typed_errors() {
+    let (addr, _) = counting_server(Duration::ZERO).await;
+    let many: Vec<String> = (0..65).map(|i| format!("http://{addr}/{i}")).collect();
+    let mixed = json!([format!("http://{addr}/big"), format!("http://{addr}/small")]);
+    for step in LANG_STEPS {
+        let out = output(
+            step,
+            send_from(step, json!(many), json!({}), &grant(&[addr])).await,
+        );
+        assert_eq!(out["answers"].as_array().unwrap().len(), 65, "{step}");
+        let (kind, message) = error_of(step, &out, 64);
+        assert_eq!(kind, "invalid", "{step}: {message}");
+        assert!(
+            message.contains("at most 64 requests, not 65"),
+            "{step}: {message}"
+        );
+
+        let out = output(
+            step,
+            send_from(step, mixed.clone(), json!({}), &grant(&[addr])).await,
+        );
+        let (kind, message) = error_of(step, &out, 0);
+        assert_eq!(kind, "too-large", "{step}: {message}");
+        assert!(message.contains("4194304 bytes"), "{step}: {message}");
+        assert_eq!(out["answers"][1]["body"], "ok", "{step}: {out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_its_timeout_is_timeout_and_the_others_answer() {
+    let (fast, _) = counting_server(Duration::ZERO).await;
+    for step in LANG_STEPS {
+        let (silent, _server) = silent_server().await;
+        let requests = json!([
+            {"url": format!("http://{silent}/hangs"), "timeoutMs": 200},
+            format!("http://{fast}/a"),
+        ]);
+        let started = Instant::now();
+        let out = output(
+            step,
+            send_from(step, requests, json!({}), &grant(&[silent, fast])).await,
+        );
+        let (kind, message) = error_of(step, &out, 0);
+        assert_eq!(kind, "timeout", "{step}: {message}");
+        assert!(message.contains("within 200 ms"), "{step}: {message}");
+        assert_eq!(out["answers"][1]["body"], "ok", "{step}: {out}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{step}: took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncaught_http_error_fails_the_step_with_its_kind() {
+    let (addr, _) = counting_server(Duration::ZERO).await;
+    let one = json!({"one": true});
+    for step in LANG_STEPS {
+        let (silent, _server) = silent_server().await;
+        let denied = json!([format!("http://{addr}/")]);
+        let err = send_from(step, denied, one.clone(), &CallOptions::default())
+            .await
+            .result
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Permanent, "{step}: {err}");
+        assert!(err.message().starts_with("http denied: "), "{step}: {err}");
+
+        let slow = json!([{"url": format!("http://{silent}/"), "timeoutMs": 100}]);
+        let err = send_from(step, slow, one.clone(), &grant(&[silent]))
+            .await
+            .result
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Transient, "{step}: {err}");
+        assert!(err.message().starts_with("http timeout: "), "{step}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_deadline_ends_a_send_all_in_flight() {
+    for step in LANG_STEPS {
+        let (addr, server) = silent_server().await;
+        let options = CallOptions {
+            limits: Some(Limits {
+                timeout: Duration::from_millis(1500),
+                ..Limits::default()
+            }),
+            ..grant(&[addr])
+        };
+        let err = send_from(
+            step,
+            json!([format!("http://{addr}/hangs")]),
+            json!({}),
+            &options,
+        )
+        .await
+        .result
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Deadline, "{step}: {err}");
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .unwrap_or_else(|_| panic!("{step}: the connection stayed open after the deadline"))
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_step_sends_ten_requests_at_once_and_sees_a_denial_in_its_place() {
+    let (addr, accepted) = counting_server(Duration::from_millis(100)).await;
+    let mut urls: Vec<String> = (0..10).map(|i| format!("http://{addr}/slow/{i}")).collect();
+    urls.push("http://127.0.0.1:9/not-granted".into());
+    crate::support::dist_all();
+    crate::support::plugin_once("c/c-http").await;
+    let started = Instant::now();
+    let report = send_from("c/c-http", json!(urls), json!({}), &grant(&[addr])).await;
+    let took = started.elapsed();
+    let out = output("c/c-http", report);
+    let answers = out["answers"].as_array().unwrap();
+    assert_eq!(answers.len(), 11, "{out}");
+    all_ok(&json!({"answers": answers[..10]}).to_string(), 10);
+    assert_eq!(error_of("c/c-http", &out, 10).0, "denied", "{out}");
+    assert!(
+        took < Duration::from_millis(800),
+        "ten 100 ms requests took {took:?}"
+    );
+    assert!(accepted.load(Ordering::SeqCst) <= 10);
 }

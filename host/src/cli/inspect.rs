@@ -72,10 +72,11 @@ fn capabilities(imports: &[String]) -> Vec<String> {
 }
 
 /// Where each known capability goes in the list, by name.
-const ORDER: [&str; 9] = [
+const ORDER: [&str; 10] = [
     "host",
     "sql",
     "kv",
+    "http",
     "wasi:http",
     "filesystem",
     "environment",
@@ -148,12 +149,14 @@ mod tests {
                 "wasi:sockets/tcp@0.2.9",
                 "flowhost:step/sql@0.1.2",
                 "flowhost:step/host@0.1.2",
+                "flowhost:step/http@0.1.2",
                 "wasi:clocks/wall-clock@0.2.12",
             ]),
             [
                 "host 0.1.2",
                 "sql 0.1.2",
                 "kv 0.1.2",
+                "http 0.1.2",
                 "wasi:http 0.2.12",
                 "filesystem",
                 "sockets",

@@ -223,4 +223,43 @@ static inline bool fh_fail_kv(step_step_error_t *err, flowhost_step_kv_error_t *
   return false;
 }
 
+// --- outbound HTTP (contract 0.1.2) --------------------------------------------
+//
+// flowhost_step_http_send_all(&requests, &answers) sends every request at once
+// over the host's pool (to the hosts the flow grants: allow: {http: [HOST]}) and
+// waits for all; answers.ptr[i] is the ok response (status, headers, body) or,
+// when is_err, the error case. Free the answers with
+// flowhost_step_http_list_result_response_error_free.
+
+// A request with `method` to `url`, no headers, no body, no timeout of its own.
+// The strings are borrowed: keep them alive until the call returns. Set
+// .body (is_some, val) and .timeout_ms (is_some, val) as needed.
+static inline flowhost_step_http_request_t fh_http_request(const char *method, const char *url) {
+  flowhost_step_http_request_t r = {0};
+  step_string_set(&r.method, method);
+  step_string_set(&r.url, url);
+  return r;
+}
+
+// The error case's name: denied, invalid, too-large, timeout, failed.
+static inline const char *fh_http_error_kind(const flowhost_step_http_error_t *e) {
+  static const char *const kinds[] = {"denied", "invalid", "too-large", "timeout", "failed"};
+  return e->tag < 5 ? kinds[e->tag] : "unknown";
+}
+
+// Fails the call with an HTTP error as the other languages do: "http KIND:
+// MESSAGE", transient for timeout and failed, else permanent. Does not free `e`
+// (it belongs to the list of answers).
+static inline bool fh_fail_http(step_step_error_t *err, const flowhost_step_http_error_t *e) {
+  fh_buf_t text = {0};
+  fh_buf_str(&text, "http ");
+  fh_buf_str(&text, e->tag == FLOWHOST_STEP_HTTP_ERROR_TOO_LARGE ? "too large" : fh_http_error_kind(e));
+  fh_buf_str(&text, ": ");
+  fh_buf_string(&text, &e->val.denied);
+  bool transient = e->tag == FLOWHOST_STEP_HTTP_ERROR_TIMEOUT || e->tag == FLOWHOST_STEP_HTTP_ERROR_FAILED;
+  err->tag = transient ? FLOWHOST_STEP_TYPES_STEP_ERROR_TRANSIENT : FLOWHOST_STEP_TYPES_STEP_ERROR_PERMANENT;
+  if (!fh_buf_into(&text, &err->val.permanent)) step_string_dup(&err->val.permanent, "http error (out of memory)");
+  return false;
+}
+
 #endif

@@ -1,5 +1,5 @@
 // flowhost step helper for JavaScript: JSON in and out, typed errors, logging,
-// SQL databases and key-value state.
+// SQL databases, key-value state and outbound HTTP.
 //
 //   import { handler, StepError, log } from './step.js';
 //   export function describe() { return { name: 'greet', version: '0.1.0', description: '...' }; }
@@ -38,6 +38,7 @@
 import { log as hostLog, executionKey as hostExecutionKey } from 'flowhost:step/host@0.1.2';
 import * as sqlHost from 'flowhost:step/sql@0.1.2';
 import * as kvHost from 'flowhost:step/kv@0.1.2';
+import * as httpHost from 'flowhost:step/http@0.1.2';
 
 const KINDS = { transient: 'transient', permanent: 'permanent', 'invalid-input': 'invalid-input', invalidInput: 'invalid-input' };
 
@@ -96,7 +97,7 @@ export function handler(fn) {
     try {
       out = fn(value, context);
     } catch (e) {
-      if (e instanceof SqlError || e instanceof KvError) fail(e.stepKind, e.message);
+      if (e instanceof SqlError || e instanceof KvError || e instanceof HttpError) fail(e.stepKind, e.message);
       if (e instanceof Error && typeof e.kind === 'string' && e.kind in KINDS) {
         fail(KINDS[e.kind], e.message);
       }
@@ -313,3 +314,129 @@ class Namespace {
     return hostCall(KvError, () => kvHost.compareAndSwap(...args));
   }
 }
+
+// --- outbound HTTP -----------------------------------------------------------
+
+/** A request that got no response; `kind` is denied, invalid, too-large, timeout or failed. */
+export class HttpError extends Error {
+  constructor(kind, message) {
+    super(`http ${WORDS[kind] || kind}: ${message}`);
+    this.name = 'HttpError';
+    this.kind = kind;
+    this.detail = String(message); // the host's message, naming the URL
+  }
+  /** The step-error it becomes when uncaught: a retry may help a timeout or a network failure. */
+  get stepKind() { return this.kind === 'timeout' || this.kind === 'failed' ? 'transient' : 'permanent'; }
+}
+
+function utf8(text) {
+  if (typeof TextEncoder === 'function') return new TextEncoder().encode(text);
+  const bytes = unescape(encodeURIComponent(text));
+  return Uint8Array.from(bytes, (c) => c.charCodeAt(0));
+}
+
+function fromUtf8(bytes) {
+  if (typeof TextDecoder === 'function') return new TextDecoder().decode(bytes);
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  try {
+    return decodeURIComponent(escape(binary));
+  } catch (e) {
+    return binary; // not UTF-8: one character per byte
+  }
+}
+
+/** A response, its body read whole. */
+export class HttpResponse {
+  constructor({ status, headers, body }) {
+    this.status = status;
+    this.headers = headers.map(([n, v]) => [n, v]); // [[name (lower case), value], ...] in order
+    this.body = body instanceof Uint8Array ? body : Uint8Array.from(body);
+  }
+  /** True for a 2xx status. */
+  get ok() { return this.status >= 200 && this.status < 300; }
+  /** The first value of header `name` (any case), or null. */
+  header(name) {
+    const want = String(name).toLowerCase();
+    const found = this.headers.find(([n]) => n === want);
+    return found ? found[1] : null;
+  }
+  /** The body as text (UTF-8). */
+  text() { return fromUtf8(this.body); }
+  /** The body parsed as JSON. */
+  json() { return JSON.parse(this.text()); }
+}
+
+function httpHeaders(headers) {
+  if (headers === undefined || headers === null) return [];
+  const pairs = Array.isArray(headers) ? headers : typeof headers === 'object' ? Object.entries(headers) : null;
+  if (!pairs) throw new HttpError('invalid', 'headers must be an object or an array of [name, value]');
+  return pairs.map((p) => {
+    if (!Array.isArray(p) || p.length !== 2) throw new HttpError('invalid', 'a header must be [name, value]');
+    return [String(p[0]), String(p[1])];
+  });
+}
+
+/** One request as the WIT `request` record. */
+function httpRequest(r) {
+  const req = typeof r === 'string' ? { url: r } : r;
+  if (!req || typeof req !== 'object' || typeof req.url !== 'string') {
+    throw new HttpError('invalid', 'a request is a URL or an object with a string `url`');
+  }
+  const headers = httpHeaders(req.headers);
+  let body = null;
+  if (req.json !== undefined) {
+    body = utf8(JSON.stringify(req.json));
+    if (!headers.some(([n]) => n.toLowerCase() === 'content-type')) headers.push(['content-type', 'application/json']);
+  } else if (typeof req.body === 'string') {
+    body = utf8(req.body);
+  } else if (req.body instanceof Uint8Array) {
+    body = req.body;
+  } else if (req.body !== undefined && req.body !== null) {
+    throw new HttpError('invalid', `${req.url}: the body must be a string or a Uint8Array (json: sends any value)`);
+  }
+  const timeout = req.timeoutMs;
+  if (timeout !== undefined && timeout !== null && !(Number.isInteger(timeout) && timeout >= 0 && timeout < 2 ** 32)) {
+    throw new HttpError('invalid', `${req.url}: timeoutMs must be a whole number of milliseconds, not ${timeout}`);
+  }
+  return {
+    method: String(req.method || 'GET').toUpperCase(),
+    url: req.url,
+    headers,
+    body,
+    timeoutMs: timeout ?? null,
+  };
+}
+
+/** Outbound HTTP to the hosts the flow grants (`allow: {http: [HOST]}`). */
+export const http = {
+  /**
+   * Sends every request at once and waits for all; returns, in order, an
+   * HttpResponse or an HttpError for each (a failure does not stop the others).
+   */
+  fetchAll(requests) {
+    if (!Array.isArray(requests)) throw new HttpError('invalid', 'fetchAll takes an array of requests');
+    const answers = new Array(requests.length);
+    const sent = []; // [place, record]
+    requests.forEach((r, i) => {
+      try {
+        sent.push([i, httpRequest(r)]);
+      } catch (e) {
+        if (!(e instanceof HttpError)) throw e;
+        answers[i] = e;
+      }
+    });
+    const results = sent.length ? httpHost.sendAll(sent.map(([, record]) => record)) : [];
+    results.forEach((result, j) => {
+      answers[sent[j][0]] = result.tag === 'ok' ? new HttpResponse(result.val) : new HttpError(result.val.tag, result.val.val);
+    });
+    return answers;
+  },
+
+  /** Sends one request; returns its HttpResponse or throws an HttpError. */
+  fetch(request) {
+    const [answer] = http.fetchAll([request]);
+    if (answer instanceof HttpError) throw answer;
+    return answer;
+  },
+};

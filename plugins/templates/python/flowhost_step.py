@@ -1,5 +1,5 @@
 """flowhost step helper for Python (componentize-py): JSON in and out, typed
-errors, logging, SQL databases and key-value state.
+errors, logging, SQL databases, key-value state and outbound HTTP.
 
     import flowhost_step as fs
 
@@ -37,15 +37,33 @@ bytes. A failed call raises SqlError or KvError (both StepError) with `kind`
 (the WIT error case: denied, invalid, rejected, too-large, unavailable);
 uncaught, it fails the step: unavailable and rejected as Transient, the rest
 as Permanent.
+
+Outbound HTTP, granted by the flow (`allow: {http: [api.example.com]}`), over
+the host's keep-alive pool; send_all sends every request at once and waits
+for all:
+
+    answers = fs.http.send_all([f"https://api.example.com/stock/{i}" for i in ids])
+    for a in answers:  # an fs.Response or an fs.HttpError, in order
+        ...
+    r = fs.http.send("https://api.example.com/orders", method="POST", json={"id": 7}, timeout_ms=2000)
+    r.status, r.header("content-type"), r.body, r.text(), r.json()
+
+A request is a URL or a dict {"url", "method" ("GET"), "headers" (a dict or
+[(name, value)]), "body" (str or bytes) or "json" (any value, sent as JSON),
+"timeout_ms"}. A failure is an HttpError (a StepError) with `kind` (denied,
+invalid, too-large, timeout, failed): send_all puts it in the request's
+place, send raises it; uncaught, timeout and failed fail the step as
+Transient, the rest as Permanent. A 4xx or 5xx status is a response.
 """
 
 import json
 from dataclasses import dataclass
-from typing import Any, Iterable, List, Optional, Sequence
+from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
 import wit_world
-from componentize_py_types import Err
+from componentize_py_types import Err, Ok
 from wit_world.imports import host
+from wit_world.imports import http as _http
 from wit_world.imports import kv as _kv
 from wit_world.imports import sql as _sql
 from wit_world.imports.types import (
@@ -390,3 +408,132 @@ def db(name: str) -> Database:
 def kv(name: str) -> Namespace:
     """The key-value namespace `name` (`allow: {kv: [name]}`)."""
     return Namespace(name)
+
+
+# --- outbound HTTP -------------------------------------------------------------
+
+_HTTP_KINDS = {
+    _http.Error_Denied: "denied",
+    _http.Error_Invalid: "invalid",
+    _http.Error_TooLarge: "too-large",
+    _http.Error_Timeout: "timeout",
+    _http.Error_Failed: "failed",
+}
+
+
+class HttpError(StepError):
+    """A request that got no response; `kind` is denied, invalid, too-large,
+    timeout or failed, `detail` the host's message (it names the URL)."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(f"http {kind.replace('-', ' ')}: {detail}")
+        self.kind = kind
+        self.detail = str(detail)
+
+    def to_wit(self):
+        # A retry may help a timeout or a network failure.
+        if self.kind in ("timeout", "failed"):
+            return StepError_Transient(self.message)
+        return StepError_Permanent(self.message)
+
+
+class Response:
+    """A response, its body read whole."""
+
+    def __init__(self, status: int, headers: List[Tuple[str, str]], body: bytes):
+        self.status = status
+        self.headers = list(headers)  # [(name (lower case), value)], in order
+        self.body = bytes(body)
+
+    @property
+    def ok(self) -> bool:
+        """True for a 2xx status."""
+        return 200 <= self.status < 300
+
+    def header(self, name: str) -> Optional[str]:
+        """The first value of header `name` (any case), or None."""
+        want = name.lower()
+        return next((v for n, v in self.headers if n == want), None)
+
+    def text(self) -> str:
+        """The body as text (UTF-8, bad bytes replaced)."""
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"Response(status={self.status}, {len(self.body)} bytes)"
+
+
+def _http_headers(url: str, headers: Any) -> List[Tuple[str, str]]:
+    if headers is None:
+        return []
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    try:
+        return [(str(n), str(v)) for n, v in pairs]
+    except (TypeError, ValueError):
+        raise HttpError("invalid", f"{url}: headers must be a dict or a list of (name, value)") from None
+
+
+def _http_request(r: Union[str, dict]) -> "_http.Request":
+    req = {"url": r} if isinstance(r, str) else r
+    if not isinstance(req, dict) or not isinstance(req.get("url"), str):
+        raise HttpError("invalid", "a request is a URL or a dict with a str `url`")
+    url = req["url"]
+    headers = _http_headers(url, req.get("headers"))
+    body = req.get("body")
+    if req.get("json") is not None:
+        body = json.dumps(req["json"]).encode()
+        if not any(n.lower() == "content-type" for n, _ in headers):
+            headers.append(("content-type", "application/json"))
+    elif isinstance(body, str):
+        body = body.encode()
+    elif isinstance(body, (bytes, bytearray, memoryview)):
+        body = bytes(body)
+    elif body is not None:
+        raise HttpError("invalid", f"{url}: the body must be str or bytes (json= sends any value)")
+    timeout = req.get("timeout_ms")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or not 0 <= timeout < 2**32):
+        raise HttpError("invalid", f"{url}: timeout_ms must be a whole number of milliseconds, not {timeout!r}")
+    method = req.get("method") or "GET"
+    return _http.Request(str(method).upper(), url, headers, body, timeout)
+
+
+class http:
+    """Outbound HTTP to the hosts the flow grants (`allow: {http: [HOST]}`)."""
+
+    @staticmethod
+    def send_all(requests: Sequence[Union[str, dict]]) -> List[Union[Response, HttpError]]:
+        """Sends every request at once and waits for all; returns, in order, a
+        Response or an HttpError for each (a failure does not stop the others)."""
+        answers: List[Any] = [None] * len(requests)
+        places, records = [], []
+        for i, r in enumerate(requests):
+            try:
+                records.append(_http_request(r))
+                places.append(i)
+            except HttpError as e:
+                answers[i] = e
+        results = _http.send_all(records) if records else []
+        for i, result in zip(places, results):
+            if isinstance(result, Ok):
+                v = result.value
+                answers[i] = Response(v.status, v.headers, v.body)
+            else:
+                e = result.value
+                answers[i] = HttpError(_HTTP_KINDS.get(type(e), "failed"), e.value)
+        return answers
+
+    @staticmethod
+    def send(request: Union[str, dict], **fields: Any) -> Response:
+        """Sends one request (a URL or a dict; keyword arguments add to it:
+        method, headers, body, json, timeout_ms); returns its Response or
+        raises HttpError."""
+        if fields:
+            request = {**({"url": request} if isinstance(request, str) else request), **fields}
+        answer = http.send_all([request])[0]
+        if isinstance(answer, HttpError):
+            raise answer
+        return answer

@@ -1,8 +1,10 @@
-//! Outbound HTTP (wasi-http) from steps: allowed only to the hosts a call
-//! was granted ([`policy`]), sent over the host-wide keep-alive pool
-//! ([`pool`], dialed by [`connect`]). A denied request fails in the guest
-//! with `HTTP-request-denied` and is logged.
+//! Outbound HTTP from steps, through wasi-http or our WIT `http` interface
+//! ([`batch`]): allowed only to the hosts a call was granted ([`policy`]),
+//! sent over the host-wide keep-alive pool ([`pool`], dialed by
+//! [`connect`]). A denied request fails in the guest (wasi-http's
+//! `HTTP-request-denied`, `http`'s `denied`) and is logged.
 
+mod batch;
 mod connect;
 mod policy;
 mod pool;
@@ -55,6 +57,31 @@ impl HttpPolicy {
     }
 }
 
+/// Why a request may not be sent as it is.
+enum Refused {
+    /// Not to this host: logged, the guest sees a denial.
+    Denied(&'static str),
+    /// The checked URI could not be rebuilt.
+    Invalid,
+}
+
+impl HttpPolicy {
+    /// `uri` with exactly the host and port the allow-list checked, which the
+    /// pool keys its connections by and the connector dials. A denial is
+    /// logged here, for every way a step sends.
+    fn checked(&self, uri: &Uri) -> Result<Uri, Refused> {
+        let target = self.allowed.target(uri).map_err(|why| {
+            let uri = printable(&uri.to_string()).into_owned();
+            tracing::warn!(target: "flowhost::sandbox", step = %self.ctx.step_id, %uri,
+                "denied outbound HTTP: {why}");
+            Refused::Denied(why)
+        })?;
+        let mut parts = uri.clone().into_parts();
+        parts.authority = Some(target);
+        Uri::from_parts(parts).map_err(|_| Refused::Invalid)
+    }
+}
+
 impl WasiHttpHooks for HttpPolicy {
     fn send_request(
         &mut self,
@@ -62,22 +89,10 @@ impl WasiHttpHooks for HttpPolicy {
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> ResponseFuture {
-        let target = match self.allowed.target(request.uri()) {
-            Ok(target) => target,
-            Err(why) => {
-                let uri = printable(&request.uri().to_string()).into_owned();
-                tracing::warn!(target: "flowhost::sandbox", step = %self.ctx.step_id, %uri,
-                    "denied outbound HTTP: {why}");
-                return Box::new(async { Err(Error::HttpRequestDenied) });
-            }
-        };
-        // Dial exactly the host and port that were checked: the pool keys
-        // its connections by this authority and the connector dials it.
-        let mut parts = request.uri().clone().into_parts();
-        parts.authority = Some(target);
-        match Uri::from_parts(parts) {
+        match self.checked(request.uri()) {
             Ok(uri) => *request.uri_mut() = uri,
-            Err(_) => return Box::new(async { Err(Error::HttpRequestUriInvalid) }),
+            Err(Refused::Denied(_)) => return Box::new(async { Err(Error::HttpRequestDenied) }),
+            Err(Refused::Invalid) => return Box::new(async { Err(Error::HttpRequestUriInvalid) }),
         }
         let pool = self.pool.clone();
         let deadline = self.deadline;

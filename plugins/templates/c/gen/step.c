@@ -57,6 +57,11 @@ extern void __wasm_import_flowhost_step_kv_increment(uint8_t *, size_t, uint8_t 
 __attribute__((__import_module__("flowhost:step/kv@0.1.2"), __import_name__("compare-and-swap")))
 extern void __wasm_import_flowhost_step_kv_compare_and_swap(uint8_t *, size_t, uint8_t *, size_t, int32_t, uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
+// Imported Functions from `flowhost:step/http@0.1.2`
+
+__attribute__((__import_module__("flowhost:step/http@0.1.2"), __import_name__("send-all")))
+extern void __wasm_import_flowhost_step_http_send_all(uint8_t *, size_t, uint8_t *);
+
 // Exported Functions from `step`
 
 __attribute__((__weak__, __export_name__("cabi_post_describe")))
@@ -330,6 +335,101 @@ void flowhost_step_kv_result_s64_error_free(flowhost_step_kv_result_s64_error_t 
   if (!ptr->is_err) {
   } else {
     flowhost_step_kv_error_free(&ptr->val.err);
+  }
+}
+
+void step_tuple2_string_string_free(step_tuple2_string_string_t *ptr) {
+  step_string_free(&ptr->f0);
+  step_string_free(&ptr->f1);
+}
+
+void step_list_tuple2_string_string_free(step_list_tuple2_string_string_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    step_tuple2_string_string_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+      step_tuple2_string_string_free(&list_ptr[i]);
+    }
+    free(list_ptr);
+  }
+}
+
+void step_option_list_u8_free(step_option_list_u8_t *ptr) {
+  if (ptr->is_some) {
+    step_list_u8_free(&ptr->val);
+  }
+}
+
+void step_option_u32_free(step_option_u32_t *ptr) {
+  if (ptr->is_some) {
+  }
+}
+
+void flowhost_step_http_request_free(flowhost_step_http_request_t *ptr) {
+  step_string_free(&ptr->method);
+  step_string_free(&ptr->url);
+  step_list_tuple2_string_string_free(&ptr->headers);
+  step_option_list_u8_free(&ptr->body);
+  step_option_u32_free(&ptr->timeout_ms);
+}
+
+void flowhost_step_http_response_free(flowhost_step_http_response_t *ptr) {
+  step_list_tuple2_string_string_free(&ptr->headers);
+  step_list_u8_free(&ptr->body);
+}
+
+void flowhost_step_http_error_free(flowhost_step_http_error_t *ptr) {
+  switch ((int32_t) ptr->tag) {
+    case 0: {
+      step_string_free(&ptr->val.denied);
+      break;
+    }
+    case 1: {
+      step_string_free(&ptr->val.invalid);
+      break;
+    }
+    case 2: {
+      step_string_free(&ptr->val.too_large);
+      break;
+    }
+    case 3: {
+      step_string_free(&ptr->val.timeout);
+      break;
+    }
+    case 4: {
+      step_string_free(&ptr->val.failed);
+      break;
+    }
+  }
+}
+
+void flowhost_step_http_list_request_free(flowhost_step_http_list_request_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    flowhost_step_http_request_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+      flowhost_step_http_request_free(&list_ptr[i]);
+    }
+    free(list_ptr);
+  }
+}
+
+void flowhost_step_http_result_response_error_free(flowhost_step_http_result_response_error_t *ptr) {
+  if (!ptr->is_err) {
+    flowhost_step_http_response_free(&ptr->val.ok);
+  } else {
+    flowhost_step_http_error_free(&ptr->val.err);
+  }
+}
+
+void flowhost_step_http_list_result_response_error_free(flowhost_step_http_list_result_response_error_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    flowhost_step_http_result_response_error_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+      flowhost_step_http_result_response_error_free(&list_ptr[i]);
+    }
+    free(list_ptr);
   }
 }
 
@@ -1119,6 +1219,14 @@ bool flowhost_step_kv_compare_and_swap(step_string_t *namespace_, step_string_t 
     *err = result.val.err;
     return 0;
   }
+}
+
+void flowhost_step_http_send_all(flowhost_step_http_list_request_t *requests, flowhost_step_http_list_result_response_error_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_flowhost_step_http_send_all((uint8_t *) (*requests).ptr, (*requests).len, ptr);
+  *ret = (flowhost_step_http_list_result_response_error_t) { (flowhost_step_http_result_response_error_t*)(*((uint8_t **) (ptr + 0))), (*((size_t*) (ptr + sizeof(void*)))) };
 }
 
 __attribute__((__export_name__("describe")))

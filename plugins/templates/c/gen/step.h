@@ -207,6 +207,90 @@ typedef struct {
   } val;
 } flowhost_step_kv_result_s64_error_t;
 
+typedef struct {
+  step_string_t f0;
+  step_string_t f1;
+} step_tuple2_string_string_t;
+
+typedef struct {
+  step_tuple2_string_string_t *ptr;
+  size_t len;
+} step_list_tuple2_string_string_t;
+
+typedef struct {
+  bool is_some;
+  step_list_u8_t val;
+} step_option_list_u8_t;
+
+typedef struct {
+  bool is_some;
+  uint32_t val;
+} step_option_u32_t;
+
+// One request.
+typedef struct flowhost_step_http_request_t {
+  // `GET`, `POST`, ... (any token).
+  step_string_t   method;
+  // An `http://` or `https://` URL.
+  step_string_t   url;
+  // Header names and values, sent in order.
+  step_list_tuple2_string_string_t   headers;
+  // The body; none sends none.
+  step_option_list_u8_t   body;
+  // How long the whole request may take, response body included;
+  // none leaves it to the step's deadline, which bounds it anyway.
+  step_option_u32_t   timeout_ms;
+} flowhost_step_http_request_t;
+
+// A response, its body read whole.
+typedef struct flowhost_step_http_response_t {
+  uint16_t   status;
+  // Header names (lower case) and values (text not UTF-8 replaced).
+  step_list_tuple2_string_string_t   headers;
+  step_list_u8_t   body;
+} flowhost_step_http_response_t;
+
+// Why a request got no response. The message names the URL.
+typedef struct flowhost_step_http_error_t {
+  uint8_t tag;
+  union {
+    step_string_t     denied;
+    step_string_t     invalid;
+    step_string_t     too_large;
+    step_string_t     timeout;
+    step_string_t     failed;
+  } val;
+} flowhost_step_http_error_t;
+
+// The host is not in the step's `http` grant, or the URL has user info.
+#define FLOWHOST_STEP_HTTP_ERROR_DENIED 0
+// A bad URL, method or header, or too many requests or headers.
+#define FLOWHOST_STEP_HTTP_ERROR_INVALID 1
+// The request body or the response body passed its cap.
+#define FLOWHOST_STEP_HTTP_ERROR_TOO_LARGE 2
+// The request took longer than its `timeout-ms`.
+#define FLOWHOST_STEP_HTTP_ERROR_TIMEOUT 3
+// It was sent but failed: refused, reset, a TLS error... Retrying may help.
+#define FLOWHOST_STEP_HTTP_ERROR_FAILED 4
+
+typedef struct {
+  flowhost_step_http_request_t *ptr;
+  size_t len;
+} flowhost_step_http_list_request_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    flowhost_step_http_response_t ok;
+    flowhost_step_http_error_t err;
+  } val;
+} flowhost_step_http_result_response_error_t;
+
+typedef struct {
+  flowhost_step_http_result_response_error_t *ptr;
+  size_t len;
+} flowhost_step_http_list_result_response_error_t;
+
 // What the host tells a step about this call.
 typedef struct flowhost_step_types_context_t {
   // Flow name; "" when called directly.
@@ -305,6 +389,11 @@ extern bool flowhost_step_kv_increment(step_string_t *namespace_, step_string_t 
 // absent), atomically; true when it was set.
 extern bool flowhost_step_kv_compare_and_swap(step_string_t *namespace_, step_string_t *key, step_string_t *maybe_expected, step_string_t *value, bool *ret, flowhost_step_kv_error_t *err);
 
+// Imported Functions from `flowhost:step/http@0.1.2`
+// Sends every request at once through the host's pool and waits for
+// all; each answers in its place, and a failed one does not stop the others.
+extern void flowhost_step_http_send_all(flowhost_step_http_list_request_t *requests, flowhost_step_http_list_result_response_error_t *ret);
+
 // Exported Functions from `step`
 void exports_step_describe(step_metadata_t *ret);
 bool exports_step_run(step_context_t *ctx, step_string_t *input, step_string_t *ret, step_step_error_t *err);
@@ -356,6 +445,26 @@ void flowhost_step_kv_result_void_error_free(flowhost_step_kv_result_void_error_
 void flowhost_step_kv_result_bool_error_free(flowhost_step_kv_result_bool_error_t *ptr);
 
 void flowhost_step_kv_result_s64_error_free(flowhost_step_kv_result_s64_error_t *ptr);
+
+void step_tuple2_string_string_free(step_tuple2_string_string_t *ptr);
+
+void step_list_tuple2_string_string_free(step_list_tuple2_string_string_t *ptr);
+
+void step_option_list_u8_free(step_option_list_u8_t *ptr);
+
+void step_option_u32_free(step_option_u32_t *ptr);
+
+void flowhost_step_http_request_free(flowhost_step_http_request_t *ptr);
+
+void flowhost_step_http_response_free(flowhost_step_http_response_t *ptr);
+
+void flowhost_step_http_error_free(flowhost_step_http_error_t *ptr);
+
+void flowhost_step_http_list_request_free(flowhost_step_http_list_request_t *ptr);
+
+void flowhost_step_http_result_response_error_free(flowhost_step_http_result_response_error_t *ptr);
+
+void flowhost_step_http_list_result_response_error_free(flowhost_step_http_list_result_response_error_t *ptr);
 
 void flowhost_step_types_context_free(flowhost_step_types_context_t *ptr);
 
