@@ -38,20 +38,7 @@ async fn a_served_flow_saves_to_the_configs_database() {
     .unwrap();
     std::fs::create_dir(dir.path().join("data")).unwrap();
     let (_child, addr, _lines) = serve(
-        flowhost()
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--store",
-                "memory",
-                "--config",
-            ])
-            .arg(&toml)
-            .arg("--plugins")
-            .arg(dir.path().join("plugins"))
-            .arg("--flows")
-            .arg(dir.path().join("flows"))
+        serve_with(dir.path(), &toml)
             .current_dir(root())
             .stdout(std::process::Stdio::null()),
     );
@@ -79,20 +66,7 @@ fn a_database_that_cannot_be_opened_stops_the_start() {
         "[databases.orders]\nurl = \"sqlite:missing/dir/orders.db\"\n",
     )
     .unwrap();
-    let (code, _out, err) = run(flowhost()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--store",
-            "memory",
-            "--config",
-        ])
-        .arg(&toml)
-        .arg("--plugins")
-        .arg(dir.path().join("plugins"))
-        .arg("--flows")
-        .arg(dir.path().join("flows")));
+    let (code, _out, err) = run(&mut serve_with(dir.path(), &toml));
     assert_eq!(code, 2, "{err}");
     let line = err.lines().last().unwrap_or_default();
     assert!(
