@@ -97,7 +97,7 @@ export function handler(fn) {
     try {
       out = fn(value, context);
     } catch (e) {
-      if (e instanceof SqlError || e instanceof KvError || e instanceof HttpError) fail(e.stepKind, e.message);
+      if (e instanceof HostCallError) fail(e.stepKind, e.message);
       if (e instanceof Error && typeof e.kind === 'string' && e.kind in KINDS) {
         fail(KINDS[e.kind], e.message);
       }
@@ -116,27 +116,32 @@ export function handler(fn) {
 // The words of each error case in messages ("sql too large: ...", as the Rust SDK).
 const WORDS = { 'too-large': 'too large' };
 
-/** A failed database call; `kind` is denied, invalid, rejected, too-large or unavailable. */
-export class SqlError extends Error {
-  constructor(kind, message) {
-    super(`sql ${WORDS[kind] || kind}: ${message}`);
-    this.name = 'SqlError';
+/** A failed host call (database, key-value, HTTP): its `kind` and the host's message. */
+class HostCallError extends Error {
+  constructor(what, kind, message, transient) {
+    super(`${what} ${WORDS[kind] || kind}: ${message}`);
     this.kind = kind;
-    this.detail = String(message); // the host's message, naming the database
+    this.detail = String(message); // the host's message, naming the database, namespace or URL
+    this.transient = transient;
   }
-  /** The step-error it becomes when uncaught: a retry may help a conflict or an outage. */
-  get stepKind() { return this.kind === 'unavailable' || this.kind === 'rejected' ? 'transient' : 'permanent'; }
+  /** The step-error it becomes when uncaught: `transient` where a retry may help. */
+  get stepKind() { return this.transient.includes(this.kind) ? 'transient' : 'permanent'; }
+}
+
+/** A failed database call; `kind` is denied, invalid, rejected, too-large or unavailable. */
+export class SqlError extends HostCallError {
+  constructor(kind, message) {
+    super('sql', kind, message, ['unavailable', 'rejected']); // a conflict or an outage
+    this.name = 'SqlError';
+  }
 }
 
 /** A failed key-value call; `kind` is denied, invalid or unavailable. */
-export class KvError extends Error {
+export class KvError extends HostCallError {
   constructor(kind, message) {
-    super(`kv ${kind}: ${message}`);
+    super('kv', kind, message, ['unavailable']);
     this.name = 'KvError';
-    this.kind = kind;
-    this.detail = String(message);
   }
-  get stepKind() { return this.kind === 'unavailable' ? 'transient' : 'permanent'; }
 }
 
 // componentize-qjs throws an import's err case as an Error whose `payload` is
@@ -318,15 +323,11 @@ class Namespace {
 // --- outbound HTTP -----------------------------------------------------------
 
 /** A request that got no response; `kind` is denied, invalid, too-large, timeout or failed. */
-export class HttpError extends Error {
+export class HttpError extends HostCallError {
   constructor(kind, message) {
-    super(`http ${WORDS[kind] || kind}: ${message}`);
+    super('http', kind, message, ['timeout', 'failed']); // a timeout or a network failure
     this.name = 'HttpError';
-    this.kind = kind;
-    this.detail = String(message); // the host's message, naming the URL
   }
-  /** The step-error it becomes when uncaught: a retry may help a timeout or a network failure. */
-  get stepKind() { return this.kind === 'timeout' || this.kind === 'failed' ? 'transient' : 'permanent'; }
 }
 
 function utf8(text) {

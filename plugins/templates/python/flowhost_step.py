@@ -192,34 +192,39 @@ _KV_KINDS = {
 }
 
 
-class SqlError(StepError):
+class _HostCallError(StepError):
+    """A failed host call (database, key-value, HTTP): `kind` and `detail`,
+    the host's message. Uncaught, the kinds in `TRANSIENT` fail the step as
+    transient (a retry may help), the others as permanent."""
+
+    WHAT = ""
+    TRANSIENT: Tuple[str, ...] = ()
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(f"{self.WHAT} {kind.replace('-', ' ')}: {detail}")
+        self.kind = kind
+        self.detail = str(detail)
+
+    def to_wit(self):
+        if self.kind in self.TRANSIENT:
+            return StepError_Transient(self.message)
+        return StepError_Permanent(self.message)
+
+
+class SqlError(_HostCallError):
     """A failed database call; `kind` is denied, invalid, rejected, too-large
     or unavailable, `detail` the host's message (it names the database)."""
 
-    def __init__(self, kind: str, detail: str):
-        super().__init__(f"sql {kind.replace('-', ' ')}: {detail}")
-        self.kind = kind
-        self.detail = str(detail)
-
-    def to_wit(self):
-        # A retry may help an outage or a conflict (it runs against new data).
-        if self.kind in ("unavailable", "rejected"):
-            return StepError_Transient(self.message)
-        return StepError_Permanent(self.message)
+    WHAT = "sql"
+    # An outage, or a conflict (a retry runs against new data).
+    TRANSIENT = ("unavailable", "rejected")
 
 
-class KvError(StepError):
+class KvError(_HostCallError):
     """A failed key-value call; `kind` is denied, invalid or unavailable."""
 
-    def __init__(self, kind: str, detail: str):
-        super().__init__(f"kv {kind}: {detail}")
-        self.kind = kind
-        self.detail = str(detail)
-
-    def to_wit(self):
-        if self.kind == "unavailable":
-            return StepError_Transient(self.message)
-        return StepError_Permanent(self.message)
+    WHAT = "kv"
+    TRANSIENT = ("unavailable",)
 
 
 def _host_call(error, kinds, call, *args):
@@ -421,20 +426,12 @@ _HTTP_KINDS = {
 }
 
 
-class HttpError(StepError):
+class HttpError(_HostCallError):
     """A request that got no response; `kind` is denied, invalid, too-large,
     timeout or failed, `detail` the host's message (it names the URL)."""
 
-    def __init__(self, kind: str, detail: str):
-        super().__init__(f"http {kind.replace('-', ' ')}: {detail}")
-        self.kind = kind
-        self.detail = str(detail)
-
-    def to_wit(self):
-        # A retry may help a timeout or a network failure.
-        if self.kind in ("timeout", "failed"):
-            return StepError_Transient(self.message)
-        return StepError_Permanent(self.message)
+    WHAT = "http"
+    TRANSIENT = ("timeout", "failed")
 
 
 class Response:
