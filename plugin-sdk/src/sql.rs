@@ -10,15 +10,15 @@
 //!
 //! # fn demo() -> Result<(), flowhost_sdk::StepError> {
 //! let db = Database::new("orders");
-//! db.execute("insert into orders (id, total) values (?1, ?2)", &sql::params![7, 12.5])?;
-//! let rows: Vec<Order> = db.query("select id, total from orders where id = ?1", &sql::params![7])?;
+//! db.execute("insert into orders (id, total) values ($1, $2)", &sql::params![7, 12.5])?;
+//! let rows: Vec<Order> = db.query("select id, total from orders where id = $1", &sql::params![7])?;
 //! let tx = db.transaction()?;
-//! tx.execute("update orders set total = total + 1 where id = ?1", &sql::params![7])?;
+//! tx.execute("update orders set total = total + 1 where id = $1", &sql::params![7])?;
 //! tx.commit()?; // dropped without commit: rolled back
 //! # Ok(()) }
 //! ```
 //!
-//! Parameters are always bound (`?1`... on SQLite, `$1`... on PostgreSQL),
+//! Parameters are always bound (`$1`... on SQLite and PostgreSQL alike),
 //! never pasted into the SQL. Rows arrive as JSON objects keyed by column
 //! name and are deserialised into your type.
 
