@@ -143,6 +143,7 @@ async fn ten_requests_from_one_step_run_concurrently() {
     )
     .await;
     let took = started.elapsed();
+    println!("ten 100 ms requests from one Rust step took {took:?}");
     all_ok(&report.result.unwrap(), 10);
     assert!(
         took < Duration::from_millis(800),
@@ -283,6 +284,7 @@ async fn js_and_python_steps_send_ten_requests_at_once_over_pooled_connections()
             );
             all_ok(&out.to_string(), 10);
             let took = out["elapsed_ms"].as_u64().unwrap();
+            println!("{step}: ten 100 ms requests took {took} ms");
             assert!(took < 800, "{step}: ten 100 ms requests took {took} ms");
             let dialed = accepted.load(Ordering::SeqCst);
             assert!(
