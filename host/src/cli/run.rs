@@ -198,16 +198,13 @@ async fn services(config: Option<&Path>) -> Result<flowhost::Services, Failure> 
     let Some(path) = config else {
         return Ok(flowhost::Services::new());
     };
-    let shown = path.display();
-    let text = tokio::fs::read_to_string(path)
+    let settings = super::serve::read_config(path)
         .await
-        .map_err(|e| Failure::usage(format!("--config {shown}: {e}")))?;
-    let settings = flowhost::server::ServerConfig::from_toml(&text)
-        .map_err(|e| Failure::usage(format!("--config {shown}: {e}")))?;
-    let dir = super::serve::config_dir(path);
+        .map_err(|e| Failure::usage(format!("--config {e}")))?;
+    let dir = settings.config_dir.unwrap_or_else(|| ".".into());
     let databases = flowhost::sql::Databases::open(&settings.databases, &dir)
         .await
-        .map_err(|e| Failure::usage(format!("--config {shown}: {e}")))?;
+        .map_err(|e| Failure::usage(format!("--config {}: {e}", path.display())))?;
     Ok(flowhost::Services::new().databases(std::sync::Arc::new(databases)))
 }
 

@@ -49,15 +49,7 @@ pub(crate) struct ServeArgs {
 
 pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let mut config = match &args.config {
-        Some(path) => {
-            let text = tokio::fs::read_to_string(path)
-                .await
-                .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-            let mut config = ServerConfig::from_toml(&text)
-                .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-            config.config_dir = Some(config_dir(path));
-            config
-        }
+        Some(path) => read_config(path).await.map_err(Failure::usage)?,
         None => ServerConfig::default(),
     };
     if let Some(listen) = args.listen {
@@ -112,7 +104,19 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
 }
 
 /// The folder of the config file `path`, where its relative paths start.
-pub(crate) fn config_dir(path: &std::path::Path) -> PathBuf {
+/// Reads and checks a `flowhost.toml`, noting its folder (relative paths in
+/// it, such as a SQLite database's, are taken from there). The error names the file.
+pub(crate) async fn read_config(path: &std::path::Path) -> Result<ServerConfig, String> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut config =
+        ServerConfig::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    config.config_dir = Some(config_dir(path));
+    Ok(config)
+}
+
+fn config_dir(path: &std::path::Path) -> PathBuf {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
