@@ -91,11 +91,6 @@ impl Databases {
     fn get(&self, name: &str) -> Option<&Database> {
         self.by_name.get(name)
     }
-
-    /// The names declared.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.by_name.keys().map(String::as_str)
-    }
 }
 
 struct Database {
