@@ -30,7 +30,7 @@ use super::data::{Data, Doc};
 use super::record::{RunError, StepRecord, StepStatus};
 use crate::error::ErrorKind;
 use crate::runtime::events::Event;
-use crate::store::{Emitted, MAX_JOURNALED_INPUT, StepEntry, Store, StoreError};
+use crate::store::{Emitted, MAX_JOURNALED_INPUT, RUN_INPUT, StepEntry, Store, StoreError};
 
 /// The journal of one run: built on a [`Store`], with the entries an earlier
 /// life of the run wrote (from [`Store::unfinished`], or chosen for a rerun).
@@ -50,6 +50,25 @@ pub struct RunJournal {
     /// Plugin steps called and not yet journaled: when each started (in
     /// milliseconds since the run started, and on this process's clock).
     in_flight: Mutex<HashMap<String, (f64, std::time::Instant)>>,
+    /// What a step's input most often repeats, so that its entry names it
+    /// instead of copying it: the run's input and the last output.
+    sources: Mutex<Sources>,
+}
+
+/// The documents an entry may name as its input.
+#[derive(Default)]
+struct Sources {
+    run_input: Option<Doc>,
+    /// The output last journaled or replayed, and its step's path.
+    last: Option<(String, Doc)>,
+}
+
+/// A step's input as its entry keeps it.
+pub(crate) enum KeptInput {
+    /// A copy of the text.
+    Text(Box<RawValue>),
+    /// The run's input or an earlier step's output, named.
+    Named(String),
 }
 
 /// An entry's path and its commit.
@@ -102,6 +121,7 @@ impl RunJournal {
             pending: Mutex::default(),
             synchronous: false,
             in_flight: Mutex::default(),
+            sources: Mutex::default(),
         }
     }
 
@@ -146,6 +166,32 @@ impl RunJournal {
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn sources(&self) -> std::sync::MutexGuard<'_, Sources> {
+        self.sources.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes the run's input, which a step's entry names rather than copies.
+    pub(crate) fn run_input(&self, input: &Doc) {
+        self.sources().run_input = Some(input.clone());
+    }
+
+    /// What the entry of a step called with `input` keeps of it: a name
+    /// when it is the run's input or the last output (a chain of steps
+    /// writes each document once), else a copy, unless it is over
+    /// [`MAX_JOURNALED_INPUT`] bytes.
+    pub(crate) fn keep_input(&self, input: &Doc) -> Option<KeptInput> {
+        let same = |doc: &Doc| Arc::ptr_eq(doc, input) || doc.raw().get() == input.raw().get();
+        let sources = self.sources();
+        if sources.run_input.as_ref().is_some_and(same) {
+            return Some(KeptInput::Named(RUN_INPUT.to_string()));
+        }
+        if let Some((path, _)) = sources.last.as_ref().filter(|(_, doc)| same(doc)) {
+            return Some(KeptInput::Named(path.clone()));
+        }
+        let text = input.raw();
+        (text.get().len() <= MAX_JOURNALED_INPUT).then(|| KeptInput::Text(text.to_owned()))
+    }
+
     /// The run the entries are written for.
     pub fn run_id(&self) -> &str {
         &self.run_id
@@ -182,6 +228,9 @@ impl RunJournal {
             (_, Some(out)) => Ok(Data::from_raw(out.clone())),
             (_, None) => Ok(Data::from_value(serde_json::Value::Null)),
         };
+        if let Ok(doc) = &result {
+            self.sources().last = Some((path.to_string(), doc.clone()));
+        }
         let emitted = entry
             .emitted
             .iter()
@@ -221,18 +270,20 @@ impl RunJournal {
     pub(crate) async fn completed(
         &self,
         record: StepRecord,
-        input: Option<Box<RawValue>>,
+        input: Option<KeptInput>,
         result: &Result<Doc, RunError>,
         emitted: &[Event],
     ) -> Result<(), RunError> {
         self.in_flight().remove(&record.path);
         let output = match result {
-            Ok(doc) => Some(doc.raw().to_owned()),
+            Ok(doc) => {
+                self.sources().last = Some((record.path.clone(), doc.clone()));
+                Some(doc.raw().to_owned())
+            }
             Err(f) if f.kind == ErrorKind::Cancelled => return Ok(()),
             Err(_) => None,
         };
         let emitted = emitted.iter().map(Emitted::from).collect();
-        let input = input.filter(|i| i.get().len() <= MAX_JOURNALED_INPUT);
         self.write(Write {
             record,
             input,
@@ -267,11 +318,17 @@ impl RunJournal {
     async fn write(&self, w: Write) -> Result<(), RunError> {
         let waits = !w.emitted.is_empty();
         let path = w.record.path.clone();
+        let (input, input_from) = match w.input {
+            Some(KeptInput::Text(text)) => (Some(text), None),
+            Some(KeptInput::Named(from)) => (None, Some(from)),
+            None => (None, None),
+        };
         let entry = StepEntry {
             path: path.clone(),
             record: w.record,
             output: w.output,
-            input: w.input,
+            input,
+            input_from,
             retry_at: w.retry_at,
             emitted: w.emitted,
         };
@@ -311,7 +368,7 @@ impl RunJournal {
 /// What one journal entry holds.
 struct Write {
     record: StepRecord,
-    input: Option<Box<RawValue>>,
+    input: Option<KeptInput>,
     output: Option<Box<RawValue>>,
     retry_at: Option<SystemTime>,
     emitted: Vec<Emitted>,

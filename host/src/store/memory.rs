@@ -206,7 +206,7 @@ impl Store for MemoryStore {
             .map(|run| Unfinished {
                 run: run.new.clone(),
                 started_at: run.started_at,
-                steps: run.steps.clone(),
+                steps: resolved(run),
                 cancel_requested: false,
             })
             .collect())
@@ -224,7 +224,7 @@ impl Store for MemoryStore {
             .lock()
             .runs
             .get(run_id)
-            .map(|r| (r.new.clone(), r.steps.clone())))
+            .map(|r| (r.new.clone(), resolved(r))))
     }
 
     async fn list(&self, query: ListQuery) -> Result<RunPage, StoreError> {
@@ -291,4 +291,11 @@ impl Store for MemoryStore {
         let inner = self.lock();
         (inner.finished.len(), inner.finished.bytes() as u64)
     }
+}
+
+/// A run's journal, with the inputs its entries name filled in.
+fn resolved(run: &Run) -> Vec<StepEntry> {
+    let mut steps = run.steps.clone();
+    super::resolve_inputs(&run.new.input, &mut steps);
+    steps
 }

@@ -187,6 +187,11 @@ pub struct StepEntry {
     /// [`MAX_JOURNALED_INPUT`] bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<Box<RawValue>>,
+    /// Where its input is, when the entry names it instead of copying it:
+    /// [`RUN_INPUT`] (the run's input) or the path of the entry whose output
+    /// it was. The stores resolve it into `input` when they read entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_from: Option<String>,
     /// Set while the step waits for a retry: when the next attempt starts.
     #[serde(with = "unix_ms::option", default)]
     pub retry_at: Option<SystemTime>,
@@ -194,6 +199,41 @@ pub struct StepEntry {
     /// (its outbox).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub emitted: Vec<Emitted>,
+}
+
+/// [`StepEntry::input_from`] naming the run's input.
+pub const RUN_INPUT: &str = "$input";
+
+/// Fills in the inputs `entries` name instead of copying them, from the
+/// run's `input` and the entries' outputs; a name that points nowhere (an
+/// entry changed by hand) leaves the input unknown.
+pub(crate) fn resolve_inputs(input: &RawValue, entries: &mut [StepEntry]) {
+    let named: Vec<(usize, String)> = entries
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, e)| Some((i, e.input_from.take()?)))
+        .collect();
+    if named.is_empty() {
+        return;
+    }
+    let at: std::collections::HashMap<&str, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.path.as_str(), i))
+        .collect();
+    let found: Vec<(usize, Option<Box<RawValue>>)> = named
+        .into_iter()
+        .map(|(i, from)| {
+            let text = match from.as_str() {
+                RUN_INPUT => Some(input.to_owned()),
+                path => at.get(path).and_then(|&j| entries[j].output.clone()),
+            };
+            (i, text)
+        })
+        .collect();
+    for (i, text) in found {
+        entries[i].input = text;
+    }
 }
 
 /// The largest step input a journal entry keeps (JSON text bytes): enough

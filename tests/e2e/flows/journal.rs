@@ -462,3 +462,83 @@ async fn a_rerun_from_a_step_with_a_new_input_runs_it_on_that_input() {
         ["r-g one", "r-g two", "r-g three", "new", "r-g three"]
     );
 }
+
+/// An entry names its step's input when that is the run's input or the
+/// output journaled last, so that a chain writes each document once; read
+/// back, every entry has its input whole.
+#[tokio::test]
+async fn entries_name_the_inputs_they_would_repeat_and_read_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let store = Arc::new(
+        flowhost::store::sqlite::SqliteStore::open(&db)
+            .await
+            .unwrap(),
+    );
+    let run: NewRun = serde_json::from_value(json!({
+        "run_id": "r-n", "flow": "named", "flow_version": "", "plugins": {},
+        "input": {"name": "ada"}, "accepted_at": 0, "idempotency_key": null, "derived_from": null,
+    }))
+    .unwrap();
+    assert_eq!(store.accept(vec![run]).await.unwrap(), [Accepted::New]);
+    let flow = parse(
+        "flow: named\nsteps:\n  - {id: one, plugin: shout}\n  - {id: two, plugin: echo}\n  \
+         - {id: three, plugin: echo, input: {n: 1}}\n",
+    );
+    let plugins = plugin_set(&flow).await;
+    let journal = Arc::new(RunJournal::new(store.clone(), "r-n", Vec::new()));
+    let options = RunOptions {
+        journal: Some(journal.clone()),
+        ..RunOptions::default()
+    };
+    let record = executor()
+        .run(&flow, &plugins, json!({"name": "ada"}), options)
+        .await;
+    assert_eq!(output(&record), json!({"n": 1}));
+    journal.flush().await.unwrap();
+
+    // As written: `one` names the run's input, `two` the output of `one`;
+    // `three`'s input is new, so it is copied.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT path, entry FROM steps WHERE run_id = 'r-n' ORDER BY id")
+        .unwrap();
+    let written: Vec<(String, serde_json::Value)> = stmt
+        .query_map([], |r| {
+            let entry: String = r.get(1)?;
+            Ok((r.get(0)?, serde_json::from_str(&entry).unwrap()))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let kept: Vec<_> = written
+        .iter()
+        .map(|(path, e)| (path.as_str(), e.get("input_from"), e.get("input")))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("one", Some(&json!("$input")), None),
+            ("two", Some(&json!("one")), None),
+            ("three", None, Some(&json!({"n": 1}))),
+        ]
+    );
+
+    // As read: every input whole, and nothing left named.
+    let (_, entries) = store.replay_source("r-n").await.unwrap().unwrap();
+    let inputs: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            assert_eq!(e.input_from, None, "{}", e.path);
+            serde_json::from_str::<serde_json::Value>(e.input.as_ref().unwrap().get()).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        inputs,
+        [
+            json!({"name": "ada"}),
+            json!({"name": "ADA"}),
+            json!({"n": 1})
+        ]
+    );
+}

@@ -21,6 +21,9 @@ impl RunCtx<'_> {
     /// Runs the flow on `input`, checked where it entered: its output, or
     /// why it failed.
     pub(crate) async fn run_flow(&self, input: Doc) -> Result<Box<RawValue>, RunError> {
+        if let Some(journal) = &self.journal {
+            journal.run_input(&input);
+        }
         let scope = Scope::new(input.clone(), self.run_id, &self.flow.name);
         let steps = self.run_steps(&self.flow.steps, scope, input, "", Spread::Inline);
         let result = match self.deadline {

@@ -16,11 +16,11 @@ use super::plugin::PluginRun;
 use super::records::Guard;
 use crate::error::ErrorKind;
 use crate::executor::data::{Data, Doc};
+use crate::executor::journal::KeptInput;
 use crate::executor::outbox::Outbox;
 use crate::executor::record::{RunError, StepStatus, StepType};
 use crate::executor::scope::{Outcome, Scope};
 use crate::flow::{EvalError, ForEach, Parallel, Step, StepKind, Switch, describe_json};
-use crate::store::MAX_JOURNALED_INPUT;
 
 impl RunCtx<'_> {
     /// A sequence: each step's output feeds the next, unless it says
@@ -116,12 +116,8 @@ impl RunCtx<'_> {
                         spread,
                         outbox: outbox.clone(),
                     };
-                    // Kept for the journal (bounded there) before the call takes it.
-                    let journaled_input = self
-                        .journal
-                        .as_ref()
-                        .filter(|_| input.raw().get().len() <= MAX_JOURNALED_INPUT)
-                        .map(|_| input.raw().to_owned());
+                    // Kept for the journal before the call takes it.
+                    let journaled_input = self.journal.as_ref().and_then(|j| j.keep_input(&input));
                     if let Some(journal) = &self.journal {
                         journal.calling(path, rec.record.start_ms);
                     }
@@ -387,8 +383,8 @@ fn final_status(step: &Step, rec: &Guard<'_>, result: &Result<Doc, RunError>) ->
 
 /// A plugin step's call as it ended, for its journal entry.
 struct Done {
-    /// The input it was called with (when small enough to keep).
-    input: Option<Box<RawValue>>,
+    /// The input it was called with, as its entry keeps it.
+    input: Option<KeptInput>,
     result: Result<Doc, RunError>,
     outbox: Option<Arc<Outbox>>,
 }

@@ -12,7 +12,7 @@ use super::open::{pg_error, pool_error};
 use crate::executor::{RunRecord, RunStatus};
 use crate::store::{
     Cursor, ListQuery, MAX_PAGE, NewRun, RunPage, StepEntry, StoreError, StoredRun, Unfinished,
-    unix_ms,
+    resolve_inputs, unix_ms,
 };
 
 pub(super) use crate::store::rows::RUN_COLUMNS;
@@ -141,8 +141,10 @@ impl Reads {
         runs.iter()
             .map(|row| {
                 let (run, started_ms) = self.new_run(row)?;
+                let mut steps = journals.remove(&run.run_id).unwrap_or_default();
+                resolve_inputs(&run.input, &mut steps);
                 Ok(Unfinished {
-                    steps: journals.remove(&run.run_id).unwrap_or_default(),
+                    steps,
                     cancel_requested: row.try_get(RUN_COLUMN_COUNT).map_err(|e| self.sql(e))?,
                     started_at: started_ms.map(unix_ms::to),
                     run,
@@ -211,7 +213,8 @@ impl Reads {
             .map_err(|e| self.sql(e))?;
         tx.commit().await.map_err(|e| self.sql(e))?;
         let (run, _) = self.new_run(&row)?;
-        let steps = self.journals(&steps)?.remove(run_id).unwrap_or_default();
+        let mut steps = self.journals(&steps)?.remove(run_id).unwrap_or_default();
+        resolve_inputs(&run.input, &mut steps);
         Ok(Some((run, steps)))
     }
 

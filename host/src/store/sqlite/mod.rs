@@ -27,8 +27,11 @@
 //! # What is stored
 //! Inputs and outputs are TEXT as they arrived, never re-serialised. A
 //! finished run's record is stored without its output, the output beside
-//! it; [`Store::run`] puts them back together. A finished run's journal is
-//! removed with the finish, like the memory store's.
+//! it; [`Store::run`] puts them back together. A run's journal stays until
+//! the run is pruned: a rerun from a step reuses it. A journal entry whose
+//! input is the run's input or an earlier step's output names it
+//! ([`StepEntry::input_from`]) instead of copying it, and reads fill it
+//! back in.
 
 mod checkpoint;
 mod kv;

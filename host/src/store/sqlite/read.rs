@@ -14,7 +14,7 @@ use super::ops::PruneBound;
 use crate::executor::{RunRecord, RunStatus};
 use crate::store::{
     Cursor, ListQuery, MAX_PAGE, NewRun, RunPage, StepEntry, StoreError, StoredRun, Unfinished,
-    unix_ms,
+    resolve_inputs, unix_ms,
 };
 
 /// Reads at once at most (and so read connections).
@@ -210,8 +210,10 @@ impl Reader<'_> {
             let mut unfinished = Vec::new();
             while let Some(row) = rows.next().map_err(|e| self.sql(e))? {
                 let (run, started_ms) = self.new_run(row)?;
+                let mut steps = journals.remove(&run.run_id).unwrap_or_default();
+                resolve_inputs(&run.input, &mut steps);
                 unfinished.push(Unfinished {
-                    steps: journals.remove(&run.run_id).unwrap_or_default(),
+                    steps,
                     cancel_requested: false,
                     started_at: started_ms.map(unix_ms::to),
                     run,
@@ -270,7 +272,9 @@ impl Reader<'_> {
                 return Ok(None);
             };
             let (run, _) = self.new_run(row)?;
-            Ok(Some((run, self.steps(run_id)?)))
+            let mut steps = self.steps(run_id)?;
+            resolve_inputs(&run.input, &mut steps);
+            Ok(Some((run, steps)))
         })
     }
 

@@ -186,6 +186,7 @@ pub(super) fn entry(path: &str, output: Option<&str>) -> StepEntry {
         record: step_record(path),
         output: output.map(raw),
         input: None,
+        input_from: None,
         retry_at: None,
         emitted: Vec::new(),
     }
