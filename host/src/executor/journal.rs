@@ -228,7 +228,8 @@ impl RunJournal {
             (_, Some(out)) => Ok(Data::from_raw(out.clone())),
             (_, None) => Ok(Data::from_value(serde_json::Value::Null)),
         };
-        if let Ok(doc) = &result {
+        // Only an output the store holds can be named.
+        if let (Ok(doc), Some(_)) = (&result, &entry.output) {
             self.sources().last = Some((path.to_string(), doc.clone()));
         }
         let emitted = entry
