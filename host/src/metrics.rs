@@ -230,7 +230,7 @@ impl Metrics {
         for step in &record.steps {
             let label = StepLabel {
                 flow: flow.clone(),
-                step: step_label(&step.path),
+                step: step.path_without_indices(),
             };
             if step.status != StepStatus::Skipped {
                 self.step_duration
@@ -326,37 +326,9 @@ impl Metrics {
     }
 }
 
-/// A step path with for_each indices dropped, so label values stay bounded:
-/// `lines[3].price` → `lines[].price`.
-fn step_label(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut in_index = false;
-    for c in path.chars() {
-        match c {
-            '[' => {
-                in_index = true;
-                out.push('[');
-            }
-            ']' => {
-                in_index = false;
-                out.push(']');
-            }
-            _ if in_index => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn step_labels_drop_indices() {
-        assert_eq!(step_label("lines[3].price"), "lines[].price");
-        assert_eq!(step_label("a.b"), "a.b");
-    }
 
     #[test]
     fn encodes_registered_metrics() {

@@ -359,6 +359,29 @@ impl StepRecord {
             error: None,
         }
     }
+
+    /// The path with its `for_each` indices dropped (`lines[3].price` →
+    /// `lines[].price`): one name for the step across every item, as
+    /// metrics labels and per-step figures group it.
+    pub fn path_without_indices(&self) -> String {
+        let mut out = String::with_capacity(self.path.len());
+        let mut in_index = false;
+        for c in self.path.chars() {
+            match c {
+                '[' => {
+                    in_index = true;
+                    out.push(c);
+                }
+                ']' => {
+                    in_index = false;
+                    out.push(c);
+                }
+                _ if in_index => {}
+                _ => out.push(c),
+            }
+        }
+        out
+    }
 }
 
 /// One attempt of a plugin step.
@@ -418,4 +441,26 @@ pub struct FallbackRecord {
     pub version: Option<String>,
     /// Its one attempt.
     pub attempt: Attempt,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StepRecord;
+
+    fn without_indices(path: &str) -> String {
+        StepRecord {
+            path: path.into(),
+            ..StepRecord::empty()
+        }
+        .path_without_indices()
+    }
+
+    #[test]
+    fn item_paths_lose_their_index() {
+        assert_eq!(without_indices("lines[3].price"), "lines[].price");
+        assert_eq!(without_indices("squares[12].work"), "squares[].work");
+        assert_eq!(without_indices("a[1].b[22].c"), "a[].b[].c");
+        assert_eq!(without_indices("plain.path"), "plain.path");
+        assert_eq!(without_indices("a.b"), "a.b");
+    }
 }

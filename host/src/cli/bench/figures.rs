@@ -156,7 +156,7 @@ impl Tally {
     }
 
     fn add_step(&mut self, step: &StepRecord) {
-        let path = without_indices(&step.path);
+        let path = step.path_without_indices();
         let i = match self.paths.get(&path) {
             Some(&i) => i,
             None => {
@@ -274,28 +274,6 @@ fn percentile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
     Some(sorted[rank - 1])
 }
 
-/// `lines[3].price` → `lines[].price`: every item of a `for_each` under one
-/// path.
-fn without_indices(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut in_index = false;
-    for c in path.chars() {
-        match c {
-            '[' => {
-                in_index = true;
-                out.push(c);
-            }
-            ']' => {
-                in_index = false;
-                out.push(c);
-            }
-            _ if in_index => {}
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 /// A failed run's error as one line.
 fn example(record: &RunRecord) -> String {
     match &record.error {
@@ -307,13 +285,6 @@ fn example(record: &RunRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn item_paths_lose_their_index() {
-        assert_eq!(without_indices("squares[12].work"), "squares[].work");
-        assert_eq!(without_indices("a[1].b[22].c"), "a[].b[].c");
-        assert_eq!(without_indices("plain.path"), "plain.path");
-    }
 
     #[test]
     fn percentiles_are_nearest_rank() {
