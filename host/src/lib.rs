@@ -46,6 +46,7 @@ pub mod executor;
 pub mod flow;
 pub mod flowtest;
 mod host;
+mod human;
 pub mod kv;
 mod live;
 mod metrics;

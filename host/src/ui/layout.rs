@@ -112,19 +112,6 @@ pub(super) fn bytes(n: u64) -> String {
     bytesize::ByteSize(n).display().iec().to_string()
 }
 
-/// A big number with thousands separated: `1,234,567`.
-pub(super) fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// A short form of a content hash, with the whole one as its title.
 pub(super) fn hash(h: &str) -> Markup {
     html! { code title=(h) { (h.get(..12).unwrap_or(h)) } }

@@ -220,7 +220,7 @@ fn detail(v: &View, s: &StepRecord, shown: bool) -> Markup {
                 dt { "Version" } dd { @if let Some(h) = &s.version { (layout::hash(h)) } @else { "-" } }
                 dt { "Duration" } dd { (layout::ms(s.duration_ms)) }
                 dt { "Attempts" } dd { (s.attempts.len()) }
-                dt { "Fuel" } dd { @if let Some(f) = fuel { (layout::count(f)) } @else { "unknown" } }
+                dt { "Fuel" } dd { @if let Some(f) = fuel { (crate::human::thousands(f)) } @else { "unknown" } }
                 dt { "Peak memory" } dd { @if let Some(m) = memory { (layout::bytes(m)) } @else { "unknown" } }
                 @if let Some(f) = &s.fallback { dt { "Fallback" } dd { (f.plugin) } }
                 @if s.breaker_open { dt { "Breaker" } dd { "open: the call was refused" } }

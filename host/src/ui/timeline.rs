@@ -214,9 +214,9 @@ pub(super) fn render(lines: &[Line<'_>], total: f64, selected: Option<&str>) -> 
                     Line::Items(depth, hidden, counts) => {
                         div.tl-items role="listitem" style={ "--depth:" (depth) } data-testid="items-summary" {
                             span.sr { "Items: " }
-                            @for (word, n) in counts { (layout::badge(word)) " " (layout::count(*n as u64)) " " }
+                            @for (word, n) in counts { (layout::badge(word)) " " (crate::human::thousands(*n as u64)) " " }
                             " · the failed and slowest are drawn; "
-                            (layout::count(*hidden as u64)) " more items not drawn"
+                            (crate::human::thousands(*hidden as u64)) " more items not drawn"
                         }
                     }
                     Line::Step(row) => (step_row(row, total, selected)),

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::ErrorKind;
+use crate::human::thousands;
 
 /// The comprehension steps one evaluation may take: every iteration of
 /// `map`, `filter`, `all`, `exists` and `exists_one`, and every element
@@ -244,19 +245,6 @@ pub(super) fn admit(weight: u64) -> Result<(), Stop> {
         }
         Ok(())
     })
-}
-
-/// `1000000` as `1,000,000`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A byte count in words: `128 MiB`, or `1,500 bytes`.
