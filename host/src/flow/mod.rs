@@ -144,6 +144,18 @@ pub struct FlowError {
     pub message: String,
 }
 
+impl FlowError {
+    /// An error about the whole file (it cannot be read), with no position.
+    pub(crate) fn whole_file(file: &Path, message: String) -> FlowError {
+        FlowError {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message,
+        }
+    }
+}
+
 impl fmt::Display for FlowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line == 0 {
@@ -250,14 +262,7 @@ pub async fn load_flow(
     plugins: Option<&(dyn Fn(&str) -> bool + Sync)>,
 ) -> Result<Flow, Vec<FlowError>> {
     let path = path.as_ref();
-    let unreadable = |message: String| {
-        vec![FlowError {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            message,
-        }]
-    };
+    let unreadable = |message: String| vec![FlowError::whole_file(path, message)];
     let bytes = match crate::bounded_read::read_capped(path, MAX_FLOW_FILE_BYTES).await {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {

@@ -35,14 +35,7 @@ use crate::registry::{PluginSet, load_plugins, scan_dir};
 /// # Errors
 /// Every problem in the file, or one without a position when it cannot be read.
 pub async fn load_test_file(path: &Path) -> Result<TestFile, Vec<FlowError>> {
-    let unreadable = |message: String| {
-        vec![FlowError {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            message,
-        }]
-    };
+    let unreadable = |message: String| vec![FlowError::whole_file(path, message)];
     let bytes = crate::bounded_read::read_capped(path, MAX_FLOW_FILE_BYTES)
         .await
         .map_err(|e| unreadable(format!("cannot read the test file: {e}")))?;
