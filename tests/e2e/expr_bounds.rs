@@ -276,11 +276,7 @@ async fn a_server_keeps_answering_while_quadratic_expressions_run() {
 
     // SIGTERM stops the server within its drain timeout, leaving the other
     // run in its store to resume at the next start.
-    let term = Command::new("kill")
-        .args(["-TERM", &s.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    crate::support::sigterm(&s.child);
     let sent = Instant::now();
     let status = loop {
         if let Some(status) = s.child.try_wait().unwrap() {

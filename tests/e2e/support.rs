@@ -127,6 +127,15 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
+/// Sends SIGTERM to `child`, as an operator's `kill` does.
+pub fn sigterm(child: &std::process::Child) {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -TERM {}", child.id());
+}
+
 /// Polls `check` every 10 ms until it holds; panics with `what` after `timeout`.
 pub async fn poll_until<F, Fut>(timeout: std::time::Duration, what: &str, mut check: F)
 where

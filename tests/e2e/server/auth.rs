@@ -394,11 +394,7 @@ fn the_token_is_required_and_never_logged() {
         let (code, _, err) = run(flowhost().args(list).env_remove("FLOWHOST_API_TOKEN"));
         assert_eq!(code, 2, "{err}");
         assert!(err.contains("this server needs its API token"), "{err}");
-        let killed = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
+        crate::support::sigterm(&child);
         let status = child.wait().unwrap();
         let logged: Vec<String> = before.into_iter().chain(lines.iter()).collect();
         let logged = logged.join("\n");

@@ -141,11 +141,7 @@ async fn open_connections_are_bounded_and_the_bound_is_logged_once() {
         let got = String::from_utf8_lossy(&got);
         assert!(got.starts_with("HTTP/1.1 200 OK"), "{got}");
     }
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    crate::support::sigterm(&child);
     let status = child.wait().unwrap();
     let logged: Vec<String> = lines.iter().collect();
     assert!(status.success(), "{}", logged.join("\n"));

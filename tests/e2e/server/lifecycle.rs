@@ -126,11 +126,7 @@ async fn the_serve_binary_serves_and_stops_on_sigterm() {
     let r = http("GET", addr, "/readyz", None).await;
     assert_eq!(r.status, 200, "{}", r.body);
 
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    crate::support::sigterm(&child);
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -226,11 +222,7 @@ async fn control_characters_from_clients_and_steps_never_reach_the_log_raw() {
     let record = r.json();
     assert_eq!(record["status"], "succeeded", "{record}");
 
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    crate::support::sigterm(&child);
     assert!(child.wait().unwrap().success());
     let log: Vec<String> = lines.iter().collect();
     let log = log.join("\n");
@@ -309,11 +301,7 @@ async fn fifos_in_watched_folders_neither_stall_reloads_nor_shutdown() {
 
     // And SIGTERM stops the server within its drain timeout (10 s).
     let t = Instant::now();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    crate::support::sigterm(&child);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
